@@ -1,0 +1,62 @@
+# RoboJam Cloud: the two commands a fresh machine needs are `make serve` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+SERVE_VENV ?= .venv-serve
+TOOLS ?= .tools
+PY := $(VENV)/bin/python
+ROBOJAM_DATA ?= $(abspath ../shared/data)
+export ROBOJAM_DATA
+
+.PHONY: help venv serve-venv tools serve test bench lint costs clean
+
+help:
+	@echo "make serve  - serve the shipped model on http://127.0.0.1:5000 (NumPy only, no TensorFlow)"
+	@echo "make test   - install everything (dev venv + tools) and run the whole test suite"
+	@echo "make bench  - inference benchmark (Keras vs NumPy engine); results go into the README"
+	@echo "make costs  - price every Pulumi stack offline from the bundled catalogue"
+	@echo "make lint   - ruff"
+
+# The full development environment: serving, training, infra and test dependencies.
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[serve,train,infra,dev]'
+	touch $@
+
+# Serving alone: proves the service installs and runs without TensorFlow.
+serve-venv: $(SERVE_VENV)/.installed
+$(SERVE_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/pip install -q --upgrade pip
+	$(SERVE_VENV)/bin/pip install -q -e '.[serve]'
+	touch $@
+
+# Linters that must not share the project venv (checkov pins an old `packaging`).
+tools: $(TOOLS)/checkov/.installed
+$(TOOLS)/checkov/.installed:
+	$(PYTHON) -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/pip install -q --upgrade pip
+	$(TOOLS)/checkov/bin/pip install -q 'checkov>=3.2,<4'
+	touch $@
+
+serve: serve-venv
+	ROBOJAM_BIND=$${ROBOJAM_BIND:-127.0.0.1:5000} $(SERVE_VENV)/bin/gunicorn -c service/gunicorn_conf.py 'service.app:create_app()'
+
+test: venv tools
+	$(PY) -m pytest
+
+bench: venv
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 \
+		$(PY) -m service.bench
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check . || true
+
+costs: venv
+	$(PY) -m infra.costs
+
+clean:
+	rm -rf $(VENV) $(SERVE_VENV) $(TOOLS) .pytest_cache
