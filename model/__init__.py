@@ -1,0 +1,1 @@
+"""RoboJam's model side: the Keras 3 MDRNN, the corpus pipeline, training and export of the weights artifact."""

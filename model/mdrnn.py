@@ -1,0 +1,64 @@
+"""The RoboJam MDRNN in Keras 3: stacked LSTMs feeding a keras-mdn-layer MDN at every time step.
+
+Inputs and outputs live in the scaled space (events * SCALE). The network's output at each step is the MDN's raw
+parameter vector `concat(mus, sigmas, pi_logits)` of length 2*M*D + M.
+"""
+
+from __future__ import annotations
+
+import keras
+import keras_mdn_layer as mdn
+
+SCALE = 10.0
+DIMENSION = 3  # x, y, dt
+DEFAULT_UNITS = 512
+DEFAULT_LAYERS = 2
+DEFAULT_MIXTURES = 5
+
+
+def output_size(mixtures: int, dimension: int = DIMENSION) -> int:
+    return 2 * mixtures * dimension + mixtures
+
+
+def build_model(
+    units: int = DEFAULT_UNITS,
+    layers: int = DEFAULT_LAYERS,
+    mixtures: int = DEFAULT_MIXTURES,
+    *,
+    stateful: bool = False,
+    batch_size: int | None = None,
+    seq_len: int | None = None,
+) -> keras.Model:
+    """Build the MDRNN. `stateful=True` needs a fixed `batch_size` (RoboJam's original serving used 1 x 1)."""
+    if units < 1 or layers < 1 or mixtures < 1:
+        raise ValueError(f"units, layers and mixtures must be positive, got {units}, {layers}, {mixtures}.")
+    if stateful and batch_size is None:
+        raise ValueError("a stateful model needs a fixed batch_size.")
+    inputs = keras.Input(shape=(seq_len, DIMENSION), batch_size=batch_size, name="events")
+    x = inputs
+    for i in range(layers):
+        x = keras.layers.LSTM(units, return_sequences=True, stateful=stateful, name=f"lstm_{i}")(x)
+    outputs = keras.layers.TimeDistributed(mdn.MDN(DIMENSION, mixtures), name="mdn")(x)
+    return keras.Model(inputs, outputs, name=f"robojam_mdrnn_{layers}x{units}_m{mixtures}")
+
+
+def loss_function(mixtures: int):
+    """Mean negative log-likelihood of the targets under the predicted mixture (keras-mdn-layer)."""
+    return mdn.get_mixture_loss_func(DIMENSION, mixtures)
+
+
+def compile_model(model: keras.Model, mixtures: int, learning_rate: float = 1e-3) -> keras.Model:
+    model.compile(loss=loss_function(mixtures), optimizer=keras.optimizers.Adam(learning_rate=learning_rate))
+    return model
+
+
+def architecture(model: keras.Model) -> dict:
+    """(units, layers, mixtures) read back from a built model."""
+    lstms = [layer for layer in model.layers if isinstance(layer, keras.layers.LSTM)]
+    head = model.get_layer("mdn").layer
+    return {"units": lstms[0].units, "layers": len(lstms), "mixtures": head.num_mix}
+
+
+def load_keras_model(path) -> keras.Model:
+    """Load a `.keras` checkpoint written by training (inference only: no optimizer, no loss)."""
+    return keras.models.load_model(path, custom_objects={"MDN": mdn.MDN}, compile=False)
