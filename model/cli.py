@@ -9,6 +9,9 @@ from collections.abc import Callable
 
 from model.data import DataError
 
+# Before TensorFlow is first imported: keep its C++ start-up chatter out of the CLIs' output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 
 class CLIError(Exception):
     """A user-facing failure; its message is printed as one line."""
@@ -20,7 +23,6 @@ def fail(message: str):
 
 def cli_main(main: Callable[[list[str] | None], int]) -> None:
     """Run `main`, turning expected failures into `error: ...` on stderr and exit code 2."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         code = main(None)

@@ -9,11 +9,9 @@ from __future__ import annotations
 import keras
 import keras_mdn_layer as mdn
 
-SCALE = 10.0
-DIMENSION = 3  # x, y, dt
-DEFAULT_UNITS = 512
-DEFAULT_LAYERS = 2
-DEFAULT_MIXTURES = 5
+from model.defaults import DEFAULT_LAYERS, DEFAULT_MIXTURES, DEFAULT_UNITS, DIMENSION, SCALE
+
+__all__ = ["SCALE", "DIMENSION", "build_model", "compile_model", "load_keras_model", "architecture"]
 
 
 def output_size(mixtures: int, dimension: int = DIMENSION) -> int:

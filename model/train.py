@@ -1,0 +1,202 @@
+"""Train the RoboJam MDRNN on the MicroJam corpus.
+
+python -m model.train --data PATH --units 512 --layers 2 --mixtures 5 --epochs 100 --out runs/NAME
+
+Writes into the run folder: best.keras (best validation NLL), log.csv (per-epoch losses), loss.png, summary.json,
+and prints a final line with the best validation NLL. The same command runs on a laptop, a GPU VM and Colab.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from model.cli import cli_main, fail
+from model.data import load_corpus, make_windows, split_by_performance
+from model.defaults import DEFAULT_LAYERS, DEFAULT_MIXTURES, DEFAULT_UNITS, SCALE
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that determines a run; stored in summary.json and the exported artifact."""
+
+    data: str
+    units: int = DEFAULT_UNITS
+    layers: int = DEFAULT_LAYERS
+    mixtures: int = DEFAULT_MIXTURES
+    seq_len: int = 100
+    step: int = 10
+    batch_size: int = 64
+    epochs: int = 100
+    learning_rate: float = 1e-3
+    val_fraction: float = 0.1
+    patience: int = 10
+    seed: int = 2018
+    max_minutes: float | None = None
+    max_windows: int | None = None
+
+
+def parse_args(argv: list[str] | None) -> tuple[Settings, Path, bool]:
+    p = argparse.ArgumentParser(prog="python -m model.train", description="Train the RoboJam MDRNN.")
+    p.add_argument("--data", default=os.environ.get("ROBOJAM_DATA"),
+                   help="corpus: .h5, .npz, a directory of MicroJam CSVs, or a directory holding those "
+                        "(default: $ROBOJAM_DATA)")
+    p.add_argument("--download", action="store_true", help="fetch the public corpus if --data does not exist")
+    p.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
+    p.add_argument("--units", type=int, default=DEFAULT_UNITS)
+    p.add_argument("--layers", type=int, default=DEFAULT_LAYERS)
+    p.add_argument("--mixtures", type=int, default=DEFAULT_MIXTURES)
+    p.add_argument("--seq-len", type=int, default=100, help="events per training window")
+    p.add_argument("--step", type=int, default=10, help="events between window starts (overlap = seq-len - step)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="share of performances held out")
+    p.add_argument("--patience", type=int, default=10, help="epochs without validation improvement before stopping")
+    p.add_argument("--seed", type=int, default=2018)
+    p.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch that passes this budget")
+    p.add_argument("--max-windows", type=int, default=None, help="use at most this many training windows (smoke runs)")
+    a = p.parse_args(argv)
+    if a.data is None:
+        fail("no corpus given: pass --data PATH or set ROBOJAM_DATA.")
+    for name in ("units", "layers", "mixtures", "seq_len", "step", "batch_size", "epochs", "patience"):
+        if getattr(a, name) < 1:
+            fail(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(a, name)}.")
+    if not (a.lr > 0 and math.isfinite(a.lr)):
+        fail(f"--lr must be a positive number, got {a.lr}.")
+    if a.max_windows is not None and a.max_windows < 1:
+        fail(f"--max-windows must be a positive integer, got {a.max_windows}.")
+    settings = Settings(
+        data=str(a.data), units=a.units, layers=a.layers, mixtures=a.mixtures, seq_len=a.seq_len, step=a.step,
+        batch_size=a.batch_size, epochs=a.epochs, learning_rate=a.lr, val_fraction=a.val_fraction,
+        patience=a.patience, seed=a.seed, max_minutes=a.max_minutes, max_windows=a.max_windows,
+    )
+    return settings, a.out, a.download
+
+
+def prepare_data(settings: Settings, download: bool = False):
+    """Load, clean and split the corpus; returns (corpus, (x_train, y_train), (x_val, y_val)), all scaled."""
+    corpus = load_corpus(settings.data, download=download)
+    train_idx, val_idx = split_by_performance(corpus.performances, settings.val_fraction, settings.seed)
+    x_train, y_train = make_windows([corpus.performances[i] for i in train_idx], settings.seq_len, settings.step)
+    # Validation windows do not overlap: every validation event is scored once.
+    x_val, y_val = make_windows([corpus.performances[i] for i in val_idx], settings.seq_len, settings.seq_len)
+    if settings.max_windows is not None:
+        keep = np.random.default_rng(settings.seed).permutation(len(x_train))[: settings.max_windows]
+        x_train, y_train = x_train[np.sort(keep)], y_train[np.sort(keep)]
+    return corpus, (x_train * SCALE, y_train * SCALE), (x_val * SCALE, y_val * SCALE)
+
+
+def plot_losses(history: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    ax.plot(epochs, history["loss"], label="training NLL")
+    ax.plot(epochs, history["val_loss"], label="validation NLL")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("NLL per event (scaled space)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def train(settings: Settings, out: Path, download: bool = False) -> dict:
+    """Run training and write the run folder; returns the summary dict."""
+    corpus, (x_train, y_train), (x_val, y_val) = prepare_data(settings, download)
+    print(f"corpus {corpus.source}: {len(corpus.performances)} performances, {corpus.n_events} events; "
+          f"{len(x_train)} training windows, {len(x_val)} validation windows of {settings.seq_len}")
+
+    import keras
+
+    from model.callbacks import TimeBudget
+    from model.mdrnn import build_model, compile_model
+
+    keras.utils.set_random_seed(settings.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    model = compile_model(build_model(settings.units, settings.layers, settings.mixtures),
+                          settings.mixtures, settings.learning_rate)
+    checkpoint = out / "best.keras"
+    callbacks = [
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience),
+        keras.callbacks.CSVLogger(out / "log.csv"),
+    ]
+    if settings.max_minutes is not None:
+        callbacks.append(TimeBudget(settings.max_minutes * 60.0))
+    started = time.monotonic()
+    history = model.fit(
+        x_train, y_train, batch_size=settings.batch_size, epochs=settings.epochs,
+        validation_data=(x_val, y_val), shuffle=True, callbacks=callbacks,
+        verbose=1 if os.isatty(1) else 2,
+    ).history
+    wall = time.monotonic() - started
+
+    val = np.asarray(history.get("val_loss", []), dtype=float)
+    finite = np.isfinite(val)
+    diverged = not np.all(np.isfinite(history.get("loss", [np.nan])))
+    if not finite.any() or not checkpoint.exists():
+        fail("training diverged (NaN loss) before any finite validation NLL; no checkpoint was written.")
+    best = int(np.nanargmin(np.where(finite, val, np.nan)))
+    summary = {
+        "settings": asdict(settings),
+        "data_source": str(corpus.source),
+        "data_sha256": corpus.sha256,
+        "performances": len(corpus.performances),
+        "events": corpus.n_events,
+        "train_windows": len(x_train),
+        "val_windows": len(x_val),
+        "parameters": model.count_params(),
+        "epochs_run": len(val),
+        "best_epoch": best + 1,
+        "best_val_nll": float(val[best]),
+        "train_nll_at_best": float(history["loss"][best]),
+        "diverged": diverged,
+        "wall_time_s": round(wall, 1),
+        "hardware": {
+            "machine": platform.machine(), "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(), "accelerators": [d.name for d in _accelerators()],
+        },
+        "keras_version": keras.__version__,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    plot_losses(history, out / "loss.png",
+                f"RoboJam MDRNN {settings.layers}x{settings.units}, {settings.mixtures} mixtures")
+    note = " (stopped: NaN loss)" if diverged else ""
+    print(f"best validation NLL: {summary['best_val_nll']:.4f} at epoch {best + 1} of {len(val)}{note}; "
+          f"checkpoint {checkpoint}")
+    return summary
+
+
+def _accelerators():
+    try:
+        import tensorflow as tf
+
+        return tf.config.list_physical_devices("GPU")
+    except ImportError:  # another Keras backend
+        return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings, out, download = parse_args(argv)
+    train(settings, out, download)
+    return 0
+
+
+if __name__ == "__main__":
+    cli_main(main)
