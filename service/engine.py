@@ -1,0 +1,233 @@
+"""RoboJam inference in NumPy: the LSTM stack, the MDN head and RoboJam's sampling (model/ARTIFACT.md).
+
+Why it is fast without a framework:
+- Weights are rearranged once at load: each layer's `[kernel; recurrent_kernel]` is stacked so a generation step is
+  one matrix-vector product per layer (`[x, h] @ W`), gates are reordered to `i, f, o, c` so the three sigmoids are
+  one contiguous slice, and the sigmoid columns are pre-halved so `sigmoid(x) = 0.5 * tanh(x / 2) + 0.5` needs one
+  `tanh` over all four gates (halving by a power of two is exact in floating point).
+- Conditioning runs layer by layer: each layer's input projection for all conditioning events is one
+  matrix-matrix product, only the recurrent part is stepped.
+- A call allocates its buffers once (state vector laid out as `[x, h_0, ..., h_{L-1}]`, so each layer's
+  `[input, h]` is a contiguous view) and every step writes into them with `out=`; float32 throughout.
+
+The `Engine` is read-only after `load` and safe to share between threads: every call owns its LSTM state and
+uses the caller's `numpy.random.Generator`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from service.artifact import Artifact, load_artifact
+
+MAX_STEPS = 1000  # RoboJam's cap on generated touches per continuation
+MIN_DT = 0.001  # smallest generated time step, seconds
+CHUNK = 512  # conditioning events per input-projection product (bounds per-call memory)
+F32 = np.float32
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array = np.ascontiguousarray(array, dtype=F32)
+    array.setflags(write=False)
+    return array
+
+
+def _check_number(name: str, value: object, *, allow_zero: bool) -> None:
+    ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}.")
+
+
+class _Workspace:
+    """One call's buffers: LSTM state, gate scratch and the views into them, allocated once per call."""
+
+    def __init__(self, engine: Engine, rows: int):
+        u, d, layers = engine.units, engine.dimension, engine.layers
+        self.z = np.zeros(d + layers * u, dtype=F32)  # [x, h_0, ..., h_{L-1}]
+        self.x = self.z[:d]
+        self.h = [self.z[d + i * u : d + (i + 1) * u] for i in range(layers)]
+        # Layer i reads [its input, its own h] as one contiguous slice of z.
+        self.inputs = [self.z[: d + u]] + [self.z[d + (i - 1) * u : d + (i + 1) * u] for i in range(1, layers)]
+        self.c = np.zeros((layers, u), dtype=F32)
+        self.g = np.empty(4 * u, dtype=F32)
+        self.gate_views = (self.g[: 3 * u], self.g[:u], self.g[u : 2 * u], self.g[2 * u : 3 * u], self.g[3 * u :])
+        self.tmp = np.empty(u, dtype=F32)
+        self.out = np.empty(engine.output_size, dtype=F32)
+        chunk = max(1, min(rows, CHUNK))
+        self.proj = np.empty((chunk, 4 * u), dtype=F32)
+        self.seq = (np.empty((chunk, u), dtype=F32), np.empty((chunk, u), dtype=F32))
+
+    def cell(self, layer: int) -> None:
+        """Finish an LSTM step for `layer` from pre-activations in `g` (already `x@K + h@R + b`)."""
+        g, c, h, tmp = self.g, self.c[layer], self.h[layer], self.tmp
+        sig, i, f, o, cand = self.gate_views
+        np.tanh(g, out=g)
+        np.multiply(sig, 0.5, out=sig)
+        np.add(sig, 0.5, out=sig)
+        np.multiply(f, c, out=c)
+        np.multiply(i, cand, out=tmp)
+        np.add(c, tmp, out=c)
+        np.tanh(c, out=tmp)
+        np.multiply(o, tmp, out=h)
+
+
+class Engine:
+    """A loaded RoboJam model. Build with `Engine.load(path)`."""
+
+    def __init__(self, artifact: Artifact):
+        self.metadata = dict(artifact.metadata)
+        self.units, self.layers, self.mixtures = artifact.units, artifact.layers, artifact.mixtures
+        self.dimension, self.scale = artifact.dimension, artifact.scale
+        self.sigma_epsilon = artifact.sigma_epsilon
+        u, md = self.units, self.mixtures * self.dimension
+        self.output_size = 2 * md + self.mixtures
+        # Keras gate order i, f, c, o -> i, f, o, c; sigmoid gates pre-halved for the tanh form of the sigmoid.
+        order = np.r_[0 : 2 * u, 3 * u : 4 * u, 2 * u : 3 * u]
+        half = np.ones(4 * u, dtype=F32)
+        half[: 3 * u] = 0.5
+        arrays = artifact.arrays
+        self._stacked, self._kernels, self._recurrent, self._biases = [], [], [], []
+        for i in range(self.layers):
+            stacked = np.concatenate([arrays[f"lstm_{i}_kernel"], arrays[f"lstm_{i}_recurrent_kernel"]])
+            stacked = _frozen(stacked[:, order] * half)
+            n_in = self.dimension if i == 0 else u
+            self._stacked.append(stacked)
+            self._kernels.append(stacked[:n_in])  # views: no extra memory
+            self._recurrent.append(stacked[n_in:])
+            self._biases.append(_frozen(arrays[f"lstm_{i}_bias"][order] * half))
+        parts = ("mdn_mus", "mdn_sigmas", "mdn_pi")
+        self._head = _frozen(np.concatenate([arrays[f"{p}_kernel"] for p in parts], axis=1))
+        self._head_bias = _frozen(np.concatenate([arrays[f"{p}_bias"] for p in parts]))
+        self._md = md
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None) -> Engine:
+        """Load and validate an artifact (`None`: $ROBOJAM_WEIGHTS, else the shipped weights)."""
+        return cls(load_artifact(path))
+
+    # ---- network -------------------------------------------------------------------------------------------
+
+    def _condition(self, ws: _Workspace, scaled: np.ndarray, head_out: np.ndarray | None = None) -> None:
+        """Run `scaled` (T, D) through the stack from `ws`'s state, layer by layer in chunks.
+
+        The state in `ws` ends as after the last event. With `head_out` (T, output_size), the raw MDN head
+        (before the sigma activation) for every step is written there.
+        """
+        for start in range(0, len(scaled), CHUNK):
+            layer_in = scaled[start : start + CHUNK]
+            n = len(layer_in)
+            proj = ws.proj[:n]
+            for layer in range(self.layers):
+                np.matmul(layer_in, self._kernels[layer], out=proj)  # all events' input projection at once
+                np.add(proj, self._biases[layer], out=proj)
+                recurrent, h, seq = self._recurrent[layer], ws.h[layer], ws.seq[layer % 2][:n]
+                for t in range(n):
+                    np.matmul(h, recurrent, out=ws.g)
+                    np.add(ws.g, proj[t], out=ws.g)
+                    ws.cell(layer)
+                    seq[t] = h
+                layer_in = seq
+            if head_out is not None:
+                np.matmul(layer_in, self._head, out=head_out[start : start + n])
+                np.add(head_out[start : start + n], self._head_bias, out=head_out[start : start + n])
+
+    def _step(self, ws: _Workspace) -> None:
+        """One time step from the input in `ws.x`; the raw head output lands in `ws.out`."""
+        for layer in range(self.layers):
+            np.matmul(ws.inputs[layer], self._stacked[layer], out=ws.g)
+            np.add(ws.g, self._biases[layer], out=ws.g)
+            ws.cell(layer)
+        np.matmul(ws.h[-1], self._head, out=ws.out)
+        np.add(ws.out, self._head_bias, out=ws.out)
+
+    def _activate_sigmas(self, sigmas: np.ndarray) -> None:
+        """In place: elu(s) + 1 + epsilon (keras-mdn-layer's sigma activation)."""
+        negative = np.minimum(sigmas, 0.0)
+        np.expm1(negative, out=negative)
+        np.maximum(sigmas, 0.0, out=sigmas)
+        sigmas += negative
+        sigmas += F32(1.0)
+        sigmas += F32(self.sigma_epsilon)
+
+    def _check_events(self, events: np.ndarray, name: str) -> np.ndarray:
+        events = np.asarray(events)
+        if events.ndim != 2 or events.shape[1] != self.dimension or events.shape[0] < 1:
+            raise ValueError(f"{name} must have shape (n >= 1, {self.dimension}), got {events.shape}.")
+        if not np.issubdtype(events.dtype, np.number) or not np.isfinite(events).all():
+            raise ValueError(f"{name} must hold finite numbers.")
+        return events
+
+    def mdn_outputs(self, scaled_inputs: np.ndarray) -> np.ndarray:
+        """(T, D) inputs in the scaled space -> (T, 2MD+M) MDN outputs `mus|sigmas|pi_logits`, from zero state."""
+        scaled = self._check_events(scaled_inputs, "scaled_inputs").astype(F32, copy=False)
+        ws = _Workspace(self, len(scaled))
+        out = np.empty((len(scaled), self.output_size), dtype=F32)
+        self._condition(ws, scaled, head_out=out)
+        self._activate_sigmas(out[:, self._md : 2 * self._md])
+        return out
+
+    # ---- sampling ------------------------------------------------------------------------------------------
+
+    def continue_performance(
+        self,
+        events: np.ndarray,
+        *,
+        seconds: float = 5.0,
+        temperature: float = 1.5,
+        sigma_temperature: float = 0.01,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """Condition on `events` (n, 3) `[x, y, dt]`, then sample touches until their dt sums to `seconds`.
+
+        Returns (m, 3) float32 `[x, y, dt]`, m <= MAX_STEPS; every row has x, y in [0, 1] and dt >= MIN_DT.
+        """
+        events = self._check_events(events, "events")
+        _check_number("seconds", seconds, allow_zero=False)
+        _check_number("temperature", temperature, allow_zero=False)
+        _check_number("sigma_temperature", sigma_temperature, allow_zero=True)
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError("rng must be a numpy.random.Generator.")
+
+        d, md, m_count = self.dimension, self._md, self.mixtures
+        ws = _Workspace(self, len(events))
+        self._condition(ws, (events * self.scale).astype(F32))
+        np.matmul(ws.h[-1], self._head, out=ws.out)
+        np.add(ws.out, self._head_bias, out=ws.out)
+
+        # All randomness for the whole call up front: one vectorised draw each from the caller's Generator.
+        choice = rng.random(MAX_STEPS)
+        noise = rng.standard_normal((MAX_STEPS, d), dtype=F32)
+        noise *= F32(math.sqrt(sigma_temperature) / self.scale)  # std = sigma * sqrt(sigma_temperature), then unscale
+
+        generated = np.empty((MAX_STEPS, d), dtype=F32)
+        low = np.array([0.0, 0.0, MIN_DT], dtype=F32)
+        high = np.array([1.0, 1.0, np.inf], dtype=F32)
+        mus, sigmas = ws.out[:md], ws.out[md : 2 * md]
+        logits = ws.out[2 * md :]
+        weights = np.empty(m_count, dtype=np.float64)
+        inv_scale, inv_temperature = F32(1.0 / self.scale), 1.0 / float(temperature)
+        total, steps = 0.0, 0
+        while True:
+            # mixture ~ softmax(logits / temperature): first index whose cumulative weight reaches u * sum
+            np.multiply(logits, inv_temperature, out=weights)
+            weights -= weights.max()
+            np.exp(weights, out=weights)
+            np.cumsum(weights, out=weights)
+            m = min(int(np.searchsorted(weights, choice[steps] * weights[-1])), m_count - 1)
+            sigma = sigmas[m * d : (m + 1) * d]
+            self._activate_sigmas(sigma)
+            row = generated[steps]
+            np.multiply(sigma, noise[steps], out=row)
+            row += mus[m * d : (m + 1) * d] * inv_scale
+            np.clip(row, low, high, out=row)
+            steps += 1
+            total += float(row[d - 1])
+            if total >= seconds or steps >= MAX_STEPS:
+                break
+            np.multiply(row, F32(self.scale), out=ws.x)
+            self._step(ws)
+        return generated[:steps].copy()
