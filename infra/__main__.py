@@ -1,0 +1,11 @@
+"""Entry point `pulumi up` runs (Pulumi.yaml `main: infra/`): build the stack for the selected target."""
+
+import pathlib
+import sys
+
+# Pulumi runs this file by path, so the repository root (holding the `infra` package) may not be importable.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+
+from infra.program import main  # noqa: E402
+
+main()

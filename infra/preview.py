@@ -1,0 +1,244 @@
+"""Run the Pulumi program offline under Pulumi's mocks and record what it would create.
+
+One shared helper for the tests and for `python -m infra.costs`: it runs the very program `pulumi up`
+runs (`infra.program.main`, called by `infra/__main__.py`) with a stack file's config, records every
+resource's inputs and the stack's exports, and leaves no Pulumi runtime state behind, so several stacks
+can be planned in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hashlib
+import json
+import pathlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import config as runtime_config
+from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret
+from pulumi.runtime.stack import run_pulumi_func
+
+PROJECT = "robojam"
+SECRET_PLACEHOLDER = "[secret]"
+DOCR_CREDENTIALS = "digitalocean:index/containerRegistryDockerCredentials:ContainerRegistryDockerCredentials"
+
+
+@dataclass(frozen=True)
+class PlannedResource:
+    """One custom resource the program registered, with its inputs as the provider would receive them."""
+
+    type: str  # Pulumi type token, e.g. "gcp:compute/instance:Instance"
+    name: str  # logical name
+    inputs: dict  # camelCase inputs, secrets unwrapped to their plain values
+    secret_paths: tuple[str, ...] = ()  # input paths (e.g. "userData", "spec.x[0]") that were marked secret
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything one stack's program would do, as recorded under the mocks."""
+
+    stack: str
+    config: dict  # "ns:key" -> value, as in the stack file (secure values replaced by SECRET_PLACEHOLDER)
+    resources: list[PlannedResource]
+    outputs: dict  # stack exports; secret exports read SECRET_PLACEHOLDER, unknown ones None
+    components: list[PlannedResource] = field(default_factory=list)  # ComponentResources, for structure tests
+
+    def of_type(self, type_token: str) -> list[PlannedResource]:
+        """The resources of one type, in registration order."""
+        return [r for r in self.resources if r.type == type_token]
+
+    def one(self, type_token: str) -> PlannedResource:
+        """The single resource of a type; raises if there is not exactly one."""
+        found = self.of_type(type_token)
+        if len(found) != 1:
+            raise LookupError(f"expected exactly one {type_token}, found {len(found)}")
+        return found[0]
+
+
+def repo_root() -> pathlib.Path:
+    """The directory holding Pulumi.yaml (this package's parent)."""
+    return pathlib.Path(__file__).resolve().parent.parent
+
+
+def stack_files(root: pathlib.Path | None = None) -> list[pathlib.Path]:
+    """Every `Pulumi.<stack>.yaml` in the repository, sorted."""
+    return sorted((root or repo_root()).glob("Pulumi.*.yaml"))
+
+
+def stack_name(path: pathlib.Path) -> str:
+    """`Pulumi.dev.yaml` -> `dev`."""
+    return path.name[len("Pulumi.") : -len(".yaml")]
+
+
+def load_stack_config(path: pathlib.Path | str) -> dict:
+    """A stack file's `config:` block as "ns:key" -> value; `secure:` values become SECRET_PLACEHOLDER."""
+    data = yaml.safe_load(pathlib.Path(path).read_text()) or {}
+    config = data.get("config") or {}
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: `config` must be a mapping.")
+    return {key: (SECRET_PLACEHOLDER if _is_secure(value) else value) for key, value in config.items()}
+
+
+def _is_secure(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"secure"}
+
+
+def _config_string(value: Any) -> str:
+    """Pulumi hands config to programs as strings; structured values travel as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value)
+
+
+def _resolve_stack_file(stack: str | pathlib.Path) -> pathlib.Path:
+    if isinstance(stack, pathlib.Path) or str(stack).endswith(".yaml"):
+        path = pathlib.Path(stack)
+    else:
+        path = repo_root() / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no stack file {path}")
+    return path
+
+
+def plan_stack(stack: str | pathlib.Path, overrides: dict | None = None) -> Plan:
+    """Run the program for one stack under mocks; `overrides` ("ns:key" -> value, None deletes) patch config.
+
+    Config errors (infra.config.ConfigError) propagate unchanged.
+    """
+    path = _resolve_stack_file(stack)
+    name = stack_name(path)
+    config = load_stack_config(path)
+    for key, value in (overrides or {}).items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    # A fresh context: every ContextVar the Pulumi runtime sets (settings, config, root stack) dies with it.
+    return contextvars.copy_context().run(_plan_in_context, name, config)
+
+
+def _plan_in_context(name: str, config: dict) -> Plan:
+    from infra import program  # late: importing must not need the runtime configured
+
+    mocks = RecordingMocks()
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    exports: dict = {}
+    try:
+        runtime_settings.reset_options(project=PROJECT, stack=name)
+        secret_keys = [k for k, v in config.items() if v == SECRET_PLACEHOLDER]
+        runtime_config.set_all_config({k: _config_string(v) for k, v in config.items()}, secret_keys)
+        pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=name, preview=False)
+        root = runtime_settings.get_root_resource()
+
+        async def run() -> None:
+            program.main()
+            for key, value in list(root.outputs.items()):
+                exports[key] = await _resolve_output(value)
+
+        loop.run_until_complete(run_pulumi_func(run))
+    finally:
+        runtime_settings.reset_options()
+        runtime_config.set_all_config({}, [])
+        asyncio.set_event_loop(None)
+        loop.close()
+    return Plan(
+        stack=name, config=config, resources=mocks.resources, outputs=exports, components=mocks.components
+    )
+
+
+async def _resolve_output(value: Any) -> Any:
+    output = pulumi.Output.from_input(value)
+    if not await output.is_known():
+        return None
+    if await output.is_secret():
+        return SECRET_PLACEHOLDER
+    return await output.future()
+
+
+def _unwrap(value: Any, path: str, secrets: list[str]) -> Any:
+    """Plain copy of a deserialized input, noting where secret wrappers were."""
+    if is_rpc_secret(value):
+        secrets.append(path)
+        return _unwrap(unwrap_rpc_secret(value), path, secrets)
+    if isinstance(value, dict):
+        return {k: _unwrap(v, f"{path}.{k}" if path else k, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap(v, f"{path}[{i}]", secrets) for i, v in enumerate(value)]
+    return value
+
+
+def _fake_digest(*parts: str) -> str:
+    return "sha256:" + hashlib.sha256("/".join(parts).encode()).hexdigest()
+
+
+def _computed(type_token: str, name: str, inputs: dict) -> dict:
+    """Outputs a real provider would compute, named as the provider names them (camelCase)."""
+    ip = "203.0.113.10"  # TEST-NET-3: documentation addresses, never routable
+    if type_token == "gcp:compute/instance:Instance":
+        nics = [dict(n) for n in inputs.get("networkInterfaces") or [{}]]
+        for nic in nics:
+            nic["accessConfigs"] = [dict(c, natIp=ip) for c in nic.get("accessConfigs") or []]
+        return {"networkInterfaces": nics, "instanceId": "1234567890", "selfLink": f"instances/{name}"}
+    if type_token == "gcp:compute/address:Address":
+        return {"address": ip}
+    if type_token == "gcp:serviceaccount/account:Account":
+        project = inputs.get("project", "project")
+        return {"email": f"{inputs.get('accountId', name)}@{project}.iam.gserviceaccount.com"}
+    if type_token == "gcp:storage/bucket:Bucket":
+        bucket = inputs.get("name", name)
+        return {"name": bucket, "url": f"gs://{bucket}"}
+    if type_token == "gcp:artifactregistry/repository:Repository":
+        return {"name": inputs.get("repositoryId", name)}
+    if type_token == "gcp:container/cluster:Cluster":
+        return {
+            "endpoint": "198.51.100.1",
+            "masterAuth": {"clusterCaCertificate": "bW9jay1jYQ=="},
+            "name": inputs.get("name", name),
+        }
+    if type_token == "digitalocean:index/droplet:Droplet":
+        return {"ipv4Address": ip, "urn": f"do:droplet:{name}"}
+    if type_token == "digitalocean:index/reservedIp:ReservedIp":
+        return {"ipAddress": "203.0.113.20", "urn": f"do:reservedip:{name}"}
+    if type_token == "digitalocean:index/containerRegistry:ContainerRegistry":
+        registry = inputs.get("name", name)
+        return {"serverUrl": "registry.digitalocean.com", "endpoint": f"registry.digitalocean.com/{registry}"}
+    if type_token == DOCR_CREDENTIALS:
+        auth = "bW9jay11c2VyOm1vY2stcmVhZC10b2tlbg=="  # mock-user:mock-read-token
+        return {"dockerCredentials": json.dumps({"auths": {"registry.digitalocean.com": {"auth": auth}}})}
+    if type_token == "docker-build:index:Image":
+        tags = inputs.get("tags") or [f"registry.invalid/{name}:latest"]
+        repository = tags[0].rsplit(":", 1)[0] if ":" in tags[0].rsplit("/", 1)[-1] else tags[0]
+        digest = _fake_digest(*tags)
+        return {"ref": f"{repository}@{digest}", "digest": digest}
+    if type_token == "kubernetes:core/v1:Service":
+        return {"status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.80"}]}}}
+    return {}
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Pulumi mocks that keep every registration and answer with plausible provider outputs."""
+
+    def __init__(self) -> None:
+        self.resources: list[PlannedResource] = []
+        self.components: list[PlannedResource] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        secrets: list[str] = []
+        inputs = _unwrap(dict(args.inputs), "", secrets)
+        planned = PlannedResource(type=args.typ, name=args.name, inputs=inputs, secret_paths=tuple(secrets))
+        (self.resources if args.custom else self.components).append(planned)
+        state = {**args.inputs, **_computed(args.typ, args.name, inputs)}
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
