@@ -1,0 +1,69 @@
+"""The application factory: `create_app()` loads the weights once and wires the blueprints together.
+
+gunicorn (service/gunicorn_conf.py) preloads it in the master so all workers share the read-only weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from flask import Flask
+from flask_cors import CORS
+
+from service import api, errors, metrics, ops, settings, wire
+from service.engine import Engine
+from service.readiness import Readiness
+
+# A short two-gesture performance; the warm-up runs the same conditioning + 5 s generation path as a request.
+_WARM_UP_EVENTS = np.array(
+    [[0.2 + 0.02 * i, 0.5, 0.0 if i == 0 else 0.05] for i in range(10)]
+    + [[0.7, 0.2 + 0.03 * i, 0.4 if i == 0 else 0.04] for i in range(10)],
+    dtype=np.float32,
+)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the views need, kept in app.extensions["robojam"]."""
+
+    engine: Engine
+    readiness: Readiness
+
+
+def _warm_up(engine: Engine) -> None:
+    generated = engine.continue_performance(_WARM_UP_EVENTS, rng=np.random.default_rng(0))
+    wire.format_performance(generated)
+
+
+def start_warm_up(app: Flask) -> None:
+    """Begin this process's warm-up now (gunicorn calls it after forking a worker); idempotent."""
+    runtime = getattr(app, "extensions", {}).get("robojam")
+    if runtime is not None:
+        runtime.readiness.start()
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app. `config` overrides the environment-derived settings (see service.settings).
+
+    Set "ROBOJAM_ENGINE" to an already loaded engine to skip loading the weights file.
+    """
+    app = Flask(__name__, static_folder=None)
+    app.config.from_mapping(settings.from_env())
+    app.config.update(config or {})
+    app.json.sort_keys = False
+
+    engine = app.config.get("ROBOJAM_ENGINE") or Engine.load(app.config["ROBOJAM_WEIGHTS"])
+    readiness = Readiness(lambda: _warm_up(engine))
+    app.extensions["robojam"] = Runtime(engine=engine, readiness=readiness)
+
+    origins = app.config["ROBOJAM_CORS_ORIGINS"]
+    if origins:
+        CORS(app, resources={r"/api/*": {"origins": origins}}, methods=["POST", "OPTIONS"], max_age=600)
+
+    app.before_request(readiness.start)
+    metrics.init_app(app)
+    errors.register(app)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(ops.bp)
+    return app

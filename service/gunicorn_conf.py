@@ -1,0 +1,110 @@
+"""gunicorn settings for RoboJam, every one overridable by a ROBOJAM_* environment variable.
+
+    gunicorn -c service/gunicorn_conf.py 'service.app:create_app()'
+
+The app is preloaded in the master, so the weights are read once and shared copy-on-write by all workers.
+Metrics run in prometheus-client's multiprocess mode: this module points PROMETHEUS_MULTIPROC_DIR at a fresh
+directory before the app (and prometheus_client) is imported, and drops a worker's live gauges when it exits.
+Stdlib only at import time, so the file can be loaded before anything else.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import tempfile
+
+SHM = "/dev/shm"
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, "").strip() or default
+
+
+def _int(name: str, default: int, minimum: int = 0) -> int:
+    raw = _env(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}.") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}.")
+    return value
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = _env(name, "1" if default else "0").lower()
+    if raw not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError(f"{name} must be a boolean (1/0, true/false), got {raw!r}.")
+    return raw in ("1", "true", "yes", "on")
+
+
+def _writable_dir(path: str) -> bool:
+    return os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
+
+
+def _default_workers() -> int:
+    """One worker per usable CPU: inference is CPU-bound, NumPy releases the GIL only inside BLAS calls."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+bind = [address.strip() for address in _env("ROBOJAM_BIND", "127.0.0.1:5000").split(",") if address.strip()]
+workers = _int("ROBOJAM_WORKERS", _default_workers(), minimum=1)
+worker_class = "gthread"
+threads = _int("ROBOJAM_THREADS", 2, minimum=1)
+timeout = _int("ROBOJAM_TIMEOUT", 30, minimum=1)
+graceful_timeout = _int("ROBOJAM_GRACEFUL_TIMEOUT", 30, minimum=1)
+keepalive = _int("ROBOJAM_KEEPALIVE", 5, minimum=0)
+max_requests = _int("ROBOJAM_MAX_REQUESTS", 0)
+max_requests_jitter = _int("ROBOJAM_MAX_REQUESTS_JITTER", 0)
+preload_app = _bool("ROBOJAM_PRELOAD", True)
+# The heartbeat file is touched constantly; on a disk-backed /tmp that can stall workers, so prefer tmpfs.
+worker_tmp_dir = _env("ROBOJAM_WORKER_TMP_DIR", SHM if _writable_dir(SHM) else tempfile.gettempdir())
+accesslog = _env("ROBOJAM_ACCESS_LOG", "-")
+errorlog = _env("ROBOJAM_ERROR_LOG", "-")
+loglevel = _env("ROBOJAM_LOG_LEVEL", "info")
+proc_name = "robojam"
+
+# Optional TLS, as the original server served HTTPS on :5000: both files or neither.
+certfile = os.environ.get("ROBOJAM_CERTFILE") or None
+keyfile = os.environ.get("ROBOJAM_KEYFILE") or None
+if bool(certfile) != bool(keyfile):
+    raise ValueError("set both ROBOJAM_CERTFILE and ROBOJAM_KEYFILE for TLS, or neither.")
+for _path in (certfile, keyfile):
+    if _path and not os.path.isfile(_path):
+        raise ValueError(f"TLS file not found: {_path}.")
+
+# Multiprocess metrics: an operator-given directory is used as is (and emptied of stale files at start),
+# otherwise a private one is made on tmpfs when possible and removed when the master exits. The marker
+# variable keeps ownership known when gunicorn re-reads this file on SIGHUP.
+_CREATED_MARKER = "ROBOJAM_CREATED_METRICS_DIR"
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _created = tempfile.mkdtemp(prefix="robojam-metrics-", dir=SHM if _writable_dir(SHM) else None)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ[_CREATED_MARKER] = _created
+METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+_OWN_METRICS_DIR = METRICS_DIR == os.environ.get(_CREATED_MARKER)
+
+
+def on_starting(server):
+    os.makedirs(METRICS_DIR, exist_ok=True)
+    for stale in glob.glob(os.path.join(METRICS_DIR, "*.db")):
+        os.remove(stale)
+
+
+def post_worker_init(worker):
+    """Start this worker's warm-up inference at once instead of on its first request."""
+    from service.app import start_warm_up
+
+    start_warm_up(worker.wsgi)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, METRICS_DIR)
+
+
+def on_exit(server):
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(METRICS_DIR, ignore_errors=True)
