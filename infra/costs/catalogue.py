@@ -1,0 +1,144 @@
+"""The bundled price catalogue: load it, check every entry is sourced and dated, look prices up.
+
+Prices live in ``catalogue.json`` (data, not code) so a refresh rewrites a file and a reviewer can diff it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CATALOGUE_PATH = Path(__file__).with_name("catalogue.json")
+UNITS = ("hour", "month", "GB-month", "fraction")
+PRICINGS = ("on-demand", "spot")
+REQUIRED = ("id", "provider", "kind", "name", "pricing", "price", "unit", "region", "source", "date")
+
+
+class CatalogueError(ValueError):
+    """The catalogue file is missing, unreadable or has an entry without price, unit, source or date."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One priced thing: a machine type, a GPU, a GB-month of a disk type, a monthly tier."""
+
+    id: str
+    provider: str
+    kind: str
+    name: str
+    pricing: str
+    price: float
+    unit: str
+    region: str
+    source: str
+    date: str
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def price_hourly(self) -> float | None:
+        """Hourly rate of a monthly item (DigitalOcean bills per second up to the monthly cap)."""
+        return self.extra.get("price_hourly")
+
+    @property
+    def retired(self) -> str | None:
+        return self.extra.get("retired")
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """Items plus the documented assumptions and the types that are free by design."""
+
+    path: Path
+    hours_per_month: float
+    updated: str
+    items: tuple[Item, ...]
+    assumptions: dict
+    free_types: dict
+    free_type_prefixes: dict
+    currency: str = "USD"
+
+    def find(
+        self, kind: str, name: str, pricing: str = "on-demand", region: str | None = None
+    ) -> Item | None:
+        """The item for (kind, name, pricing); the region's own price first, else the one priced region."""
+        matches = [i for i in self.items if i.kind == kind and i.name == name and i.pricing == pricing]
+        for item in matches:
+            if region is None or item.region in (region, "all"):
+                return item
+        return matches[0] if matches else None
+
+    def by_id(self, item_id: str) -> Item:
+        for item in self.items:
+            if item.id == item_id:
+                return item
+        raise KeyError(item_id)
+
+    def free_reason(self, type_token: str) -> str | None:
+        """Why a resource type costs nothing, or None when the catalogue does not say it is free."""
+        if type_token in self.free_types:
+            return self.free_types[type_token]
+        for prefix, why in self.free_type_prefixes.items():
+            if type_token.startswith(prefix):
+                return why
+        return None
+
+    def assumption(self, key: str) -> float:
+        return float(self.assumptions[key]["value"])
+
+
+def _check_item(raw: dict, index: int) -> Item:
+    missing = [k for k in REQUIRED if raw.get(k) in (None, "")]
+    where = raw.get("id", f"item #{index}")
+    if missing:
+        raise CatalogueError(f"catalogue entry {where} lacks {', '.join(missing)}")
+    if not isinstance(raw["price"], int | float) or isinstance(raw["price"], bool) or raw["price"] < 0:
+        raise CatalogueError(f"catalogue entry {where} has a price that is not a non-negative number")
+    if raw["unit"] not in UNITS:
+        raise CatalogueError(f"catalogue entry {where} has unit {raw['unit']!r}, expected one of {UNITS}")
+    if raw["pricing"] not in PRICINGS:
+        raise CatalogueError(
+            f"catalogue entry {where} has pricing {raw['pricing']!r}, expected one of {PRICINGS}"
+        )
+    if not str(raw["source"]).startswith("https://"):
+        raise CatalogueError(f"catalogue entry {where} has a source that is not an https URL")
+    try:
+        dt.date.fromisoformat(raw["date"])
+    except (TypeError, ValueError):
+        raise CatalogueError(
+            f"catalogue entry {where} has date {raw['date']!r}, expected YYYY-MM-DD"
+        ) from None
+    extra = {k: v for k, v in raw.items() if k not in REQUIRED}
+    return Item(**{k: raw[k] for k in REQUIRED}, extra=extra)
+
+
+def load_catalogue(path: str | Path | None = None) -> Catalogue:
+    """Read and validate a catalogue file; any defect is one CatalogueError sentence."""
+    path = Path(path) if path else CATALOGUE_PATH
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CatalogueError(f"catalogue file {path} does not exist") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CatalogueError(f"catalogue file {path} is not readable JSON ({exc})") from None
+    try:
+        items = tuple(_check_item(raw, i) for i, raw in enumerate(data["items"]))
+        ids = [i.id for i in items]
+        if len(ids) != len(set(ids)):
+            raise CatalogueError(f"catalogue file {path} repeats an item id")
+        for key, entry in data["assumptions"].items():
+            if not isinstance(entry.get("value"), int | float) or not entry.get("why"):
+                raise CatalogueError(f"catalogue assumption {key} needs a numeric value and a why")
+        return Catalogue(
+            path=path,
+            hours_per_month=float(data["hours_per_month"]),
+            updated=data["updated"],
+            items=items,
+            assumptions=data["assumptions"],
+            free_types=data["free_types"],
+            free_type_prefixes=data["free_type_prefixes"],
+            currency=data.get("currency", "USD"),
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise CatalogueError(f"catalogue file {path} lacks or misshapes field {exc}") from None

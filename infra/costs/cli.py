@@ -1,0 +1,156 @@
+"""`python -m infra.costs`: plan every stack under Pulumi's mocks (infra.preview) and price it offline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from infra.costs.catalogue import CATALOGUE_PATH, CatalogueError, load_catalogue
+from infra.costs.pricing import effective_assumptions, price_plan
+from infra.costs.refresh import RefreshUnavailable, refresh
+from infra.costs.report import BenchmarkError, budget_failures, build_report, read_benchmark
+from infra.costs.table import render
+
+PROG = "python -m infra.costs"
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage dump: the CLI is also used from CI logs
+        raise UsageError(message)
+
+
+def _number(minimum: float, strict: bool = False):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if (
+            value != value
+            or value in (float("inf"), float("-inf"))
+            or value < minimum
+            or (strict and value == 0)
+        ):
+            raise argparse.ArgumentTypeError(f"{text!r} must be {'>' if strict else '>='} {minimum:g}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from infra.preview import repo_root
+
+    p = _Parser(prog=PROG, description="Price every Pulumi stack offline from the program itself.")
+    p.add_argument(
+        "stacks", nargs="*", help="stack names (Pulumi.<name>.yaml); default: every stack in the repo"
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--max-monthly",
+        type=_number(0),
+        metavar="USD",
+        help="exit 1 when any stack's (maximum) monthly cost exceeds this budget",
+    )
+    p.add_argument("--plot", type=Path, metavar="PNG", help="write the comparison chart (PNG) here")
+    p.add_argument(
+        "--train-hours",
+        type=_number(0, strict=True),
+        metavar="H",
+        help="hours of one training run (default: the GPU VM's maxRunDuration)",
+    )
+    p.add_argument("--registry-gb", type=_number(0), metavar="GB", help="assumed container registry storage")
+    p.add_argument("--bucket-gb", type=_number(0), metavar="GB", help="assumed storage bucket contents")
+    p.add_argument(
+        "--benchmark",
+        type=Path,
+        default=repo_root() / "benchmarks" / "latest.json",
+        metavar="JSON",
+        help="benchmark result with requests_per_second_per_vcpu (default: benchmarks/latest.json)",
+    )
+    p.add_argument(
+        "--catalogue", type=Path, default=CATALOGUE_PATH, metavar="JSON", help="price catalogue file"
+    )
+    p.add_argument(
+        "--refresh",
+        action="store_true",
+        help="update the catalogue from the GCP and DigitalOcean price APIs, then exit",
+    )
+    return p
+
+
+def _stack_paths(names: list[str]) -> list[Path]:
+    from infra.preview import stack_files, stack_name
+
+    known = {stack_name(path): path for path in stack_files()}
+    if not names:
+        if not known:
+            raise UsageError("no Pulumi.<stack>.yaml files in the repository")
+        return list(known.values())
+    paths = []
+    for name in names:
+        if name in known:
+            paths.append(known[name])
+        elif name.endswith(".yaml") and Path(name).is_file():
+            paths.append(Path(name))
+        else:
+            raise UsageError(f"unknown stack {name!r} (known: {', '.join(known) or 'none'})")
+    return paths
+
+
+def _plan(path: Path):
+    from infra.config import ConfigError
+    from infra.preview import plan_stack, stack_name
+
+    try:
+        return plan_stack(path)
+    except ConfigError as exc:
+        raise UsageError(f"stack {stack_name(path)!r}: {exc}") from None
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.refresh:
+        try:
+            print(refresh(args.catalogue))
+        except RefreshUnavailable as exc:
+            print(f"refresh skipped: {exc}; keeping the bundled catalogue {args.catalogue}")
+        return 0
+    catalogue = load_catalogue(args.catalogue)
+    assumptions = effective_assumptions(
+        catalogue, {"registry_storage_gb": args.registry_gb, "bucket_storage_gb": args.bucket_gb}
+    )
+    estimates = [
+        price_plan(_plan(path), catalogue, assumptions, args.train_hours)
+        for path in _stack_paths(args.stacks)
+    ]
+    report = build_report(estimates, catalogue, read_benchmark(args.benchmark), args.max_monthly)
+    print(json.dumps(report, indent=2) if args.json else render(report))
+    if args.plot:
+        from infra.costs.plot import plot_comparison
+
+        plot_comparison(report, args.plot)
+        print(f"chart written to {args.plot}", file=sys.stderr if args.json else sys.stdout)
+    failures = budget_failures(report)
+    for line in failures:
+        print(line, file=sys.stderr)
+    if args.max_monthly is not None and not failures and not args.json:
+        print(f"every stack is within the --max-monthly ${args.max_monthly:,.2f} budget")
+    return 1 if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; every expected failure is one line on stderr (exit 2 for bad input), never a traceback."""
+    try:
+        return run(argv)
+    except (UsageError, CatalogueError, BenchmarkError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"{PROG}: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
