@@ -1,4 +1,4 @@
-"""Pricing rules on hand-built plans: pricing is a pure function of a Plan, so each rule is checked in isolation."""
+"""Pricing rules on hand-built plans: pricing is a pure function of a Plan, so each rule is tested alone."""
 
 from __future__ import annotations
 
@@ -18,17 +18,29 @@ POOL = "gcp:container/nodePool:NodePool"
 
 
 def plan(*resources: PlannedResource, config: dict | None = None) -> Plan:
-    return Plan(stack="t", config=config or {"gcp:zone": "us-central1-a"}, resources=list(resources), outputs={})
+    return Plan(
+        stack="t", config=config or {"gcp:zone": "us-central1-a"}, resources=list(resources), outputs={}
+    )
 
 
-def vm(machine: str, gpus: list | None = None, spot: bool = False, hours: float | None = None,
-       disk_gb: int = 100, disk_type: str = "pd-balanced") -> PlannedResource:
+def vm(
+    machine: str,
+    gpus: list | None = None,
+    spot: bool = False,
+    hours: float | None = None,
+    disk_gb: int = 100,
+    disk_type: str = "pd-balanced",
+) -> PlannedResource:
     scheduling: dict = {"provisioningModel": "SPOT" if spot else "STANDARD"}
     if hours:
         scheduling["maxRunDuration"] = {"seconds": int(hours * 3600)}
-    inputs = {"machineType": machine, "zone": "us-central1-a", "scheduling": scheduling,
-              "bootDisk": {"initializeParams": {"size": disk_gb, "type": disk_type}},
-              "networkInterfaces": [{"network": "default", "accessConfigs": [{}]}]}
+    inputs = {
+        "machineType": machine,
+        "zone": "us-central1-a",
+        "scheduling": scheduling,
+        "bootDisk": {"initializeParams": {"size": disk_gb, "type": disk_type}},
+        "networkInterfaces": [{"network": "default", "accessConfigs": [{}]}],
+    }
     if gpus:
         inputs["guestAccelerators"] = gpus
     return PlannedResource(INSTANCE, "vm", inputs)
@@ -59,17 +71,35 @@ def test_every_catalogue_entry_has_a_source_and_a_date():
 
 def test_catalogue_holds_the_issue_prices_and_marks_k80_retired():
     expected = {
-        "gce.machine.n1-standard-4": 0.190, "gce.machine.n1-standard-4.spot": 0.067,
-        "gce.machine.n1-standard-8": 0.380, "gce.machine.n1-standard-8.spot": 0.134,
-        "gce.machine.g2-standard-4": 0.707, "gce.machine.g2-standard-4.spot": 0.397,
-        "gce.machine.e2-small": 0.0168, "gce.machine.e2-medium": 0.0335, "gce.machine.e2-standard-2": 0.0670,
-        "gce.gpu.nvidia-tesla-t4": 0.35, "gce.gpu.nvidia-tesla-t4.spot": 0.14, "gce.gpu.nvidia-l4": 0.56,
-        "gce.gpu.nvidia-l4.spot": 0.2231, "gce.gpu.nvidia-tesla-v100": 2.48, "gce.gpu.nvidia-tesla-p100": 1.46,
-        "gce.disk.pd-standard": 0.04, "gce.disk.pd-balanced": 0.10, "gce.disk.pd-ssd": 0.17,
-        "gke.cluster-fee": 0.10, "gke.free-tier-credit": 74.40, "gce.forwarding-rule": 0.025,
-        "gar.storage": 0.10, "do.droplet.s-1vcpu-1gb": 6.0, "do.droplet.s-1vcpu-2gb": 12.0,
-        "do.droplet.s-2vcpu-4gb": 24.0, "do.registry.starter": 0.0, "do.registry.basic": 5.0,
-        "do.registry.professional": 20.0, "do.load-balancer": 12.0,
+        "gce.machine.n1-standard-4": 0.190,
+        "gce.machine.n1-standard-4.spot": 0.067,
+        "gce.machine.n1-standard-8": 0.380,
+        "gce.machine.n1-standard-8.spot": 0.134,
+        "gce.machine.g2-standard-4": 0.707,
+        "gce.machine.g2-standard-4.spot": 0.397,
+        "gce.machine.e2-small": 0.0168,
+        "gce.machine.e2-medium": 0.0335,
+        "gce.machine.e2-standard-2": 0.0670,
+        "gce.gpu.nvidia-tesla-t4": 0.35,
+        "gce.gpu.nvidia-tesla-t4.spot": 0.14,
+        "gce.gpu.nvidia-l4": 0.56,
+        "gce.gpu.nvidia-l4.spot": 0.2231,
+        "gce.gpu.nvidia-tesla-v100": 2.48,
+        "gce.gpu.nvidia-tesla-p100": 1.46,
+        "gce.disk.pd-standard": 0.04,
+        "gce.disk.pd-balanced": 0.10,
+        "gce.disk.pd-ssd": 0.17,
+        "gke.cluster-fee": 0.10,
+        "gke.free-tier-credit": 74.40,
+        "gce.forwarding-rule": 0.025,
+        "gar.storage": 0.10,
+        "do.droplet.s-1vcpu-1gb": 6.0,
+        "do.droplet.s-1vcpu-2gb": 12.0,
+        "do.droplet.s-2vcpu-4gb": 24.0,
+        "do.registry.starter": 0.0,
+        "do.registry.basic": 5.0,
+        "do.registry.professional": 20.0,
+        "do.load-balancer": 12.0,
     }
     for item_id, value in expected.items():
         assert CAT.by_id(item_id).price == pytest.approx(value), item_id
@@ -111,15 +141,18 @@ def test_g2_does_not_count_its_l4_twice():
 
 
 def test_spot_vm_uses_spot_prices_and_prices_one_training_run():
-    est = price_plan(plan(vm("n1-standard-4", [{"type": "nvidia-tesla-t4", "count": 2}], spot=True, hours=6)), CAT)
+    est = price_plan(
+        plan(vm("n1-standard-4", [{"type": "nvidia-tesla-t4", "count": 2}], spot=True, hours=6)), CAT
+    )
     disk_hourly = 100 * 0.10 / H
     assert totals(est)["hourly"] == pytest.approx(0.067 + 2 * 0.14 + disk_hourly + 0.0025)
     (run,) = est.training_runs
     assert run["hours"] == 6 and run["hours_from"] == "maxRunDuration" and run["provisioning"] == "spot"
     assert run["on_demand"]["cost"] == pytest.approx(6 * (0.19 + 2 * 0.35 + disk_hourly + 0.005))
     assert run["spot"]["cost"] == pytest.approx(6 * (0.067 + 2 * 0.14 + disk_hourly + 0.0025))
-    override = price_plan(plan(vm("n1-standard-4", [{"type": "nvidia-tesla-t4", "count": 1}], hours=6)), CAT,
-                          train_hours=2.5).training_runs[0]
+    override = price_plan(
+        plan(vm("n1-standard-4", [{"type": "nvidia-tesla-t4", "count": 1}], hours=6)), CAT, train_hours=2.5
+    ).training_runs[0]
     assert override["hours"] == 2.5 and override["hours_from"] == "--train-hours"
     assert override["on_demand"]["cost"] == pytest.approx(2.5 * override["on_demand"]["hourly"])
 
@@ -157,8 +190,9 @@ def test_free_types_are_listed_as_free_with_a_reason():
 
 
 def cluster(location: str, name: str = "gke") -> PlannedResource:
-    return PlannedResource(CLUSTER, name, {"location": location, "removeDefaultNodePool": True,
-                                           "initialNodeCount": 1})
+    return PlannedResource(
+        CLUSTER, name, {"location": location, "removeDefaultNodePool": True, "initialNodeCount": 1}
+    )
 
 
 def test_gke_fee_is_credited_for_one_zonal_cluster_only():
@@ -173,10 +207,16 @@ def test_gke_fee_is_credited_for_one_zonal_cluster_only():
 
 
 def test_autoscaling_node_pool_is_priced_at_min_and_max():
-    pool = PlannedResource(POOL, "pool", {"cluster": "gke", "location": "us-central1-a",
-                                          "autoscaling": {"minNodeCount": 1, "maxNodeCount": 3},
-                                          "nodeConfig": {"machineType": "e2-medium", "diskSizeGb": 30,
-                                                         "diskType": "pd-standard"}})
+    pool = PlannedResource(
+        POOL,
+        "pool",
+        {
+            "cluster": "gke",
+            "location": "us-central1-a",
+            "autoscaling": {"minNodeCount": 1, "maxNodeCount": 3},
+            "nodeConfig": {"machineType": "e2-medium", "diskSizeGb": 30, "diskType": "pd-standard"},
+        },
+    )
     est = price_plan(plan(cluster("us-central1-a"), pool), CAT)
     node_hourly = 0.0335 + 30 * 0.04 / H + 0.005
     t = totals(est)
@@ -200,20 +240,26 @@ def test_loadbalancer_service_on_gke_is_a_forwarding_rule():
 
 
 def test_registry_and_bucket_storage_follow_the_documented_assumptions():
-    repo = PlannedResource("gcp:artifactregistry/repository:Repository", "images", {"location": "us-central1"})
+    repo = PlannedResource(
+        "gcp:artifactregistry/repository:Repository", "images", {"location": "us-central1"}
+    )
     bucket = PlannedResource("gcp:storage/bucket:Bucket", "runs", {"location": "US-CENTRAL1"})
     default = price_plan(plan(repo, bucket), CAT)
     gb_reg, gb_bucket = CAT.assumption("registry_storage_gb"), CAT.assumption("bucket_storage_gb")
     assert totals(default)["monthly"] == pytest.approx(max(0, gb_reg - 0.5) * 0.10 + gb_bucket * 0.020)
-    bigger = price_plan(plan(repo, bucket), CAT, effective_assumptions(CAT, {"registry_storage_gb": 10.5,
-                                                                             "bucket_storage_gb": 0}))
+    bigger = price_plan(
+        plan(repo, bucket),
+        CAT,
+        effective_assumptions(CAT, {"registry_storage_gb": 10.5, "bucket_storage_gb": 0}),
+    )
     assert totals(bigger)["monthly"] == pytest.approx(10 * 0.10)
 
 
 def test_droplet_costs_its_monthly_price_and_backups_add_a_fifth():
     droplet = PlannedResource("digitalocean:index/droplet:Droplet", "web", {"size": "s-1vcpu-2gb"})
-    registry = PlannedResource("digitalocean:index/containerRegistry:ContainerRegistry", "reg",
-                               {"subscriptionTierSlug": "basic"})
+    registry = PlannedResource(
+        "digitalocean:index/containerRegistry:ContainerRegistry", "reg", {"subscriptionTierSlug": "basic"}
+    )
     ip = PlannedResource("digitalocean:index/reservedIp:ReservedIp", "ip", {"region": "nyc3"})
     assign = PlannedResource("digitalocean:index/reservedIpAssignment:ReservedIpAssignment", "ipa", {})
     est = price_plan(plan(droplet, registry, ip, assign, config={}), CAT)
