@@ -65,6 +65,9 @@ accesslog = _env("ROBOJAM_ACCESS_LOG", "-")
 errorlog = _env("ROBOJAM_ERROR_LOG", "-")
 loglevel = _env("ROBOJAM_LOG_LEVEL", "info")
 proc_name = "robojam"
+# gunicorn 24+ opens a control socket under $HOME by default: a non-root container user may have no writable
+# home, and two servers on one machine would fight over the path. Nothing here uses it.
+control_socket_disable = True
 
 # Optional TLS, as the original server served HTTPS on :5000: both files or neither.
 certfile = os.environ.get("ROBOJAM_CERTFILE") or None
