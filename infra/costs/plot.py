@@ -45,6 +45,7 @@ def plot_comparison(report: dict, path: str | Path) -> Path:
         )
         if t["unpriced"]:
             label += f"\n+{t['unpriced']} unpriced"
+        label = label.replace("$", r"\$")  # a literal dollar, not matplotlib mathtext
         ax.annotate(
             label,
             (i, bottoms[i]),

@@ -29,7 +29,17 @@ def read_benchmark(path: Path) -> dict | None:
     rate = data.get(BENCHMARK_KEY) if isinstance(data, dict) else None
     if isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0:
         raise BenchmarkError(f"benchmark file {path} has no positive number under {BENCHMARK_KEY!r}")
-    return {"path": str(path), BENCHMARK_KEY: float(rate)}
+    return {"path": _shown(path), BENCHMARK_KEY: float(rate)}
+
+
+def _shown(path: Path) -> str:
+    """Paths inside the repository are shown relative to it, so the README table reads the same anywhere."""
+    from infra.preview import repo_root
+
+    try:
+        return str(Path(path).resolve().relative_to(repo_root()))
+    except ValueError:
+        return str(path)
 
 
 def cost_per_million(hourly: float, vcpus: float, rate_per_vcpu: float | None) -> float | None:
@@ -52,8 +62,9 @@ def _comparison_row(stack: dict, rate: float | None) -> dict:
         "unpriced": t["unpriced"],
         "vcpus": t["vcpus"],
         "vcpus_max": t["vcpus_max"],
-        "cost_per_million": cost_per_million(t["hourly"], t["vcpus"], rate),
-        "cost_per_million_max": cost_per_million(t["hourly_max"], t["vcpus_max"], rate),
+        # a training stack does not serve, so it has no cost per prediction
+        "cost_per_million": None if runs else cost_per_million(t["hourly"], t["vcpus"], rate),
+        "cost_per_million_max": None if runs else cost_per_million(t["hourly_max"], t["vcpus_max"], rate),
         "training_run": runs[0] if runs else None,
     }
 
@@ -79,7 +90,7 @@ def build_report(
     report = {
         "currency": catalogue.currency,
         "hours_per_month": catalogue.hours_per_month,
-        "catalogue": {"path": str(catalogue.path), "updated": catalogue.updated},
+        "catalogue": {"path": _shown(catalogue.path), "updated": catalogue.updated},
         "assumptions": assumptions,
         "benchmark": benchmark,
         "stacks": stacks,

@@ -113,7 +113,11 @@ def training_run_sentence(run: dict) -> str:
             parts.append(f"{label} unpriced ({'; '.join(price['unpriced'])})")
         else:
             parts.append(f"{label} {_money(price['hourly'], 4)}/h = {_money(price['cost'])}")
-    return f"{head} {run['hours']:g} h (from {run['hours_from']}): " + ", ".join(parts) + "."
+    return (
+        f"{head} {run['hours']:g} h (from {run['hours_from']}): "
+        + ", ".join(parts)
+        + ". (The monthly column assumes the VM runs all 730 h.)"
+    )
 
 
 def comparison_table(report: dict) -> list[str]:
@@ -126,7 +130,7 @@ def comparison_table(report: dict) -> list[str]:
         "Monthly",
         "Unpriced",
         "vCPUs",
-        "$ per 1M predictions",
+        "$ per 1M predictions (min / max)",
         "Training run (on-demand / spot)",
     ]
     rows = [head]
@@ -147,7 +151,8 @@ def comparison_table(report: dict) -> list[str]:
         elif row["cost_per_million"] is None and row["cost_per_million_max"] is None:
             per_million = "-"
         else:
-            per_million = _span(row["cost_per_million"], row["cost_per_million_max"], 4)
+            lo, hi = row["cost_per_million"], row["cost_per_million_max"]
+            per_million = _money(lo, 4) if lo == hi else f"{_money(lo, 4)} / {_money(hi, 4)}"
         rows.append(
             [
                 row["stack"],
@@ -164,7 +169,7 @@ def comparison_table(report: dict) -> list[str]:
     if bench:
         out.append(
             f" $ per 1M predictions: hourly cost / ({bench['requests_per_second_per_vcpu']:g} requests/s per "
-            f"vCPU x vCPUs x 3600) x 1e6, from {bench['path']}, at full load."
+            f"vCPU x vCPUs x 3600) x 1e6, from {bench['path']}, at full load; training stacks do not serve."
         )
     else:
         out.append(
