@@ -59,7 +59,13 @@ def create_app(config: dict | None = None) -> Flask:
 
     origins = app.config["ROBOJAM_CORS_ORIGINS"]
     if origins:
-        CORS(app, resources={r"/api/*": {"origins": origins}}, methods=["POST", "OPTIONS"], max_age=600)
+        CORS(
+            app,
+            resources={r"/api/*": {"origins": origins}},
+            methods=["POST", "OPTIONS"],
+            max_age=600,
+            send_wildcard=origins == ["*"],  # answer a literal "*" as the original server did
+        )
 
     app.before_request(readiness.start)
     metrics.init_app(app)
