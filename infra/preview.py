@@ -25,6 +25,7 @@ from pulumi.runtime.stack import run_pulumi_func
 
 PROJECT = "robojam"
 SECRET_PLACEHOLDER = "[secret]"
+MOCK_ACCESS_TOKEN = "ya29.mock-access-token"  # what the gcp client-config invoke answers under mocks
 DOCR_CREDENTIALS = "digitalocean:index/containerRegistryDockerCredentials:ContainerRegistryDockerCredentials"
 
 
@@ -238,7 +239,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
         planned = PlannedResource(type=args.typ, name=args.name, inputs=inputs, secret_paths=tuple(secrets))
         (self.resources if args.custom else self.components).append(planned)
         state = {**args.inputs, **_computed(args.typ, args.name, inputs)}
-        return f"{args.name}-id", state
+        numeric = args.typ.startswith("digitalocean:")  # DigitalOcean ids are integers
+        return (str(len(self.resources) + 1000) if numeric else f"{args.name}-id"), state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
+        if args.token == "gcp:organizations/getClientConfig:getClientConfig":
+            return {"accessToken": MOCK_ACCESS_TOKEN, "project": "mock-project"}
         return {}

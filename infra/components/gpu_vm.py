@@ -1,0 +1,173 @@
+"""The GPU training VM: a Compute Engine VM that trains once from a bucket's corpus and powers itself off.
+
+It gets its own VPC (so no project-wide default firewall rule applies), SSH only from configured CIDRs,
+a service account that can touch only its bucket, and a hard run limit so a forgotten VM stops costing money.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import pulumi
+import pulumi_gcp as gcp
+
+from infra.config import GcpSettings, GpuVmSettings
+from infra.templates import render
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
+DLVM_PROJECT = "deeplearning-platform-release"
+NETWORK_TAG = "robojam-train"
+SOURCE_OBJECT = "source/robojam-src.zip"
+JUPYTER_PORT = 8888
+
+
+def source_archive() -> pulumi.AssetArchive:
+    """What `pip install '.[train-gpu]'` needs on the VM: the project metadata and the model package."""
+    files = {
+        "pyproject.toml": pulumi.FileAsset(str(REPO_ROOT / "pyproject.toml")),
+        "README.md": pulumi.FileAsset(str(REPO_ROOT / "README.md")),
+    }
+    for path in sorted((REPO_ROOT / "model").rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".npz":
+            files[path.relative_to(REPO_ROOT).as_posix()] = pulumi.FileAsset(str(path))
+    return pulumi.AssetArchive(files)
+
+
+class GpuTrainingVm(pulumi.ComponentResource):
+    """Bucket, service account, network, firewall and the VM whose startup script runs one training job."""
+
+    def __init__(
+        self,
+        name: str,
+        gcp_settings: GcpSettings,
+        settings: GpuVmSettings,
+        stack: str,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("robojam:infra:GpuTrainingVm", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        project, zone = gcp_settings.project, gcp_settings.zone
+
+        self.bucket = gcp.storage.Bucket(
+            f"{name}-bucket",
+            name=f"{project}-robojam-{stack}",
+            location=gcp_settings.region.upper(),
+            uniform_bucket_level_access=True,
+            public_access_prevention="enforced",
+            force_destroy=False,  # trained weights live here: `pulumi destroy` refuses until they are copied
+            opts=child,
+        )
+        corpus_object = f"corpus/{settings.corpus_path.name}"
+        gcp.storage.BucketObject(
+            f"{name}-corpus",
+            bucket=self.bucket.name,
+            name=corpus_object,
+            source=pulumi.FileAsset(str(settings.corpus_path)),
+            opts=child,
+        )
+        gcp.storage.BucketObject(
+            f"{name}-source", bucket=self.bucket.name, name=SOURCE_OBJECT, source=source_archive(), opts=child
+        )
+
+        self.service_account = gcp.serviceaccount.Account(
+            f"{name}-sa",
+            account_id=f"robojam-train-{stack}"[:30],
+            display_name="RoboJam training VM",
+            description="Reads the corpus and writes runs/weights in its own bucket; nothing else.",
+            opts=child,
+        )
+        # Bucket-scoped, not project-wide: the VM can read and write objects in this bucket only.
+        gcp.storage.BucketIAMMember(
+            f"{name}-bucket-access",
+            bucket=self.bucket.name,
+            role="roles/storage.objectUser",
+            member=self.service_account.email.apply(lambda email: f"serviceAccount:{email}"),
+            opts=child,
+        )
+
+        network = gcp.compute.Network(
+            f"{name}-net",
+            auto_create_subnetworks=False,
+            description="RoboJam training VM network",
+            opts=child,
+        )
+        subnet = gcp.compute.Subnetwork(
+            f"{name}-subnet",
+            network=network.id,
+            region=gcp_settings.region,
+            ip_cidr_range="10.20.0.0/24",
+            private_ip_google_access=True,
+            opts=child,
+        )
+        if settings.ssh_cidrs:
+            gcp.compute.Firewall(
+                f"{name}-ssh",
+                network=network.id,
+                direction="INGRESS",
+                allows=[gcp.compute.FirewallAllowArgs(protocol="tcp", ports=["22"])],
+                source_ranges=list(settings.ssh_cidrs),
+                target_tags=[NETWORK_TAG],
+                description="SSH (and the Jupyter tunnel through it) from the configured CIDRs only",
+                opts=child,
+            )
+
+        startup = self.bucket.name.apply(
+            lambda bucket: render(
+                "train-startup.sh.j2",
+                bucket=bucket,
+                run_name=settings.run_name,
+                corpus_object=corpus_object,
+                source_object=SOURCE_OBJECT,
+                epochs=settings.epochs,
+            )
+        )
+        self.instance = gcp.compute.Instance(
+            f"{name}-vm",
+            name=f"robojam-{stack}",
+            zone=zone,
+            machine_type=settings.machine_type,
+            boot_disk=gcp.compute.InstanceBootDiskArgs(
+                initialize_params=gcp.compute.InstanceBootDiskInitializeParamsArgs(
+                    image=f"projects/{DLVM_PROJECT}/global/images/family/{settings.image_family}",
+                    size=settings.boot_disk_gb,
+                    type="pd-balanced",
+                ),
+            ),
+            guest_accelerators=[
+                gcp.compute.InstanceGuestAcceleratorArgs(type=settings.gpu_type, count=settings.gpu_count)
+            ],
+            scheduling=gcp.compute.InstanceSchedulingArgs(
+                on_host_maintenance="TERMINATE",  # GPUs cannot live-migrate
+                automatic_restart=not settings.spot,
+                preemptible=settings.spot,
+                provisioning_model="SPOT" if settings.spot else "STANDARD",
+                instance_termination_action=settings.termination_action,
+                max_run_duration=gcp.compute.InstanceSchedulingMaxRunDurationArgs(
+                    seconds=int(settings.max_run_hours * 3600)
+                ),
+            ),
+            metadata={"install-nvidia-driver": "True", "enable-oslogin": "TRUE"},
+            metadata_startup_script=startup,
+            service_account=gcp.compute.InstanceServiceAccountArgs(
+                email=self.service_account.email,
+                scopes=["https://www.googleapis.com/auth/cloud-platform"],  # IAM above is what limits it
+            ),
+            network_interfaces=[
+                gcp.compute.InstanceNetworkInterfaceArgs(
+                    subnetwork=subnet.id,
+                    access_configs=[gcp.compute.InstanceNetworkInterfaceAccessConfigArgs()],  # egress for pip
+                )
+            ],
+            tags=[NETWORK_TAG],
+            allow_stopping_for_update=True,
+            labels={"app": "robojam", "stack": stack},
+            opts=child,
+        )
+
+        where = f"--zone {zone} --project {project}"
+        vm = f"robojam-{stack}"
+        self.ssh_command = f"gcloud compute ssh {vm} {where}"
+        self.jupyter_tunnel = f"{self.ssh_command} -- -L {JUPYTER_PORT}:localhost:{JUPYTER_PORT}"
+        self.weights_uri = self.bucket.name.apply(lambda b: f"gs://{b}/weights/{settings.run_name}.npz")
+        self.progress_command = f"gcloud compute instances get-serial-port-output {vm} {where}"
+        self.register_outputs({"bucket": self.bucket.name, "weights_uri": self.weights_uri})

@@ -1,0 +1,137 @@
+"""The service image: built from the top-level Dockerfile and pushed, or a configured prebuilt image.
+
+GCP targets push to an Artifact Registry repository this component creates; the droplet pushes to a
+DigitalOcean Container Registry (created here unless it exists already). Deployments use `ref`, the pushed
+image's digest reference, so a new build always rolls out and an old one can never be picked by a tag.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import pathlib
+
+import pulumi
+import pulumi_digitalocean as digitalocean
+import pulumi_docker_build as docker_build
+import pulumi_gcp as gcp
+
+from infra.config import GcpSettings
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
+IMAGE_NAME = "robojam"
+DOCR_SERVER = "registry.digitalocean.com"
+
+
+def _build(
+    name: str,
+    tag: pulumi.Input[str],
+    address: pulumi.Input[str],
+    username: pulumi.Input[str],
+    password: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> docker_build.Image:
+    return docker_build.Image(
+        name,
+        context=docker_build.BuildContextArgs(location=str(REPO_ROOT)),
+        dockerfile=docker_build.DockerfileArgs(location=str(REPO_ROOT / "Dockerfile")),
+        platforms=[docker_build.Platform.LINUX_AMD64],
+        tags=[tag],
+        push=True,
+        registries=[
+            docker_build.RegistryArgs(
+                address=address, username=username, password=pulumi.Output.secret(password)
+            )
+        ],
+        opts=opts,
+    )
+
+
+class GcpServiceImage(pulumi.ComponentResource):
+    """An Artifact Registry repository and the service image pushed to it (or a prebuilt image)."""
+
+    ref: pulumi.Output[str]
+    repository: gcp.artifactregistry.Repository | None
+
+    def __init__(
+        self,
+        name: str,
+        gcp_settings: GcpSettings,
+        prebuilt: str = "",
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("robojam:infra:GcpServiceImage", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.repository = None
+        if prebuilt:
+            self.ref = pulumi.Output.from_input(prebuilt)
+        else:
+            self.repository = gcp.artifactregistry.Repository(
+                f"{name}-repo",
+                repository_id=IMAGE_NAME,
+                location=gcp_settings.region,
+                format="DOCKER",
+                description="RoboJam service images",
+                opts=child,
+            )
+            host = f"{gcp_settings.region}-docker.pkg.dev"
+            tag = self.repository.repository_id.apply(
+                lambda repo: f"{host}/{gcp_settings.project}/{repo}/{IMAGE_NAME}:latest"
+            )
+            # The deployer's own short-lived OAuth token, the documented way to push to Artifact Registry.
+            token = gcp.organizations.get_client_config_output(
+                opts=pulumi.InvokeOptions(parent=self)
+            ).access_token
+            image = _build(f"{name}-build", tag, host, "oauth2accesstoken", token, child)
+            self.ref = image.ref
+        self.register_outputs({"ref": self.ref})
+
+
+def docker_login(docker_config_json: str) -> tuple[str, str]:
+    """DOCR (username, password) from a Docker config.json (what ContainerRegistryDockerCredentials gives)."""
+    auths = json.loads(docker_config_json)["auths"]
+    auth = auths.get(DOCR_SERVER) or next(iter(auths.values()))
+    username, password = base64.b64decode(auth["auth"]).decode().split(":", 1)
+    return username, password
+
+
+class DoServiceImage(pulumi.ComponentResource):
+    """A DigitalOcean Container Registry, the service image pushed to it, and read-only pull credentials."""
+
+    ref: pulumi.Output[str]
+    pull_config: pulumi.Output[str] | None  # secret Docker config.json with read-only access, or None
+
+    def __init__(
+        self,
+        name: str,
+        registry_name: str,
+        create_registry: bool,
+        prebuilt: str = "",
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("robojam:infra:DoServiceImage", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        needs_registry = not prebuilt or prebuilt.startswith(f"{DOCR_SERVER}/")
+        registry = pulumi.Output.from_input(registry_name)
+        if needs_registry and create_registry:
+            created = digitalocean.ContainerRegistry(
+                f"{name}-registry", name=registry_name, subscription_tier_slug="starter", opts=child
+            )
+            registry = created.name
+        self.pull_config = None
+        if needs_registry:
+            pull = digitalocean.ContainerRegistryDockerCredentials(
+                f"{name}-pull", registry_name=registry, write=False, opts=child
+            )
+            self.pull_config = pulumi.Output.secret(pull.docker_credentials)
+        if prebuilt:
+            self.ref = pulumi.Output.from_input(prebuilt)
+        else:
+            push = digitalocean.ContainerRegistryDockerCredentials(
+                f"{name}-push", registry_name=registry, write=True, expiry_seconds=3600, opts=child
+            )
+            login = pulumi.Output.secret(push.docker_credentials).apply(docker_login)
+            tag = registry.apply(lambda reg: f"{DOCR_SERVER}/{reg}/{IMAGE_NAME}:latest")
+            image = _build(f"{name}-build", tag, DOCR_SERVER, login[0], login[1], child)
+            self.ref = image.ref
+        self.register_outputs({"ref": self.ref})
