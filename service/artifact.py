@@ -124,16 +124,20 @@ def _read_npz(where: Path) -> tuple[dict, dict[str, np.ndarray]]:
     if not where.is_file():
         raise ArtifactError(f"weights artifact not found: {where} (set {ENV_VAR} to its path).")
     try:
-        archive = np.load(where, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ArtifactError(f"{where}: not an .npz archive (a single .npy array).")
-        with archive:
+        with where.open("rb") as f:
+            magic = f.read(6)
+    except OSError as exc:
+        raise ArtifactError(f"{where}: cannot be read ({exc.strerror}).") from None
+    if magic.startswith(b"\x93NUMPY"):
+        raise ArtifactError(f"{where}: is a single .npy array, not an .npz archive.")
+    if not magic.startswith(b"PK"):
+        raise ArtifactError(f"{where}: not an .npz archive (not a zip file).")
+    try:
+        with np.load(where, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
-    except ArtifactError:
-        raise
     except (zipfile.BadZipFile, EOFError) as exc:
         raise ArtifactError(f"{where}: not a readable .npz archive ({exc}).") from None
-    except (ValueError, OSError) as exc:  # pickled arrays, truncated members, unreadable file, not npy/npz
+    except (ValueError, OSError) as exc:  # pickled arrays, truncated or malformed members
         raise ArtifactError(f"{where}: not a valid .npz archive of plain arrays ({exc}).") from None
     raw = arrays.pop("metadata", None)
     if raw is None:

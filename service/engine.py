@@ -161,12 +161,22 @@ class Engine:
             raise ValueError(f"{name} must hold finite numbers.")
         return events
 
-    def mdn_outputs(self, scaled_inputs: np.ndarray) -> np.ndarray:
-        """(T, D) inputs in the scaled space -> (T, 2MD+M) MDN outputs `mus|sigmas|pi_logits`, from zero state."""
+    def mdn_outputs(self, scaled_inputs: np.ndarray, *, stepwise: bool = False) -> np.ndarray:
+        """(T, D) inputs in the scaled space -> (T, 2MD+M) MDN outputs `mus|sigmas|pi_logits`, from zero state.
+
+        `stepwise=True` runs the generation path (one fused step at a time) instead of the conditioning path,
+        so tests can hold both to the Keras model.
+        """
         scaled = self._check_events(scaled_inputs, "scaled_inputs").astype(F32, copy=False)
-        ws = _Workspace(self, len(scaled))
+        ws = _Workspace(self, 1 if stepwise else len(scaled))
         out = np.empty((len(scaled), self.output_size), dtype=F32)
-        self._condition(ws, scaled, head_out=out)
+        if stepwise:
+            for row, result in zip(scaled, out, strict=True):
+                ws.x[:] = row
+                self._step(ws)
+                result[:] = ws.out
+        else:
+            self._condition(ws, scaled, head_out=out)
         self._activate_sigmas(out[:, self._md : 2 * self._md])
         return out
 

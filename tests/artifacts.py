@@ -4,7 +4,7 @@ Service tests use these before trained weights exist and without importing Tenso
 the dt mixture means get a bias so a continuation moves at a realistic pace (about `dt_mean` seconds per touch)
 instead of crawling at the 1 ms minimum and hitting the 1000-step cap.
 
-    from tests.artifacts import write_random_artifact   # or `from artifacts import ...` inside tests/
+    from artifacts import write_random_artifact   # tests/ is on sys.path under pytest (no tests/__init__.py)
     path = write_random_artifact(tmp_path / "w.npz", units=32, layers=2, mixtures=3)
 """
 
