@@ -78,21 +78,21 @@ for _path in (certfile, keyfile):
     if _path and not os.path.isfile(_path):
         raise ValueError(f"TLS file not found: {_path}.")
 
-# Multiprocess metrics: an operator-given directory is used as is (and emptied of stale files at start),
-# otherwise a private one is made on tmpfs when possible and removed when the master exits. The marker
-# variable keeps ownership known when gunicorn re-reads this file on SIGHUP.
-_CREATED_MARKER = "ROBOJAM_CREATED_METRICS_DIR"
+# Multiprocess metrics, set up before the app (and so prometheus_client) is imported: an operator-given
+# PROMETHEUS_MULTIPROC_DIR is emptied of stale files; otherwise a private directory is made (on tmpfs when
+# possible) and removed when the master exits. The marker variables keep this to the first read of this file
+# (gunicorn re-reads it on SIGHUP while workers are still writing there).
+_CREATED_MARKER, _PREPARED_MARKER = "ROBOJAM_CREATED_METRICS_DIR", "ROBOJAM_PREPARED_METRICS_DIR"
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     _created = tempfile.mkdtemp(prefix="robojam-metrics-", dir=SHM if _writable_dir(SHM) else None)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ[_CREATED_MARKER] = _created
 METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 _OWN_METRICS_DIR = METRICS_DIR == os.environ.get(_CREATED_MARKER)
-
-
-def on_starting(server):
+if os.environ.get(_PREPARED_MARKER) != METRICS_DIR:
     os.makedirs(METRICS_DIR, exist_ok=True)
-    for stale in glob.glob(os.path.join(METRICS_DIR, "*.db")):
-        os.remove(stale)
+    for _stale in glob.glob(os.path.join(METRICS_DIR, "*.db")):
+        os.remove(_stale)
+    os.environ[_PREPARED_MARKER] = METRICS_DIR
 
 
 def post_worker_init(worker):
