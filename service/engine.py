@@ -6,7 +6,7 @@ Why it is fast without a framework:
   one contiguous slice, and the sigmoid columns are pre-halved so `sigmoid(x) = 0.5 * tanh(x / 2) + 0.5` needs one
   `tanh` over all four gates (halving by a power of two is exact in floating point).
 - Conditioning runs layer by layer: each layer's input projection for all conditioning events is one
-  matrix-matrix product, only the recurrent part is stepped.
+  matrix-matrix product (per CHUNK events, to bound memory on huge inputs), only the recurrent part is stepped.
 - A call allocates its buffers once (state vector laid out as `[x, h_0, ..., h_{L-1}]`, so each layer's
   `[input, h]` is a contiguous view) and every step writes into them with `out=`; float32 throughout.
 
@@ -42,6 +42,17 @@ def _check_number(name: str, value: object, *, allow_zero: bool) -> None:
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}.")
 
 
+def _gates_into(keras: np.ndarray, out: np.ndarray, units: int) -> None:
+    """Copy Keras gate blocks `i, f, c, o` (last axis) into `out` as `i/2, f/2, o/2, c`.
+
+    The order puts the three sigmoid gates in one slice; halving them lets the cell use
+    sigmoid(x) = 0.5 * tanh(x / 2) + 0.5 with a single tanh over all gates (exact: a power-of-two scale).
+    """
+    for src, dst, factor in ((0, 0, 0.5), (1, 1, 0.5), (3, 2, 0.5), (2, 3, 1.0)):
+        block = keras[..., src * units : (src + 1) * units]
+        np.multiply(block, F32(factor), out=out[..., dst * units : (dst + 1) * units])
+
+
 class _Workspace:
     """One call's buffers: LSTM state, gate scratch and the views into them, allocated once per call."""
 
@@ -75,6 +86,47 @@ class _Workspace:
         np.multiply(o, tmp, out=h)
 
 
+class _Sampler:
+    """RoboJam's draw of one touch from an MDN output vector (ARTIFACT.md, Sampling 3), into preallocated rows."""
+
+    def __init__(self, out: np.ndarray, mixtures: int, d: int, temperature: float, epsilon: float, scale: float):
+        md = mixtures * d
+        self.logits, self.mus, self.sigmas = out[2 * md :], out[:md], out[md : 2 * md]
+        self.d, self.last = d, mixtures - 1
+        self.inv_temperature = 1.0 / float(temperature)
+        self.epsilon, self.scale = F32(epsilon), F32(scale)
+        self.neg = np.empty(d, dtype=F32)
+        self.low = np.array([0.0, 0.0, MIN_DT], dtype=F32)
+        self.high = np.array([1.0, 1.0, np.inf], dtype=F32)
+
+    def choose(self, u: float) -> int:
+        """Mixture index ~ softmax(logits / temperature): the first whose cumulative weight reaches u."""
+        logits = self.logits.tolist()  # M is small: plain floats beat a chain of tiny NumPy calls
+        top = max(logits)
+        weights = [math.exp((v - top) * self.inv_temperature) for v in logits]
+        threshold, m, acc = u * sum(weights), 0, weights[0]
+        while acc < threshold and m < self.last:
+            m += 1
+            acc += weights[m]
+        return m
+
+    def sample(self, u: float, noise: np.ndarray, *, out: np.ndarray) -> None:
+        """out = clip((mu_m + (elu(s_m) + 1 + eps) * noise) / scale); `noise` already carries sqrt(sigma_temp)."""
+        begin = self.choose(u) * self.d
+        sigma, neg = self.sigmas[begin : begin + self.d], self.neg
+        np.minimum(sigma, 0.0, out=neg)
+        np.expm1(neg, out=neg)
+        np.maximum(sigma, 0.0, out=out)
+        out += neg
+        out += F32(1.0)
+        out += self.epsilon
+        out *= noise
+        out += self.mus[begin : begin + self.d]
+        out /= self.scale
+        np.maximum(out, self.low, out=out)
+        np.minimum(out, self.high, out=out)
+
+
 class Engine:
     """A loaded RoboJam model. Build with `Engine.load(path)`."""
 
@@ -85,20 +137,19 @@ class Engine:
         self.sigma_epsilon = artifact.sigma_epsilon
         u, md = self.units, self.mixtures * self.dimension
         self.output_size = 2 * md + self.mixtures
-        # Keras gate order i, f, c, o -> i, f, o, c; sigmoid gates pre-halved for the tanh form of the sigmoid.
-        order = np.r_[0 : 2 * u, 3 * u : 4 * u, 2 * u : 3 * u]
-        half = np.ones(4 * u, dtype=F32)
-        half[: 3 * u] = 0.5
         arrays = artifact.arrays
         self._stacked, self._kernels, self._recurrent, self._biases = [], [], [], []
         for i in range(self.layers):
-            stacked = np.concatenate([arrays[f"lstm_{i}_kernel"], arrays[f"lstm_{i}_recurrent_kernel"]])
-            stacked = _frozen(stacked[:, order] * half)
             n_in = self.dimension if i == 0 else u
-            self._stacked.append(stacked)
+            stacked = np.empty((n_in + u, 4 * u), dtype=F32)  # filled block by block: no full-size temporaries
+            _gates_into(arrays[f"lstm_{i}_kernel"], stacked[:n_in], u)
+            _gates_into(arrays[f"lstm_{i}_recurrent_kernel"], stacked[n_in:], u)
+            bias = np.empty(4 * u, dtype=F32)
+            _gates_into(arrays[f"lstm_{i}_bias"], bias, u)
+            self._stacked.append(_frozen(stacked))
             self._kernels.append(stacked[:n_in])  # views: no extra memory
             self._recurrent.append(stacked[n_in:])
-            self._biases.append(_frozen(arrays[f"lstm_{i}_bias"][order] * half))
+            self._biases.append(_frozen(bias))
         parts = ("mdn_mus", "mdn_sigmas", "mdn_pi")
         self._head = _frozen(np.concatenate([arrays[f"{p}_kernel"] for p in parts], axis=1))
         self._head_bias = _frozen(np.concatenate([arrays[f"{p}_bias"] for p in parts]))
@@ -202,42 +253,27 @@ class Engine:
         if not isinstance(rng, np.random.Generator):
             raise TypeError("rng must be a numpy.random.Generator.")
 
-        d, md, m_count = self.dimension, self._md, self.mixtures
+        d = self.dimension
         ws = _Workspace(self, len(events))
         self._condition(ws, (events * self.scale).astype(F32))
         np.matmul(ws.h[-1], self._head, out=ws.out)
         np.add(ws.out, self._head_bias, out=ws.out)
 
         # All randomness for the whole call up front: one vectorised draw each from the caller's Generator.
-        choice = rng.random(MAX_STEPS)
+        choices = rng.random(MAX_STEPS).tolist()
         noise = rng.standard_normal((MAX_STEPS, d), dtype=F32)
-        noise *= F32(math.sqrt(sigma_temperature) / self.scale)  # std = sigma * sqrt(sigma_temperature), then unscale
+        noise *= F32(math.sqrt(sigma_temperature))  # covariance diag(sigma^2) * sigma_temperature
 
         generated = np.empty((MAX_STEPS, d), dtype=F32)
-        low = np.array([0.0, 0.0, MIN_DT], dtype=F32)
-        high = np.array([1.0, 1.0, np.inf], dtype=F32)
-        mus, sigmas = ws.out[:md], ws.out[md : 2 * md]
-        logits = ws.out[2 * md :]
-        weights = np.empty(m_count, dtype=np.float64)
-        inv_scale, inv_temperature = F32(1.0 / self.scale), 1.0 / float(temperature)
+        sampler = _Sampler(ws.out, self.mixtures, d, temperature, self.sigma_epsilon, self.scale)
         total, steps = 0.0, 0
         while True:
-            # mixture ~ softmax(logits / temperature): first index whose cumulative weight reaches u * sum
-            np.multiply(logits, inv_temperature, out=weights)
-            weights -= weights.max()
-            np.exp(weights, out=weights)
-            np.cumsum(weights, out=weights)
-            m = min(int(np.searchsorted(weights, choice[steps] * weights[-1])), m_count - 1)
-            sigma = sigmas[m * d : (m + 1) * d]
-            self._activate_sigmas(sigma)
             row = generated[steps]
-            np.multiply(sigma, noise[steps], out=row)
-            row += mus[m * d : (m + 1) * d] * inv_scale
-            np.clip(row, low, high, out=row)
+            sampler.sample(choices[steps], noise[steps], out=row)
             steps += 1
-            total += float(row[d - 1])
+            total += row.item(d - 1)
             if total >= seconds or steps >= MAX_STEPS:
                 break
-            np.multiply(row, F32(self.scale), out=ws.x)
+            np.multiply(row, sampler.scale, out=ws.x)  # feed the clipped touch back, in the scaled space
             self._step(ws)
         return generated[:steps].copy()
