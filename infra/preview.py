@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import hashlib
 import json
 import pathlib
@@ -27,6 +28,10 @@ PROJECT = "robojam"
 SECRET_PLACEHOLDER = "[secret]"
 MOCK_ACCESS_TOKEN = "ya29.mock-access-token"  # what the gcp client-config invoke answers under mocks
 DOCR_CREDENTIALS = "digitalocean:index/containerRegistryDockerCredentials:ContainerRegistryDockerCredentials"
+
+
+class SecretValue(str):
+    """An override passed as a secret config value, as `pulumi config set --secret` would set it."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,7 @@ def _is_secure(value: Any) -> bool:
 def _config_string(value: Any) -> str:
     """Pulumi hands config to programs as strings; structured values travel as JSON."""
     if isinstance(value, str):
-        return value
+        return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -123,11 +128,14 @@ def plan_stack(stack: str | pathlib.Path, overrides: dict | None = None) -> Plan
             config.pop(key, None)
         else:
             config[key] = value
+    secret_keys = {k for k, v in config.items() if v == SECRET_PLACEHOLDER or isinstance(v, SecretValue)}
     # A fresh context: every ContextVar the Pulumi runtime sets (settings, config, root stack) dies with it.
-    return contextvars.copy_context().run(_plan_in_context, name, config)
+    plan = contextvars.copy_context().run(_plan_in_context, name, config, secret_keys)
+    shown = {k: (SECRET_PLACEHOLDER if k in secret_keys else v) for k, v in config.items()}
+    return dataclasses.replace(plan, config=shown)
 
 
-def _plan_in_context(name: str, config: dict) -> Plan:
+def _plan_in_context(name: str, config: dict, secret_keys: set[str]) -> Plan:
     from infra import program  # late: importing must not need the runtime configured
 
     mocks = RecordingMocks()
@@ -136,8 +144,7 @@ def _plan_in_context(name: str, config: dict) -> Plan:
     exports: dict = {}
     try:
         runtime_settings.reset_options(project=PROJECT, stack=name)
-        secret_keys = [k for k, v in config.items() if v == SECRET_PLACEHOLDER]
-        runtime_config.set_all_config({k: _config_string(v) for k, v in config.items()}, secret_keys)
+        runtime_config.set_all_config({k: _config_string(v) for k, v in config.items()}, sorted(secret_keys))
         pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=name, preview=False)
         root = runtime_settings.get_root_resource()
 
@@ -175,6 +182,8 @@ def _unwrap(value: Any, path: str, secrets: list[str]) -> Any:
         return {k: _unwrap(v, f"{path}.{k}" if path else k, secrets) for k, v in value.items()}
     if isinstance(value, list):
         return [_unwrap(v, f"{path}[{i}]", secrets) for i, v in enumerate(value)]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # protobuf carries every number as a double; 2.0 replicas were 2
     return value
 
 

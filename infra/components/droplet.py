@@ -10,6 +10,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_digitalocean as digitalocean
 
+from infra.components.image import CONTAINER_PORT, SERVICE_UID
 from infra.config import DropletSettings
 from infra.templates import render
 
@@ -25,7 +26,11 @@ def cloud_config(image_ref: str, docker_config: str, settings: DropletSettings) 
         docker_config=docker_config or "",
         domain=settings.domain,
         acme_email=settings.acme_email,
-        publish="127.0.0.1:5000" if settings.domain else "80",  # behind Caddy, or straight on port 80
+        uid=SERVICE_UID,
+        port=CONTAINER_PORT,
+        publish=f"127.0.0.1:{CONTAINER_PORT}"
+        if settings.domain
+        else "80",  # behind Caddy, or straight on port 80
     )
 
 

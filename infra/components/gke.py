@@ -11,11 +11,11 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 import yaml
 
+from infra.components.image import CONTAINER_PORT, SERVICE_UID
 from infra.config import GcpSettings, GkeSettings
 
 APP = "robojam"
-CONTAINER_PORT = 5000
-RUN_AS_USER = 10001
+RUN_AS_USER = SERVICE_UID
 NODE_ROLES = (  # what GKE nodes need to report logs and metrics, nothing more
     "roles/logging.logWriter",
     "roles/monitoring.metricWriter",
