@@ -99,6 +99,15 @@ class _Sampler:
         self.low = np.array([0.0, 0.0, MIN_DT], dtype=F32)
         self.high = np.array([1.0, 1.0, np.inf], dtype=F32)
 
+    def sigma_into(self, raw: np.ndarray, out: np.ndarray) -> None:
+        """out = elu(raw) + 1 + epsilon: keras-mdn-layer's sigma activation."""
+        np.minimum(raw, 0.0, out=self.neg)
+        np.expm1(self.neg, out=self.neg)
+        np.maximum(raw, 0.0, out=out)
+        out += self.neg
+        out += F32(1.0)
+        out += self.epsilon
+
     def choose(self, u: float) -> int:
         """Mixture index ~ softmax(logits / temperature): the first whose cumulative weight reaches u."""
         logits = self.logits.tolist()  # M is small: plain floats beat a chain of tiny NumPy calls
@@ -113,13 +122,7 @@ class _Sampler:
     def sample(self, u: float, noise: np.ndarray, *, out: np.ndarray) -> None:
         """out = clip((mu_m + (elu(s_m) + 1 + eps) * noise) / scale); `noise` already carries sqrt(sigma_temp)."""
         begin = self.choose(u) * self.d
-        sigma, neg = self.sigmas[begin : begin + self.d], self.neg
-        np.minimum(sigma, 0.0, out=neg)
-        np.expm1(neg, out=neg)
-        np.maximum(sigma, 0.0, out=out)
-        out += neg
-        out += F32(1.0)
-        out += self.epsilon
+        self.sigma_into(self.sigmas[begin : begin + self.d], out)
         out *= noise
         out += self.mus[begin : begin + self.d]
         out /= self.scale

@@ -1,0 +1,287 @@
+"""Inference benchmark: Keras the way RoboJam served it vs the NumPy engine (`make bench`; not a test).
+
+    python -m service.bench [--quick] [--out benchmarks/latest.json]
+
+One request = condition on 100 touches (5 s of playing) and generate a 5 s continuation with the default
+2 x 512 x 5 model (random weights; the dt means are biased to ~50 ms per touch so the continuation has a
+realistic ~100 touches instead of crawling at the 1 ms minimum). Every method runs the same request with the same
+sampling draws, so they generate the same touches and do the same number of network steps:
+  (a) Keras `model.predict` once per step on a stateful batch-1, sequence-1 model (RoboJam's original server),
+  (b) Keras `predict_on_batch` once per step on the same model,
+  (c) service.engine.Engine.continue_performance.
+It also starts a real gunicorn server (one worker, the service's own config) on the same weights, sends one
+request and reads the worker's peak RSS. Single thread everywhere: the thread variables are set below before
+NumPy or TensorFlow load. This is a development tool; the serving code never imports it (nor TensorFlow).
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+):
+    os.environ[_var] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import importlib  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import resource  # noqa: E402
+import socket  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import urllib.error  # noqa: E402
+import urllib.request  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from service.engine import MAX_STEPS, Engine, _Sampler  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+EVENTS, SECONDS, DT = 100, 5.0, 0.05
+SEED = 2024
+
+
+def request_events(seed: int = SEED) -> np.ndarray:
+    """100 touches spread over 5 s: the benchmark's conditioning performance."""
+    rng = np.random.default_rng(seed)
+    events = np.column_stack([rng.random(EVENTS), rng.random(EVENTS), np.full(EVENTS, DT)]).astype(np.float32)
+    events[0, 2] = 0.0
+    return events
+
+
+def build_models(tmp: Path):
+    """(stateful batch-1 seq-1 Keras model, engine) sharing one set of random weights."""
+    from model.export import export_artifact
+    from model.mdrnn import SCALE, build_model
+
+    threading = importlib.import_module("tensorflow").config.threading  # besides the env vars, to be sure
+    threading.set_intra_op_parallelism_threads(1)
+    threading.set_inter_op_parallelism_threads(1)
+
+    model = build_model()  # 2 x 512, 5 mixtures: RoboJam's size
+    head = model.get_layer("mdn").layer.mdn_mus
+    kernel, bias = head.get_weights()
+    bias[0::3], bias[1::3], bias[2::3] = 0.5 * SCALE, 0.5 * SCALE, DT * SCALE  # centre x, y; ~50 ms per touch
+    head.set_weights([kernel, bias])
+    path = export_artifact(model, tmp / "bench.npz", {"training": {"note": "random weights for the benchmark"}})
+    stateful = build_model(stateful=True, batch_size=1, seq_len=1)
+    stateful.set_weights(model.get_weights())
+    return stateful, Engine.load(path), path
+
+
+def keras_request(model, engine: Engine, events: np.ndarray, call) -> np.ndarray:
+    """RoboJam's serving loop on a stateful Keras model, `call(x)` being predict or predict_on_batch per step.
+
+    The sampling is the engine's own, fed the same draws (same seed), so both produce the same touches.
+    """
+    for layer in model.layers:
+        if hasattr(layer, "reset_states") and getattr(layer, "stateful", False):
+            layer.reset_states()
+    scale = np.float32(engine.scale)
+    for event in events:
+        out = np.asarray(call((event * scale)[None, None]), dtype=np.float32).reshape(-1)
+    rng = np.random.default_rng(SEED)
+    choices = rng.random(MAX_STEPS).tolist()
+    noise = rng.standard_normal((MAX_STEPS, 3), dtype=np.float32) * np.float32(np.sqrt(0.01))
+    sampler = _ActivatedSampler(out, engine.mixtures, 3, 1.5, engine.sigma_epsilon, engine.scale)
+    generated = np.empty((MAX_STEPS, 3), dtype=np.float32)
+    total, steps = 0.0, 0
+    while True:
+        sampler.use(out)
+        sampler.sample(choices[steps], noise[steps], out=generated[steps])
+        total += generated[steps].item(2)
+        steps += 1
+        if total >= SECONDS or steps >= MAX_STEPS:
+            return generated[:steps].copy()
+        out = np.asarray(call((generated[steps - 1] * scale)[None, None]), dtype=np.float32).reshape(-1)
+
+
+class _ActivatedSampler(_Sampler):
+    """The engine's sampler for Keras outputs, whose sigmas are already activated."""
+
+    def use(self, out: np.ndarray) -> None:
+        md = self.mus.size
+        self.logits, self.mus, self.sigmas = out[2 * md :], out[:md], out[md : 2 * md]
+
+    def sigma_into(self, raw: np.ndarray, out: np.ndarray) -> None:
+        out[:] = raw
+
+
+def time_it(fn, reps: int, warm: int) -> tuple[float, object]:
+    """Median milliseconds of `fn()` over `reps` runs after `warm` unmeasured ones, and the last result."""
+    result = None
+    for _ in range(warm):
+        result = fn()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        result = fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times), result
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _app_csv(events: np.ndarray) -> str:
+    """The performance as the MicroJam app posts it."""
+    times = np.cumsum(events[:, 2])
+    rows = "".join(
+        f"{t:f}, {x:f}, {y:f}, {38.0:f}, {int(i > 0)}\n"
+        for i, (t, (x, y, _)) in enumerate(zip(times, events, strict=True))
+    )
+    return "time,x,y,z,moving\n" + rows
+
+
+def gunicorn_worker_rss_mb(weights: Path, events: np.ndarray) -> tuple[float, str]:
+    """Peak RSS (VmHWM) of a real gunicorn worker after warm-up and one request; falls back to a bare engine."""
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    if gunicorn.is_file() and (REPO / "service" / "app.py").is_file():
+        port = _free_port()
+        env = {
+            **os.environ,
+            "ROBOJAM_WEIGHTS": str(weights),
+            "ROBOJAM_WORKERS": "1",
+            "ROBOJAM_BIND": f"127.0.0.1:{port}",
+        }
+        cmd = [str(gunicorn), "-c", "service/gunicorn_conf.py", "service.app:create_app()"]
+        server = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    with urllib.request.urlopen(base + "/readyz", timeout=2) as reply:
+                        if reply.status == 200:
+                            break
+                except (urllib.error.URLError, OSError):
+                    time.sleep(0.2)
+            body = json.dumps({"perf": _app_csv(events)}).encode()
+            post = urllib.request.Request(base + "/api/predict", body, {"Content-Type": "application/json"})
+            with urllib.request.urlopen(post, timeout=30) as reply:
+                assert reply.status == 200 and "response" in json.load(reply)
+            children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+            status = Path(f"/proc/{children[0]}/status").read_text()
+            hwm_kb = int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1])
+            return hwm_kb / 1024, "gunicorn worker (VmHWM after warm-up + one /api/predict)"
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    code = (
+        "import resource, sys, numpy as np; from service.engine import Engine; "
+        "e = Engine.load(sys.argv[1]); ev = np.load(sys.argv[2]); "
+        "[e.continue_performance(ev, rng=np.random.default_rng(i)) for i in range(3)]; "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    with tempfile.NamedTemporaryFile(suffix=".npy") as f:
+        np.save(f, events)
+        f.flush()
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(weights), f.name], cwd=REPO, check=True, capture_output=True, text=True
+        ).stdout
+    return int(out.split()[-1]) / 1024, "python process that loads the engine and serves 3 requests (maxrss)"
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} vCPU, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m service.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (one slow model.predict request)")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "latest.json")
+    args = parser.parse_args(argv)
+    reps = {"engine": 30, "batch": 3, "predict": 1} if args.quick else {"engine": 200, "batch": 10, "predict": 3}
+
+    events = request_events()
+    with tempfile.TemporaryDirectory() as tmp:
+        stateful, engine, weights = build_models(Path(tmp))
+        ms_engine, ours = time_it(
+            lambda: engine.continue_performance(events, rng=np.random.default_rng(SEED)), reps["engine"], warm=5
+        )
+        print(f"(c) numpy engine:            {ms_engine:9.1f} ms/request ({len(ours)} touches)", flush=True)
+        ms_batch, theirs = time_it(
+            lambda: keras_request(stateful, engine, events, stateful.predict_on_batch), reps["batch"], warm=1
+        )
+        print(f"(b) keras predict_on_batch:  {ms_batch:9.1f} ms/request ({len(theirs)} touches)", flush=True)
+        same = len(theirs) == len(ours) and float(np.abs(theirs - ours).max()) < 1e-4
+        ms_predict, slow = time_it(
+            lambda: keras_request(stateful, engine, events, lambda x: stateful.predict(x, verbose=0)),
+            reps["predict"],
+            warm=0,
+        )
+        print(f"(a) keras predict:           {ms_predict:9.1f} ms/request ({len(slow)} touches)", flush=True)
+        rss_mb, rss_how = gunicorn_worker_rss_mb(weights, events)
+
+    network_steps = EVENTS + len(ours) - 1
+    results = {
+        "ms_per_request": {
+            "keras_predict_stateful": round(ms_predict, 1),
+            "keras_predict_on_batch": round(ms_batch, 1),
+            "numpy_engine": round(ms_engine, 2),
+        },
+        "ratios": {
+            "keras_predict_on_batch/numpy_engine": round(ms_batch / ms_engine, 1),
+            "keras_predict_stateful/numpy_engine": round(ms_predict / ms_engine, 1),
+        },
+        "worker_peak_rss_mb": round(rss_mb, 1),
+        "worker_peak_rss_how": rss_how,
+        "requests_per_second_per_vcpu": round(1000.0 / ms_engine, 2),
+        "request": {
+            "conditioning_events": EVENTS,
+            "seconds": SECONDS,
+            "generated_touches": len(ours),
+            "network_steps": network_steps,
+            "model": "2 x 512 LSTM, 5 mixtures, random weights",
+            "keras_same_touches_as_engine": same,
+        },
+        "repetitions": reps,
+        "threads": 1,
+        "bench_process_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "machine": machine(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+    print()
+    print(
+        f"request: {EVENTS} conditioning touches + {SECONDS:g} s continuation = {len(ours)} generated touches, "
+        f"{network_steps} network steps; 2x512 LSTM, 5 mixtures; 1 thread"
+    )
+    print("| method | ms / request | vs engine |")
+    print("| --- | ---: | ---: |")
+    print(f"| (a) Keras `model.predict` per step, stateful | {ms_predict:,.0f} | {ms_predict / ms_engine:,.0f}x |")
+    print(f"| (b) Keras `predict_on_batch` per step | {ms_batch:,.1f} | {ms_batch / ms_engine:,.1f}x |")
+    print(f"| (c) NumPy engine | {ms_engine:,.1f} | 1x |")
+    print(f"worker peak RSS: {rss_mb:.1f} MB ({rss_how})")
+    print(f"same touches from Keras and the engine: {same}; wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
