@@ -9,6 +9,7 @@ can be planned in one process.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextvars
 import dataclasses
 import hashlib
@@ -26,7 +27,11 @@ from pulumi.runtime.stack import run_pulumi_func
 
 PROJECT = "robojam"
 SECRET_PLACEHOLDER = "[secret]"
-MOCK_ACCESS_TOKEN = "ya29.mock-access-token"  # what the gcp client-config invoke answers under mocks
+# Credentials the mocks hand out, so tests can prove they never reach a resource input in plain text.
+MOCK_ACCESS_TOKEN = "ya29.mock-access-token"  # the gcp client-config invoke's OAuth token
+MOCK_REGISTRY_PASSWORD = "mock-registry-token"  # inside DOCR's dockerCredentials (base64 "user:password")
+MOCK_REGISTRY_AUTH = base64.b64encode(f"mock-user:{MOCK_REGISTRY_PASSWORD}".encode()).decode()
+MOCK_SECRETS = (MOCK_ACCESS_TOKEN, MOCK_REGISTRY_PASSWORD, MOCK_REGISTRY_AUTH)
 DOCR_CREDENTIALS = "digitalocean:index/containerRegistryDockerCredentials:ContainerRegistryDockerCredentials"
 
 
@@ -223,8 +228,8 @@ def _computed(type_token: str, name: str, inputs: dict) -> dict:
         registry = inputs.get("name", name)
         return {"serverUrl": "registry.digitalocean.com", "endpoint": f"registry.digitalocean.com/{registry}"}
     if type_token == DOCR_CREDENTIALS:
-        auth = "bW9jay11c2VyOm1vY2stcmVhZC10b2tlbg=="  # mock-user:mock-read-token
-        return {"dockerCredentials": json.dumps({"auths": {"registry.digitalocean.com": {"auth": auth}}})}
+        auths = {"registry.digitalocean.com": {"auth": MOCK_REGISTRY_AUTH}}
+        return {"dockerCredentials": json.dumps({"auths": auths})}
     if type_token == "docker-build:index:Image":
         tags = inputs.get("tags") or [f"registry.invalid/{name}:latest"]
         repository = tags[0].rsplit(":", 1)[0] if ":" in tags[0].rsplit("/", 1)[-1] else tags[0]

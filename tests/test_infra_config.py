@@ -1,0 +1,323 @@
+"""Invalid stack config stops the program before any resource, with one clear sentence (one test per rule)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from infra import preview
+from infra.config import KEYS, ConfigError, read_pulumi_config
+from infra.preview import SecretValue, plan_stack
+
+
+@pytest.fixture
+def refuse(monkeypatch):
+    """Plan a stack with overrides; return the ConfigError message after checking nothing was created."""
+    made: list[preview.RecordingMocks] = []
+
+    class Spy(preview.RecordingMocks):
+        def __init__(self):
+            super().__init__()
+            made.append(self)
+
+    monkeypatch.setattr(preview, "RecordingMocks", Spy)
+
+    def run(stack: str, overrides: dict) -> str:
+        made.clear()
+        with pytest.raises(ConfigError) as info:
+            plan_stack(stack, overrides)
+        assert made and made[0].resources == [] and made[0].components == []
+        message = str(info.value)
+        assert "\n" not in message and message.endswith(".") and len(message) < 200, message
+        return message
+
+    return run
+
+
+# --- every target ------------------------------------------------------------------------------------------
+
+
+def test_unknown_target(refuse):
+    assert refuse("dev", {"robojam:target": "lambda"}) == (
+        "robojam:target must be one of droplet, gke, gpu-vm, got 'lambda'."
+    )
+
+
+def test_missing_target(refuse):
+    assert "robojam:target must be one of" in refuse("dev", {"robojam:target": None})
+
+
+def test_misspelt_key_names_the_key_it_probably_meant(refuse):
+    message = refuse("gke", {"robojam:replica": 3})
+    assert (
+        message == "robojam:replica is not a config key this program reads (did you mean robojam:replicas?)."
+    )
+
+
+def test_key_of_another_target(refuse):
+    message = refuse("dev", {"robojam:gpuType": "nvidia-tesla-t4"})
+    assert message == "robojam:gpuType does not apply to target droplet; remove it from this stack."
+
+
+def test_digitalocean_token_in_plain_text(refuse):
+    message = refuse("dev", {"digitalocean:token": "dop_v1_plaintext"})
+    assert "digitalocean:token must be set with `pulumi config set --secret`" in message
+
+
+def test_digitalocean_token_as_secret_is_accepted():
+    assert plan_stack("dev", {"digitalocean:token": SecretValue("dop_v1_secret")}).resources
+
+
+def test_malformed_prebuilt_image(refuse):
+    assert "robojam:image must be an image reference" in refuse("dev", {"robojam:image": "Not An Image"})
+
+
+@pytest.mark.parametrize("cidr", ["10.0.0.300/32", "10.0.0.1/24", "example.org", "10.0.0.0/33"])
+def test_malformed_cidr(refuse, cidr):
+    assert refuse("dev", {"robojam:sshCidrs": [cidr]}) == (
+        f"robojam:sshCidrs entry {cidr!r} is not a valid CIDR such as 203.0.113.7/32."
+    )
+
+
+@pytest.mark.parametrize("cidr", ["0.0.0.0/0", "::/0"])
+def test_ssh_open_to_the_whole_internet(refuse, cidr):
+    assert "must not open SSH to the whole internet" in refuse("train", {"robojam:sshCidrs": [cidr]})
+
+
+def test_cidrs_not_a_list(refuse):
+    assert "robojam:sshCidrs must be a list of strings" in refuse("dev", {"robojam:sshCidrs": "10.0.0.0/8"})
+
+
+def test_not_a_boolean(refuse):
+    assert (
+        refuse("dev", {"robojam:reservedIp": "yes"}) == "robojam:reservedIp must be true or false, got 'yes'."
+    )
+
+
+# --- GCP ---------------------------------------------------------------------------------------------------
+
+
+def test_missing_gcp_project(refuse):
+    assert refuse("gke", {"gcp:project": None}).startswith("gcp:project must be set")
+
+
+def test_malformed_gcp_project(refuse):
+    assert "gcp:project must be a GCP project id" in refuse("train", {"gcp:project": "My Project"})
+
+
+def test_malformed_zone(refuse):
+    assert "gcp:zone must be a GCP zone such as us-central1-a" in refuse("gke", {"gcp:zone": "us-central1"})
+
+
+def test_malformed_region(refuse):
+    assert "gcp:region must be a GCP region" in refuse("gke", {"gcp:region": "US Central"})
+
+
+def test_zone_outside_region(refuse):
+    message = refuse("train", {"gcp:zone": "europe-west4-a", "gcp:region": "us-central1"})
+    assert message == "gcp:zone europe-west4-a is not in gcp:region us-central1."
+
+
+# --- gpu-vm ------------------------------------------------------------------------------------------------
+
+
+def test_unknown_gpu_type(refuse):
+    message = refuse("train", {"robojam:gpuType": "nvidia-tesla-k80"})
+    assert message.startswith("robojam:gpuType must be one of nvidia-tesla-t4")
+    assert message.endswith("got 'nvidia-tesla-k80'.")
+
+
+def test_gpu_type_on_the_wrong_machine_family(refuse):
+    message = refuse("train", {"robojam:gpuType": "nvidia-l4"})
+    assert message == "robojam:gpuType nvidia-l4 attaches only to g2-* machine types, not n1-standard-4."
+
+
+@pytest.mark.parametrize("count", [0, 3, 16])
+def test_unsupported_gpu_count(refuse, count):
+    assert refuse("train", {"robojam:gpuCount": count}) == (
+        f"robojam:gpuCount must be one of 1, 2, 4, 8, got {count}."
+    )
+
+
+def test_gpu_count_not_a_number(refuse):
+    assert (
+        refuse("train", {"robojam:gpuCount": "one"}) == "robojam:gpuCount must be a whole number, got 'one'."
+    )
+
+
+def test_malformed_machine_type(refuse):
+    assert "robojam:machineType must be a Compute Engine machine type" in refuse(
+        "train", {"robojam:machineType": "N1 Standard"}
+    )
+
+
+@pytest.mark.parametrize("hours", [0, -1, 169])
+def test_run_limit_out_of_range(refuse, hours):
+    assert refuse("train", {"robojam:maxRunHours": hours}).startswith(
+        "robojam:maxRunHours must be above 0 and at most 168"
+    )
+
+
+def test_run_limit_not_a_number(refuse):
+    assert "robojam:maxRunHours must be a number of hours" in refuse(
+        "train", {"robojam:maxRunHours": "forever"}
+    )
+
+
+def test_unknown_termination_action(refuse):
+    assert refuse("train", {"robojam:terminationAction": "SUSPEND"}) == (
+        "robojam:terminationAction must be STOP or DELETE, got 'SUSPEND'."
+    )
+
+
+def test_missing_corpus_file(refuse):
+    assert refuse("train", {"robojam:corpusPath": "/nonexistent/corpus.h5"}) == (
+        "robojam:corpusPath /nonexistent/corpus.h5 is not a file."
+    )
+
+
+def test_corpus_path_required(refuse):
+    assert refuse("train", {"robojam:corpusPath": None}) == "robojam:corpusPath must be set."
+
+
+def test_malformed_image_family(refuse):
+    assert "robojam:imageFamily must be an image family name" in refuse(
+        "train", {"robojam:imageFamily": "Ubuntu 22.04"}
+    )
+
+
+def test_boot_disk_too_small(refuse):
+    assert refuse("train", {"robojam:bootDiskGb": 20}) == "robojam:bootDiskGb must be at least 50, got 20."
+
+
+def test_malformed_run_name(refuse):
+    assert "robojam:runName must be lowercase letters" in refuse("train", {"robojam:runName": "../escape"})
+
+
+def test_epochs_below_one(refuse):
+    assert refuse("train", {"robojam:epochs": 0}) == "robojam:epochs must be at least 1, got 0."
+
+
+# --- droplet -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("keys", [None, []])
+def test_droplet_needs_an_ssh_key(refuse, keys):
+    assert refuse("dev", {"robojam:sshKeys": keys}).startswith(
+        "robojam:sshKeys must list at least one DigitalOcean SSH key"
+    )
+
+
+def test_malformed_ssh_key_fingerprint(refuse):
+    assert "is neither an MD5 fingerprint" in refuse("dev", {"robojam:sshKeys": ["ssh-ed25519 AAAA"]})
+
+
+def test_malformed_droplet_region(refuse):
+    assert "robojam:region must be a DigitalOcean region slug" in refuse(
+        "dev", {"robojam:region": "new-york"}
+    )
+
+
+def test_malformed_droplet_size(refuse):
+    assert "robojam:size must be a droplet size slug" in refuse("dev", {"robojam:size": "small"})
+
+
+def test_malformed_domain(refuse):
+    assert "robojam:domain must be a domain name" in refuse(
+        "dev", {"robojam:domain": "http://jam.example.org"}
+    )
+
+
+def test_acme_email_without_domain(refuse):
+    assert refuse("dev", {"robojam:acmeEmail": "ops@example.org"}) == (
+        "robojam:acmeEmail only applies with robojam:domain set."
+    )
+
+
+def test_malformed_acme_email(refuse):
+    message = refuse("dev", {"robojam:domain": "jam.example.org", "robojam:acmeEmail": "ops"})
+    assert message == "robojam:acmeEmail must be an e-mail address, got 'ops'."
+
+
+def test_malformed_registry_name(refuse):
+    assert "robojam:registryName must be lowercase" in refuse("dev", {"robojam:registryName": "My_Registry"})
+
+
+# --- gke ---------------------------------------------------------------------------------------------------
+
+
+def test_min_nodes_above_max_nodes(refuse):
+    assert refuse("gke", {"robojam:minNodes": 4, "robojam:maxNodes": 2}) == (
+        "robojam:minNodes (4) must not exceed robojam:maxNodes (2)."
+    )
+
+
+@pytest.mark.parametrize("replicas", [0, -2])
+def test_replicas_below_one(refuse, replicas):
+    assert (
+        refuse("gke", {"robojam:replicas": replicas})
+        == f"robojam:replicas must be at least 1, got {replicas}."
+    )
+
+
+def test_replicas_not_a_whole_number(refuse):
+    assert refuse("gke", {"robojam:replicas": 1.5}) == "robojam:replicas must be a whole number, got '1.5'."
+
+
+def test_max_replicas_below_replicas(refuse):
+    assert refuse("gke", {"robojam:replicas": 4, "robojam:maxReplicas": 3}) == (
+        "robojam:maxReplicas (3) must be at least robojam:replicas (4)."
+    )
+
+
+@pytest.mark.parametrize("percent", [0, 101])
+def test_cpu_target_out_of_range(refuse, percent):
+    assert refuse("gke", {"robojam:cpuTargetPercent": percent}).startswith("robojam:cpuTargetPercent must be")
+
+
+def test_malformed_cpu_quantity(refuse):
+    assert "robojam:cpuRequest must be a CPU quantity" in refuse("gke", {"robojam:cpuRequest": "lots"})
+
+
+def test_malformed_memory_quantity(refuse):
+    assert "robojam:memoryLimit must be a memory quantity" in refuse("gke", {"robojam:memoryLimit": "1 GB"})
+
+
+def test_request_above_limit(refuse):
+    assert refuse("gke", {"robojam:memoryRequest": "1Gi", "robojam:memoryLimit": "512Mi"}) == (
+        "robojam:memoryRequest (1Gi) must not exceed robojam:memoryLimit (512Mi)."
+    )
+    assert "robojam:cpuRequest (1500m) must not exceed" in refuse("gke", {"robojam:cpuRequest": "1500m"})
+
+
+def test_malformed_node_machine_type(refuse):
+    assert "robojam:nodeMachineType must be" in refuse("gke", {"robojam:nodeMachineType": "big"})
+
+
+# --- how the real `pulumi up` hands config over, and the docs ----------------------------------------------
+
+
+def test_config_comes_from_the_language_host_environment(monkeypatch):
+    """`pulumi up` passes config as JSON in PULUMI_CONFIG and names the secret keys separately."""
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({"robojam:target": "droplet", "digitalocean:token": "t"}))
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json.dumps(["digitalocean:token"]))
+    values, secret = read_pulumi_config()
+    assert values["robojam:target"] == "droplet"
+    assert secret == {"digitalocean:token"}
+
+
+def test_readme_deploy_table_lists_exactly_the_config_keys():
+    readme = (preview.repo_root() / "README.md").read_text()
+    section = readme.split("## Deploy", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if re.match(r"^\| `[a-z]+:[A-Za-z]+` \|", line)]
+    documented = {re.match(r"^\| `([^`]+)`", row).group(1): row for row in rows}
+    assert set(documented) == {key.name for key in KEYS}
+    for key in KEYS:
+        row = documented[key.name]
+        for target in key.targets:
+            assert target in row, (key.name, target)
+        if key.default not in (None, "", []):
+            default = str(key.default).lower() if isinstance(key.default, bool) else str(key.default)
+            assert f"`{default}`" in row, (key.name, default)
