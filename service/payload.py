@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from flask import Request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from service.errors import ApiError
 
@@ -29,7 +30,7 @@ def _loads(data: str | bytes):
 
 def _from_json(request: Request) -> dict:
     try:
-        body = _loads(request.get_data(cache=False))
+        body = _loads(request.get_data(cache=True))
     except ValueError:
         raise ApiError(400, "the request body is not valid JSON.") from None
     if not isinstance(body, dict):
@@ -52,8 +53,20 @@ def _from_form(request: Request) -> dict:
     return fields
 
 
+def _refuse_long_stream(request: Request) -> None:
+    """Refuse a chunked body (no Content-Length) that reaches MAX_CONTENT_LENGTH.
+
+    werkzeug quietly stops reading such a body at the limit, which would hand a truncated body to the parsers;
+    it is read once here (cached, so the form parser reuses it).
+    """
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(request.get_data(cache=True)) >= limit:
+        raise RequestEntityTooLarge()
+
+
 def read_fields(request: Request) -> dict:
-    """The request's fields, or ApiError 400/415 with one sentence saying what is wrong."""
+    """The request's fields, or ApiError 400/415 (413 via werkzeug) with one sentence saying what is wrong."""
+    _refuse_long_stream(request)
     mimetype = request.mimetype
     if mimetype == "application/json" or mimetype.endswith("+json"):
         return _from_json(request)

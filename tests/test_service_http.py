@@ -224,6 +224,33 @@ def test_limits_are_inclusive(server):
     reply_of(predict(server, {"perf": APP_PERF, "seed": 2**64 - 1}))
 
 
+def chunks(data: bytes, size: int = 8192):
+    """A generator body: requests sends it chunked, with no Content-Length."""
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+@pytest.mark.parametrize("content_type", [JSON, "application/x-www-form-urlencoded"])
+def test_chunked_body_over_the_limit_gets_413_not_a_truncated_parse(server, content_type):
+    field = json.dumps("time,x,y\n" + "0.1,0.2,0.3\n" * 30_000)
+    data = json.dumps({"perf": json.loads(field)}) if content_type == JSON else "perf=" + field
+    response = requests.post(
+        server.url + "/api/predict",
+        data=chunks(data.encode()),
+        headers={"Content-Type": content_type},
+        timeout=60,
+    )
+    assert_json_error(response, 413)
+
+
+def test_chunked_body_under_the_limit_is_answered(server):
+    body = json.dumps({"perf": APP_PERF, "seed": 4}).encode()
+    response = requests.post(
+        server.url + "/api/predict", data=chunks(body, 100), headers={"Content-Type": JSON}, timeout=60
+    )
+    assert reply_of(response) == reply_of(predict(server, {"perf": APP_PERF, "seed": 4}))
+
+
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
 def test_other_methods_get_405_json(server, method):
     response = requests.request(method, server.url + "/api/predict", timeout=10)
