@@ -67,8 +67,8 @@ def create_app(config: dict | None = None) -> Flask:
             send_wildcard=origins == ["*"],  # answer a literal "*" as the original server did
         )
 
+    metrics.init_app(app)  # first, so its timing covers the other hooks
     app.before_request(readiness.start)
-    metrics.init_app(app)
     errors.register(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(ops.bp)

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,7 +54,8 @@ def test_defaults(tmp_path, weights):
     assert config["preload_app"] == "True" and config["worker_class"] == "gthread"
     assert config["timeout"] == "30" and config["graceful_timeout"] == "30"
     assert config["accesslog"] == "-" and config["certfile"] == "None"
-    assert config["worker_tmp_dir"] == ("/dev/shm" if os.access("/dev/shm", os.W_OK) else "/tmp")
+    shm = os.access("/dev/shm", os.W_OK | os.X_OK)
+    assert config["worker_tmp_dir"] == ("/dev/shm" if shm else tempfile.gettempdir())
     assert int(config["workers"]) == len(os.sched_getaffinity(0))
 
 
