@@ -4,7 +4,9 @@ import pathlib
 import sys
 
 # Pulumi runs this file by path, so the repository root (holding the `infra` package) may not be importable.
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+ROOT = str(pathlib.Path(__file__).resolve().parent.parent)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
 
 from infra.program import main  # noqa: E402
 

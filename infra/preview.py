@@ -1,7 +1,7 @@
 """Run the Pulumi program offline under Pulumi's mocks and record what it would create.
 
 One shared helper for the tests and for `python -m infra.costs`: it runs the very program `pulumi up`
-runs (`infra.program.main`, called by `infra/__main__.py`) with a stack file's config, records every
+runs (`infra/__main__.py`, which calls `infra.program.main`) with a stack file's config, records every
 resource's inputs and the stack's exports, and leaves no Pulumi runtime state behind, so several stacks
 can be planned in one process.
 """
@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import contextvars
 import dataclasses
 import hashlib
 import json
 import pathlib
+import runpy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,7 +57,7 @@ class Plan:
 
     stack: str
     config: dict  # "ns:key" -> value, as in the stack file (secure values replaced by SECRET_PLACEHOLDER)
-    resources: list[PlannedResource]
+    resources: list[PlannedResource]  # custom resources, sorted by (name, type)
     outputs: dict  # stack exports; secret exports read SECRET_PLACEHOLDER, unknown ones None
     components: list[PlannedResource] = field(default_factory=list)  # ComponentResources, for structure tests
 
@@ -134,15 +136,15 @@ def plan_stack(stack: str | pathlib.Path, overrides: dict | None = None) -> Plan
         else:
             config[key] = value
     secret_keys = {k for k, v in config.items() if v == SECRET_PLACEHOLDER or isinstance(v, SecretValue)}
-    # A fresh context: every ContextVar the Pulumi runtime sets (settings, config, root stack) dies with it.
-    plan = contextvars.copy_context().run(_plan_in_context, name, config, secret_keys)
+    # A thread of its own with an empty context: its own event loop, and every ContextVar the Pulumi runtime
+    # sets (settings, config, root stack) dies with it, whatever the caller's thread has going on.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="plan-stack") as pool:
+        plan = pool.submit(contextvars.Context().run, _plan_in_context, name, config, secret_keys).result()
     shown = {k: (SECRET_PLACEHOLDER if k in secret_keys else v) for k, v in config.items()}
     return dataclasses.replace(plan, config=shown)
 
 
 def _plan_in_context(name: str, config: dict, secret_keys: set[str]) -> Plan:
-    from infra import program  # late: importing must not need the runtime configured
-
     mocks = RecordingMocks()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -154,7 +156,8 @@ def _plan_in_context(name: str, config: dict, secret_keys: set[str]) -> Plan:
         root = runtime_settings.get_root_resource()
 
         async def run() -> None:
-            program.main()
+            # Exactly what `pulumi up` runs: the program directory's __main__.py.
+            runpy.run_path(str(repo_root() / "infra" / "__main__.py"), run_name="__main__")
             for key, value in list(root.outputs.items()):
                 exports[key] = await _resolve_output(value)
 
@@ -165,8 +168,17 @@ def _plan_in_context(name: str, config: dict, secret_keys: set[str]) -> Plan:
         asyncio.set_event_loop(None)
         loop.close()
     return Plan(
-        stack=name, config=config, resources=mocks.resources, outputs=exports, components=mocks.components
+        stack=name,
+        config=config,
+        resources=_ordered(mocks.resources),
+        outputs=exports,
+        components=_ordered(mocks.components),
     )
+
+
+def _ordered(resources: list[PlannedResource]) -> list[PlannedResource]:
+    """Registration order varies from run to run (it is asynchronous); name order does not."""
+    return sorted(resources, key=lambda r: (r.name, r.type))
 
 
 async def _resolve_output(value: Any) -> Any:

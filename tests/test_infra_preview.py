@@ -1,0 +1,104 @@
+"""The shared mock runner: isolated runs, faithful config, and the same entry point `pulumi up` runs."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pulumi
+import pytest
+from pulumi.runtime import config as runtime_config
+from pulumi.runtime import settings as runtime_settings
+
+from infra import preview
+from infra.config import ConfigError
+from infra.preview import (
+    SECRET_PLACEHOLDER,
+    load_stack_config,
+    plan_stack,
+    repo_root,
+    stack_files,
+    stack_name,
+)
+
+
+def test_stack_files_are_every_pulumi_stack_yaml_sorted():
+    files = stack_files()
+    assert files == sorted(repo_root().glob("Pulumi.*.yaml"))
+    assert [stack_name(f) for f in files] == sorted(stack_name(f) for f in files)
+    assert repo_root() / "Pulumi.yaml" not in files
+
+
+def test_load_stack_config_masks_secure_values(tmp_path):
+    path = tmp_path / "Pulumi.x.yaml"
+    path.write_text("config:\n  robojam:target: droplet\n  digitalocean:token:\n    secure: v1:abc==\n")
+    assert load_stack_config(path) == {"robojam:target": "droplet", "digitalocean:token": SECRET_PLACEHOLDER}
+
+
+def test_several_stacks_in_one_process_do_not_leak_into_each_other():
+    first = plan_stack("gke")
+    droplet = plan_stack("dev")
+    again = plan_stack("gke")
+    assert "url" in droplet.outputs and "cluster" not in droplet.outputs
+    assert not [r for r in droplet.resources if r.type.startswith(("gcp:", "kubernetes:"))]
+    assert sorted((r.type, r.name) for r in first.resources) == sorted(
+        (r.type, r.name) for r in again.resources
+    )
+    assert first.outputs == again.outputs
+
+
+def test_runtime_state_is_reset_after_a_plan_and_after_a_config_error():
+    plan_stack("dev")
+    with pytest.raises(ConfigError):
+        plan_stack("dev", {"robojam:target": "nope"})
+    assert runtime_settings.get_root_resource() is None
+    assert runtime_config.get_config("robojam:target") is None
+    assert not pulumi.runtime.is_dry_run()
+
+
+def test_overrides_patch_and_delete_keys_without_touching_the_file():
+    before = (repo_root() / "Pulumi.dev.yaml").read_text()
+    plan = plan_stack("dev", {"robojam:size": "s-2vcpu-2gb", "robojam:sshCidrs": None})
+    assert plan.config["robojam:size"] == "s-2vcpu-2gb" and "robojam:sshCidrs" not in plan.config
+    assert plan.one("digitalocean:index/droplet:Droplet").inputs["size"] == "s-2vcpu-2gb"
+    assert (repo_root() / "Pulumi.dev.yaml").read_text() == before
+
+
+def test_a_stack_can_be_named_by_path_and_a_missing_one_is_a_clear_error(tmp_path):
+    assert plan_stack(repo_root() / "Pulumi.dev.yaml").stack == "dev"
+    with pytest.raises(FileNotFoundError, match="no stack file"):
+        plan_stack("no-such-stack")
+
+
+def test_plan_runs_the_pulumi_entry_point(monkeypatch):
+    """plan_stack executes infra/__main__.py: a program not wired there cannot pass by accident."""
+    calls = []
+    import infra.program
+
+    monkeypatch.setattr(infra.program, "main", lambda: calls.append("main"))
+    plan = plan_stack("dev")
+    assert calls == ["main"] and plan.resources == []
+
+
+def test_the_callers_event_loop_is_left_alone():
+    """Callers (pytest, the costs CLI) need no event loop of their own, and keep theirs untouched."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        plan_stack("dev")
+        assert asyncio.get_event_loop_policy().get_event_loop() is loop
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+def test_numbers_come_back_as_ints_where_integral():
+    pool = plan_stack("gke").one("gcp:container/nodePool:NodePool").inputs
+    assert isinstance(pool["autoscaling"]["minNodeCount"], int)
+
+
+def test_one_and_of_type_helpers():
+    plan = plan_stack("dev")
+    assert plan.one("digitalocean:index/droplet:Droplet").type == "digitalocean:index/droplet:Droplet"
+    with pytest.raises(LookupError):
+        plan.one("gcp:compute/instance:Instance")
+    assert preview.PlannedResource("t", "n", {}).secret_paths == ()
