@@ -66,7 +66,7 @@ def price_plan(
     credit = catalogue.find("gke", "free-tier-credit")
     ctx = PricingContext(catalogue, plan, values, gke_credit_left=credit.price if credit else 0.0)
     lines, free, runs = [], [], []
-    for res in plan.resources:
+    for res in sorted(plan.resources, key=lambda r: (r.name, r.type)):  # registration order is async
         reason = catalogue.free_reason(res.type)
         pricer = PRICERS.get(res.type)
         if pricer is None and reason is None:
