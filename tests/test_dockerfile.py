@@ -112,6 +112,8 @@ def test_only_serving_files_enter_the_build(parsed):
         "service/.env",
         "model/weights/tls.key",
         "deploy/keys/id_rsa",
+        "service/bench.py",
+        "benchmarks/latest.json",
     )
     for path in kept_out:
         assert ignored(path), f"{path} would enter the build context"
