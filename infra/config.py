@@ -63,7 +63,7 @@ KEYS: tuple[Key, ...] = (
     Key(
         "gcp:region",
         GCP_TARGETS,
-        "zone's region",
+        "",
         "GCP region (bucket, Artifact Registry); must hold the zone",
     ),
     Key("robojam:machineType", ("gpu-vm",), "n1-standard-4", "VM machine type"),
