@@ -132,7 +132,7 @@ class DoServiceImage(pulumi.ComponentResource):
             self.ref = pulumi.Output.from_input(prebuilt)
         else:
             push = digitalocean.ContainerRegistryDockerCredentials(
-                f"{name}-push", registry_name=registry, write=True, expiry_seconds=3600, opts=child
+                f"{name}-push", registry_name=registry, write=True, opts=child
             )
             login = pulumi.Output.secret(push.docker_credentials).apply(docker_login)
             tag = registry.apply(lambda reg: f"{DOCR_SERVER}/{reg}/{IMAGE_NAME}:latest")
