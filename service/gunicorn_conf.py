@@ -51,7 +51,7 @@ def _default_workers() -> int:
 
 bind = [address.strip() for address in _env("ROBOJAM_BIND", "127.0.0.1:5000").split(",") if address.strip()]
 workers = _int("ROBOJAM_WORKERS", _default_workers(), minimum=1)
-worker_class = "gthread"
+worker_class = "service.worker.JsonErrorThreadWorker"  # gthread, JSON for HTTP-level errors
 threads = _int("ROBOJAM_THREADS", 2, minimum=1)
 timeout = _int("ROBOJAM_TIMEOUT", 30, minimum=1)
 graceful_timeout = _int("ROBOJAM_GRACEFUL_TIMEOUT", 30, minimum=1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from flask import Request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from service.errors import ApiError
 
@@ -28,9 +28,9 @@ def _loads(data: str | bytes):
         raise ValueError("nested too deeply") from None
 
 
-def _from_json(request: Request) -> dict:
+def _from_json(data: bytes) -> dict:
     try:
-        body = _loads(request.get_data(cache=True))
+        body = _loads(data)
     except ValueError:
         raise ApiError(400, "the request body is not valid JSON.") from None
     if not isinstance(body, dict):
@@ -53,24 +53,32 @@ def _from_form(request: Request) -> dict:
     return fields
 
 
-def _refuse_long_stream(request: Request) -> None:
-    """Refuse a chunked body (no Content-Length) that reaches MAX_CONTENT_LENGTH.
+def _read_body(request: Request) -> bytes:
+    """The whole body, read once and cached (the form parser reuses it), or a 400/413.
 
-    werkzeug quietly stops reading such a body at the limit, which would hand a truncated body to the parsers;
-    it is read once here (cached, so the form parser reuses it).
+    A chunked body has no Content-Length and werkzeug quietly stops reading it at MAX_CONTENT_LENGTH, so one
+    that reaches the limit is refused here rather than handed on truncated. A body the WSGI server cannot
+    decode (e.g. a malformed chunk size) surfaces as the server's own exception type, hence the broad except.
     """
+    try:
+        data = request.get_data(cache=True)
+    except HTTPException:
+        raise
+    except Exception:
+        raise ApiError(400, "the request body is malformed and could not be read.") from None
     limit = request.max_content_length
-    if request.content_length is None and limit is not None and len(request.get_data(cache=True)) >= limit:
+    if request.content_length is None and limit is not None and len(data) >= limit:
         raise RequestEntityTooLarge()
+    return data
 
 
 def read_fields(request: Request) -> dict:
     """The request's fields, or ApiError 400/415 (413 via werkzeug) with one sentence saying what is wrong."""
-    _refuse_long_stream(request)
     mimetype = request.mimetype
     if mimetype == "application/json" or mimetype.endswith("+json"):
-        return _from_json(request)
+        return _from_json(_read_body(request))
     if mimetype in FORM_TYPES:
+        _read_body(request)
         return _from_form(request)
     shown = mimetype or "none"
     raise ApiError(415, f"Content-Type {shown} is not supported; send application/json.")

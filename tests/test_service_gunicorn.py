@@ -51,7 +51,8 @@ def test_defaults(tmp_path, weights):
     env = {k: "" for k in os.environ if k.startswith("ROBOJAM_")}
     config = printed_config(env, tmp_path, weights)
     assert config["bind"] == "['127.0.0.1:5000']"
-    assert config["preload_app"] == "True" and config["worker_class"] == "gthread"
+    assert config["preload_app"] == "True"
+    assert config["worker_class"] == "service.worker.JsonErrorThreadWorker"
     assert config["timeout"] == "30" and config["graceful_timeout"] == "30"
     assert config["accesslog"] == "-" and config["certfile"] == "None"
     shm = os.access("/dev/shm", os.W_OK | os.X_OK)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -249,6 +250,50 @@ def test_chunked_body_under_the_limit_is_answered(server):
         server.url + "/api/predict", data=chunks(body, 100), headers={"Content-Type": JSON}, timeout=60
     )
     assert reply_of(response) == reply_of(predict(server, {"perf": APP_PERF, "seed": 4}))
+
+
+def raw_http(server: Server, data: bytes) -> tuple[int, dict, bytes]:
+    """Send bytes as they are (no HTTP client to tidy them) and read the answer until the server closes."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as conn:
+        conn.sendall(data)
+        conn.shutdown(socket.SHUT_WR)  # we have said everything: a short body ends here
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in header_lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+HEADERS_200 = b"".join(b"X-Filler-%d: y\r\n" % i for i in range(200))
+MALFORMED_HTTP = {
+    "garbage request line": (b"GARBAGE\r\n\r\n", 400),
+    "unknown HTTP version": (b"GET /healthz HTTP/9.9\r\n\r\n", 400),
+    "request line too long": (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    "too many headers": (b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + HEADERS_200 + b"\r\n", 431),
+    "bad header name": (b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n", 400),
+    "bad chunk size": (
+        b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+        400,
+    ),
+    "body shorter than content-length": (
+        b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100\r\nConnection: close\r\n\r\n{}",
+        400,
+    ),
+}
+
+
+@pytest.mark.parametrize(("data", "status"), MALFORMED_HTTP.values(), ids=MALFORMED_HTTP.keys())
+def test_malformed_http_gets_a_json_error_too(server, data, status):
+    """Errors gunicorn answers before Flask, and bodies it cannot decode: JSON, never HTML or a 5xx."""
+    got, headers, body = raw_http(server, data)
+    assert got == status, body[:300]
+    assert headers["content-type"] == "application/json"
+    message = json.loads(body)["error"]
+    assert message.endswith(".") and "<" not in message
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
