@@ -13,14 +13,13 @@ import pytest
 from infra.costs.catalogue import load_catalogue
 from infra.costs.cli import main
 from infra.costs.pricing import price_plan
-from infra.costs.report import build_report
+from infra.costs.report import build_report, read_benchmark
 from infra.costs.table import render
 from infra.preview import PlannedResource, plan_stack, repo_root, stack_files, stack_name
 
 CAT = load_catalogue()
 STACKS = [stack_name(p) for p in stack_files()]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-NO_BENCH = ["--benchmark", "/nonexistent/latest.json"]
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +118,7 @@ def test_unknown_resource_type_in_a_real_plan_shows_unpriced(plans):
 
 
 def test_text_report_has_a_table_per_stack_and_a_comparison(capsys):
-    code, out, _ = run_cli(capsys, *NO_BENCH)
+    code, out, _ = run_cli(capsys)
     assert code == 0
     for name in STACKS:
         assert f"Stack {name}" in out
@@ -128,26 +127,27 @@ def test_text_report_has_a_table_per_stack_and_a_comparison(capsys):
 
 
 def test_json_output_round_trips(capsys, plans):
-    code, out, _ = run_cli(capsys, "--json", *NO_BENCH)
+    code, out, _ = run_cli(capsys, "--json")
     assert code == 0
     data = json.loads(out)
-    expected = build_report([price_plan(plans[name], CAT) for name in STACKS], CAT)
+    bench = read_benchmark(repo_root() / "benchmarks" / "latest.json")  # what the CLI reads by default
+    expected = build_report([price_plan(plans[name], CAT) for name in STACKS], CAT, bench)
     assert data == expected
     assert [s["stack"] for s in data["stacks"]] == STACKS
 
 
 def test_budget_flag_fails_over_budget_and_passes_under(capsys):
-    code, _, err = run_cli(capsys, "dev", "--max-monthly", "1", *NO_BENCH)
+    code, _, err = run_cli(capsys, "dev", "--max-monthly", "1")
     assert code == 1
     assert err.strip().splitlines() == [line for line in err.strip().splitlines() if "over budget" in line]
     assert "'dev'" in err and "$1.00" in err
-    code, out, err = run_cli(capsys, "--max-monthly", "1000000", *NO_BENCH)
+    code, out, err = run_cli(capsys, "--max-monthly", "1000000")
     assert code == 0 and err == "" and "within" in out
 
 
 def test_plot_writes_a_png(capsys, tmp_path):
     target = tmp_path / "costs.png"
-    code, _, _ = run_cli(capsys, "--plot", str(target), *NO_BENCH)
+    code, _, _ = run_cli(capsys, "--plot", str(target))
     assert code == 0
     assert target.read_bytes()[:8] == PNG_MAGIC
     assert target.stat().st_size > 5000
@@ -178,6 +178,13 @@ def test_cost_per_million_predictions_uses_the_benchmark(capsys, tmp_path):
         (["--max-monthly", "lots"], "is not a number"),
         (["--train-hours", "0"], "must be > 0"),
         (["--catalogue", "/nonexistent/cat.json"], "does not exist"),
+        (
+            ["--benchmark", "/nonexistent/latest.json"],
+            "benchmark file /nonexistent/latest.json does not exist",
+        ),
+        (["--plot", "/nonexistent/dir/costs.png"], "folder /nonexistent/dir does not exist"),
+        (["--registry-gb", "-1"], "must be >= 0"),
+        (["--frobnicate"], "unrecognized arguments"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_without_traceback(argv, words):

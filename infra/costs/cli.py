@@ -44,8 +44,6 @@ def _number(minimum: float, strict: bool = False):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from infra.preview import repo_root
-
     p = _Parser(prog=PROG, description="Price every Pulumi stack offline from the program itself.")
     p.add_argument(
         "stacks", nargs="*", help="stack names (Pulumi.<name>.yaml); default: every stack in the repo"
@@ -69,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--benchmark",
         type=Path,
-        default=repo_root() / "benchmarks" / "latest.json",
+        default=None,
         metavar="JSON",
         help="benchmark result with requests_per_second_per_vcpu (default: benchmarks/latest.json)",
     )
@@ -100,7 +98,16 @@ def _stack_paths(names: list[str]) -> list[Path]:
             paths.append(Path(name))
         else:
             raise UsageError(f"unknown stack {name!r} (known: {', '.join(known) or 'none'})")
-    return paths
+    return list(dict.fromkeys(paths))  # naming a stack twice prices it once
+
+
+def _benchmark(path: Path | None) -> dict | None:
+    """The file named by --benchmark (which must exist), else benchmarks/latest.json when there is one."""
+    from infra.preview import repo_root
+
+    if path is not None and not path.is_file():
+        raise UsageError(f"benchmark file {path} does not exist")
+    return read_benchmark(path or repo_root() / "benchmarks" / "latest.json")
 
 
 def _plan(path: Path):
@@ -121,6 +128,8 @@ def run(argv: list[str] | None = None) -> int:
         except RefreshUnavailable as exc:
             print(f"refresh skipped: {exc}; keeping the bundled catalogue {args.catalogue}")
         return 0
+    if args.plot and not args.plot.parent.is_dir():
+        raise UsageError(f"cannot write the chart: folder {args.plot.parent} does not exist")
     catalogue = load_catalogue(args.catalogue)
     assumptions = effective_assumptions(
         catalogue, {"registry_storage_gb": args.registry_gb, "bucket_storage_gb": args.bucket_gb}
@@ -129,7 +138,7 @@ def run(argv: list[str] | None = None) -> int:
         price_plan(_plan(path), catalogue, assumptions, args.train_hours)
         for path in _stack_paths(args.stacks)
     ]
-    report = build_report(estimates, catalogue, read_benchmark(args.benchmark), args.max_monthly)
+    report = build_report(estimates, catalogue, _benchmark(args.benchmark), args.max_monthly)
     print(json.dumps(report, indent=2) if args.json else render(report))
     if args.plot:
         from infra.costs.plot import plot_comparison
