@@ -146,8 +146,11 @@ def refresh(path: Path, env: dict | None = None, today: dt.date | None = None) -
     if not gcp_key and not do_token:
         raise RefreshUnavailable(f"no {GCP_KEY_ENV} or {DO_TOKEN_ENV} in the environment")
     data = json.loads(path.read_text())
-    gcp = gcp_prices(fetch_gcp_skus(gcp_key), data["items"]) if gcp_key else {}
-    do = do_prices(fetch_do_sizes(do_token), data["items"]) if do_token else {}
+    try:
+        gcp = gcp_prices(fetch_gcp_skus(gcp_key), data["items"]) if gcp_key else {}
+        do = do_prices(fetch_do_sizes(do_token), data["items"]) if do_token else {}
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise RefreshUnavailable(f"a price API answered in an unexpected shape ({exc!r})") from None
     date = (today or dt.date.today()).isoformat()
     for item in data["items"]:
         if item["id"] in gcp:
