@@ -187,6 +187,7 @@ class StackConfig:
 
 # --- value parsers: each raises ConfigError naming the key -------------------------------------------------
 
+_STACK = re.compile(r"^[a-z]([a-z0-9-]{0,14}[a-z0-9])?$")  # fits GCP account ids, bucket and droplet names
 _ZONE = re.compile(r"^([a-z]+-[a-z]+[0-9]+)-[a-z]$")
 _REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
 _PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
@@ -246,7 +247,7 @@ def _str_list(key: str, raw: str) -> tuple[str, ...]:
     except json.JSONDecodeError:
         value = None
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{key} must be a list of strings, got {raw!r}.")
+        raise ConfigError(f"{key} must be a list (pulumi config set --path '{key}[0]' VALUE), got {raw!r}.")
     return tuple(v.strip() for v in value)
 
 
@@ -295,6 +296,11 @@ def parse(
     values: Mapping[str, str], stack: str = "", secret_keys: set[str] | frozenset = frozenset()
 ) -> StackConfig:
     """Turn raw config strings into a StackConfig, checking every rule before anything is created."""
+    if stack and not _STACK.match(stack):
+        raise ConfigError(
+            f"stack name {stack!r} names cloud resources, so it must be 1-16 lowercase letters, digits "
+            "or hyphens."
+        )
     target = values.get("robojam:target", "").strip()
     if target not in TARGETS:
         raise ConfigError(f"robojam:target must be one of {', '.join(TARGETS)}, got {target!r}.")

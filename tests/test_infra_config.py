@@ -49,6 +49,15 @@ def test_missing_target(refuse):
     assert "robojam:target must be one of" in refuse("dev", {"robojam:target": None})
 
 
+@pytest.mark.parametrize("name", ["My_Stack", "a-very-long-stack-name", "-dev"])
+def test_stack_name_unfit_for_cloud_resource_names(refuse, tmp_path, name):
+    path = tmp_path / f"Pulumi.{name}.yaml"
+    path.write_text((preview.repo_root() / "Pulumi.dev.yaml").read_text())
+    assert refuse(path, {}) == (
+        f"stack name {name!r} names cloud resources, so it must be 1-16 lowercase letters, digits or hyphens."
+    )
+
+
 def test_misspelt_key_names_the_key_it_probably_meant(refuse):
     message = refuse("gke", {"robojam:replica": 3})
     assert (
@@ -87,7 +96,10 @@ def test_ssh_open_to_the_whole_internet(refuse, cidr):
 
 
 def test_cidrs_not_a_list(refuse):
-    assert "robojam:sshCidrs must be a list of strings" in refuse("dev", {"robojam:sshCidrs": "10.0.0.0/8"})
+    assert refuse("dev", {"robojam:sshCidrs": "10.0.0.0/8"}) == (
+        "robojam:sshCidrs must be a list (pulumi config set --path 'robojam:sshCidrs[0]' VALUE), "
+        "got '10.0.0.0/8'."
+    )
 
 
 def test_not_a_boolean(refuse):
