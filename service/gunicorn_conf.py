@@ -44,13 +44,24 @@ def _writable_dir(path: str) -> bool:
     return os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
 
 
-def _default_workers() -> int:
-    """One worker per usable CPU: inference is CPU-bound, NumPy releases the GIL only inside BLAS calls."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+def cgroup_cpus(path: str = "/sys/fs/cgroup/cpu.max") -> int | None:
+    """CPUs allowed by a cgroup v2 quota ("200000 100000" -> 2), None when unlimited or unknown."""
+    try:
+        quota, period = open(path).read().split()[:2]
+        return max(1, -(-int(quota) // int(period)))  # ceiling
+    except (OSError, ValueError):  # missing file, "max", malformed
+        return None
+
+
+def default_workers() -> int:
+    """One worker per usable CPU (inference is CPU-bound), capped by a container's CPU quota."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = cgroup_cpus()
+    return max(1, min(cpus, quota) if quota else cpus)
 
 
 bind = [address.strip() for address in _env("ROBOJAM_BIND", "127.0.0.1:5000").split(",") if address.strip()]
-workers = _int("ROBOJAM_WORKERS", _default_workers(), minimum=1)
+workers = _int("ROBOJAM_WORKERS", default_workers(), minimum=1)
 worker_class = "service.worker.JsonErrorThreadWorker"  # gthread, JSON for HTTP-level errors
 threads = _int("ROBOJAM_THREADS", 2, minimum=1)
 timeout = _int("ROBOJAM_TIMEOUT", 30, minimum=1)

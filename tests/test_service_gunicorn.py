@@ -99,6 +99,32 @@ def test_every_setting_is_overridable_by_env(tmp_path, weights):
 
 
 @pytest.mark.parametrize(
+    ("content", "cpus"),
+    [
+        ("200000 100000\n", 2),
+        ("150000 100000\n", 2),
+        ("50000 100000\n", 1),
+        ("max 100000\n", None),
+        ("", None),
+    ],
+)
+def test_default_workers_respect_a_container_cpu_quota(tmp_path, content, cpus):
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text(content)
+    code = "import sys; from service.gunicorn_conf import cgroup_cpus; print(cgroup_cpus(sys.argv[1]))"
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(cpu_max)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == str(cpus), done.stderr
+
+
+@pytest.mark.parametrize(
     ("env", "message"),
     [
         ({"ROBOJAM_WORKERS": "two"}, "ROBOJAM_WORKERS must be an integer, got 'two'."),
