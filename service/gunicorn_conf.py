@@ -47,7 +47,8 @@ def _writable_dir(path: str) -> bool:
 def cgroup_cpus(path: str = "/sys/fs/cgroup/cpu.max") -> int | None:
     """CPUs allowed by a cgroup v2 quota ("200000 100000" -> 2), None when unlimited or unknown."""
     try:
-        quota, period = open(path).read().split()[:2]
+        with open(path) as f:
+            quota, period = f.read().split()[:2]
         return max(1, -(-int(quota) // int(period)))  # ceiling
     except (OSError, ValueError):  # missing file, "max", malformed
         return None
