@@ -228,3 +228,23 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflo
     modules = json.loads(done.stdout.strip().splitlines()[-1])
     assert "numpy" in modules  # the check sees real imports
     assert [m for m in modules if not m.startswith("numpy")] == []
+
+
+@pytest.mark.parametrize(
+    ("bind", "tls", "url"),
+    [
+        ("0.0.0.0:5000", False, "http://127.0.0.1:5000/healthz"),
+        ("127.0.0.1:8080,0.0.0.0:9090", False, "http://127.0.0.1:8080/healthz"),
+        ("[::]:5000", True, "https://[::1]:5000/healthz"),
+        ("10.0.0.5:7000", False, "http://10.0.0.5:7000/healthz"),
+    ],
+)
+def test_healthcheck_follows_bind_and_tls(monkeypatch, bind, tls, url):
+    from service import healthcheck
+
+    monkeypatch.setenv("ROBOJAM_BIND", bind)
+    if tls:
+        monkeypatch.setenv("ROBOJAM_CERTFILE", "/etc/cert.pem")
+    else:
+        monkeypatch.delenv("ROBOJAM_CERTFILE", raising=False)
+    assert healthcheck.url() == url
