@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import pulumi
 import pytest
@@ -102,3 +104,23 @@ def test_one_and_of_type_helpers():
     with pytest.raises(LookupError):
         plan.one("gcp:compute/instance:Instance")
     assert preview.PlannedResource("t", "n", {}).secret_paths == ()
+
+
+def test_importing_the_infra_package_creates_nothing():
+    """Only `pulumi up` (infra/__main__.py) builds resources: importing every module, with mocks listening,
+    registers nothing. A fresh interpreter, so nothing is imported already."""
+    code = """
+import asyncio, pulumi
+from infra.preview import RecordingMocks
+mocks = RecordingMocks()
+asyncio.set_event_loop(asyncio.new_event_loop())
+pulumi.runtime.set_mocks(mocks, project="robojam", stack="dev")
+import infra, infra.config, infra.program, infra.templates
+import infra.components.droplet, infra.components.gke, infra.components.gpu_vm, infra.components.image
+asyncio.get_event_loop().run_until_complete(asyncio.sleep(0.2))
+print(len(mocks.resources) + len(mocks.components))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=repo_root()
+    )
+    assert result.returncode == 0 and result.stdout == "0\n", result.stdout + result.stderr
