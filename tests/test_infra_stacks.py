@@ -440,3 +440,14 @@ def test_secure_config_values_never_show_in_the_plan_config():
 
     plan = plan_stack("dev", {"digitalocean:token": SecretValue("dop_v1_not_a_real_token")})
     assert plan.config["digitalocean:token"] == SECRET_PLACEHOLDER
+
+
+def test_the_pinned_uid_and_port_are_the_images_own():
+    """Deployments pin the Dockerfile's USER and port; if the Dockerfile changes them, this must change too."""
+    from infra.components.image import CONTAINER_PORT, SERVICE_UID
+    from infra.preview import repo_root
+
+    dockerfile = (repo_root() / "Dockerfile").read_text()
+    users = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("USER ")]
+    assert users and users[-1] == str(SERVICE_UID)
+    assert f"ROBOJAM_BIND=0.0.0.0:{CONTAINER_PORT}" in dockerfile

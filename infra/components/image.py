@@ -20,9 +20,8 @@ from infra.config import GcpSettings
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 IMAGE_NAME = "robojam"
-SERVICE_UID = (
-    10001  # the Dockerfile's unprivileged USER; deployments pin it so the container never runs as root
-)
+# The Dockerfile's unprivileged USER: deployments pin it, so the container never runs as root.
+SERVICE_UID = 10001
 CONTAINER_PORT = 5000  # the image's gunicorn listens on 0.0.0.0:5000 (ROBOJAM_BIND)
 DOCR_SERVER = "registry.digitalocean.com"
 
