@@ -443,7 +443,7 @@ def test_secure_config_values_never_show_in_the_plan_config():
 
 
 def test_the_pinned_uid_and_port_are_the_images_own():
-    """Deployments pin the Dockerfile's USER and port; if the Dockerfile changes them, this must change too."""
+    """Deployments pin the Dockerfile's USER and port: if the Dockerfile changes them, so must infra."""
     from infra.components.image import CONTAINER_PORT, SERVICE_UID
     from infra.preview import repo_root
 
