@@ -9,9 +9,11 @@ sampling draws, so they generate the same touches and do the same number of netw
   (a) Keras `model.predict` once per step on a stateful batch-1, sequence-1 model (RoboJam's original server),
   (b) Keras `predict_on_batch` once per step on the same model,
   (c) service.engine.Engine.continue_performance.
-It also starts a real gunicorn server (one worker, the service's own config) on the same weights, sends one
-request and reads the worker's peak RSS. Single thread everywhere: the thread variables are set below before
-NumPy or TensorFlow load. This is a development tool; the serving code never imports it (nor TensorFlow).
+Each method's wall-clock median and best, and its median process CPU time, are reported: on a shared machine
+the wall clock also counts other jobs' time slices, CPU time counts only the request's own work (and gives
+`requests_per_second_per_vcpu`). It also starts a real gunicorn server (one worker, the service's own config)
+on the same weights, sends one request and reads the worker's peak RSS. Single thread everywhere: the thread
+variables are set below before NumPy or TensorFlow load. A development tool: the serving code never imports it.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ import argparse  # noqa: E402
 import importlib  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
-import resource  # noqa: E402
 import socket  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -69,6 +70,7 @@ def build_models(tmp: Path):
     threading = importlib.import_module("tensorflow").config.threading  # besides the env vars, to be sure
     threading.set_intra_op_parallelism_threads(1)
     threading.set_inter_op_parallelism_threads(1)
+    importlib.import_module("keras").utils.set_random_seed(SEED)  # the same random weights every run
 
     model = build_model()  # 2 x 512, 5 mixtures: RoboJam's size
     head = model.get_layer("mdn").layer.mdn_mus
@@ -119,17 +121,23 @@ class _ActivatedSampler(_Sampler):
         out[:] = raw
 
 
-def time_it(fn, reps: int, warm: int) -> tuple[float, object]:
-    """Median milliseconds of `fn()` over `reps` runs after `warm` unmeasured ones, and the last result."""
-    result = None
-    for _ in range(warm):
-        result = fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        result = fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times), result
+class Timing:
+    """Wall-clock and process CPU milliseconds per run of one method."""
+
+    def __init__(self, fn, reps: int, warm: int):
+        for _ in range(warm):
+            self.result = fn()
+        self.wall, self.cpu = [], []
+        for _ in range(reps):
+            wall, cpu = time.perf_counter(), time.process_time()
+            self.result = fn()
+            self.cpu.append((time.process_time() - cpu) * 1e3)
+            self.wall.append((time.perf_counter() - wall) * 1e3)
+        self.median, self.best, self.cpu_median = (
+            statistics.median(self.wall),
+            min(self.wall),
+            statistics.median(self.cpu),
+        )
 
 
 def _free_port() -> int:
@@ -148,6 +156,14 @@ def _app_csv(events: np.ndarray) -> str:
     return "time,x,y,z,moving\n" + rows
 
 
+def _ready(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(base + "/readyz", timeout=2) as reply:
+            return reply.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def gunicorn_worker_rss_mb(weights: Path, events: np.ndarray) -> tuple[float, str]:
     """Peak RSS (VmHWM) of a real gunicorn worker after warm-up and one request; falls back to a bare engine."""
     gunicorn = Path(sys.executable).with_name("gunicorn")
@@ -163,18 +179,16 @@ def gunicorn_worker_rss_mb(weights: Path, events: np.ndarray) -> tuple[float, st
         server = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                try:
-                    with urllib.request.urlopen(base + "/readyz", timeout=2) as reply:
-                        if reply.status == 200:
-                            break
-                except (urllib.error.URLError, OSError):
-                    time.sleep(0.2)
+            deadline = time.monotonic() + 120
+            while not _ready(base):
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("the gunicorn server did not become ready within 120 s.")
+                time.sleep(0.2)
             body = json.dumps({"perf": _app_csv(events)}).encode()
             post = urllib.request.Request(base + "/api/predict", body, {"Content-Type": "application/json"})
-            with urllib.request.urlopen(post, timeout=30) as reply:
-                assert reply.status == 200 and "response" in json.load(reply)
+            with urllib.request.urlopen(post, timeout=60) as reply:
+                if "response" not in json.load(reply):
+                    raise RuntimeError("/api/predict answered without a 'response'.")
             children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
             status = Path(f"/proc/{children[0]}/status").read_text()
             hwm_kb = int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1])
@@ -218,50 +232,52 @@ def main(argv: list[str] | None = None) -> int:
     reps = {"engine": 30, "batch": 3, "predict": 1} if args.quick else {"engine": 200, "batch": 10, "predict": 3}
 
     events = request_events()
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         stateful, engine, weights = build_models(Path(tmp))
-        ms_engine, ours = time_it(
+        runs = {}
+        runs["numpy_engine"] = Timing(
             lambda: engine.continue_performance(events, rng=np.random.default_rng(SEED)), reps["engine"], warm=5
         )
-        print(f"(c) numpy engine:            {ms_engine:9.1f} ms/request ({len(ours)} touches)", flush=True)
-        ms_batch, theirs = time_it(
+        _progress("(c) numpy engine", runs["numpy_engine"])
+        runs["keras_predict_on_batch"] = Timing(
             lambda: keras_request(stateful, engine, events, stateful.predict_on_batch), reps["batch"], warm=1
         )
-        print(f"(b) keras predict_on_batch:  {ms_batch:9.1f} ms/request ({len(theirs)} touches)", flush=True)
-        same = len(theirs) == len(ours) and float(np.abs(theirs - ours).max()) < 1e-4
-        ms_predict, slow = time_it(
+        _progress("(b) keras predict_on_batch", runs["keras_predict_on_batch"])
+        runs["keras_predict_stateful"] = Timing(
             lambda: keras_request(stateful, engine, events, lambda x: stateful.predict(x, verbose=0)),
             reps["predict"],
             warm=0,
         )
-        print(f"(a) keras predict:           {ms_predict:9.1f} ms/request ({len(slow)} touches)", flush=True)
+        _progress("(a) keras predict", runs["keras_predict_stateful"])
         rss_mb, rss_how = gunicorn_worker_rss_mb(weights, events)
-
+    load_after = os.getloadavg()
+    ours = runs["numpy_engine"].result
+    same = all(len(r.result) == len(ours) and float(np.abs(r.result - ours).max()) < 1e-4 for r in runs.values())
+    ours_wall, ours_cpu = runs["numpy_engine"].median, runs["numpy_engine"].cpu_median
     network_steps = EVENTS + len(ours) - 1
+    order = ("keras_predict_stateful", "keras_predict_on_batch", "numpy_engine")
     results = {
-        "ms_per_request": {
-            "keras_predict_stateful": round(ms_predict, 1),
-            "keras_predict_on_batch": round(ms_batch, 1),
-            "numpy_engine": round(ms_engine, 2),
-        },
-        "ratios": {
-            "keras_predict_on_batch/numpy_engine": round(ms_batch / ms_engine, 1),
-            "keras_predict_stateful/numpy_engine": round(ms_predict / ms_engine, 1),
-        },
+        "ms_per_request": {name: round(runs[name].median, 2) for name in order},
+        "ms_per_request_best": {name: round(runs[name].best, 2) for name in order},
+        "cpu_ms_per_request": {name: round(runs[name].cpu_median, 2) for name in order},
+        "ratios": {f"{name}/numpy_engine": round(runs[name].median / ours_wall, 1) for name in order[:2]},
+        "cpu_ratios": {f"{name}/numpy_engine": round(runs[name].cpu_median / ours_cpu, 1) for name in order[:2]},
         "worker_peak_rss_mb": round(rss_mb, 1),
         "worker_peak_rss_how": rss_how,
-        "requests_per_second_per_vcpu": round(1000.0 / ms_engine, 2),
+        # One request occupies one vCPU for its CPU time; wall time on a shared machine also counts others' work.
+        "requests_per_second_per_vcpu": round(1000.0 / ours_cpu, 2),
         "request": {
             "conditioning_events": EVENTS,
             "seconds": SECONDS,
             "generated_touches": len(ours),
             "network_steps": network_steps,
-            "model": "2 x 512 LSTM, 5 mixtures, random weights",
+            "model": "2 x 512 LSTM, 5 mixtures, random weights (seeded)",
             "keras_same_touches_as_engine": same,
         },
         "repetitions": reps,
         "threads": 1,
-        "bench_process_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "load_average_1min_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
         "machine": machine(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -270,17 +286,33 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(
-        f"request: {EVENTS} conditioning touches + {SECONDS:g} s continuation = {len(ours)} generated touches, "
-        f"{network_steps} network steps; 2x512 LSTM, 5 mixtures; 1 thread"
+        f"request: {EVENTS} conditioning touches + {SECONDS:g} s continuation = {len(ours)} generated touches "
+        f"({network_steps} network steps); 2x512 LSTM, 5 mixtures; 1 thread; {results['machine']}"
     )
-    print("| method | ms / request | vs engine |")
-    print("| --- | ---: | ---: |")
-    print(f"| (a) Keras `model.predict` per step, stateful | {ms_predict:,.0f} | {ms_predict / ms_engine:,.0f}x |")
-    print(f"| (b) Keras `predict_on_batch` per step | {ms_batch:,.1f} | {ms_batch / ms_engine:,.1f}x |")
-    print(f"| (c) NumPy engine | {ms_engine:,.1f} | 1x |")
+    print("| method | ms / request (median) | best | CPU ms (median) | vs engine (wall / CPU) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    labels = {
+        "keras_predict_stateful": "(a) Keras `model.predict` per step, stateful batch-1 model",
+        "keras_predict_on_batch": "(b) Keras `predict_on_batch` per step, same model",
+        "numpy_engine": "(c) NumPy engine (`service/engine.py`)",
+    }
+    for name in order:
+        r = runs[name]
+        print(
+            f"| {labels[name]} | {r.median:,.1f} | {r.best:,.1f} | {r.cpu_median:,.1f} "
+            f"| {r.median / ours_wall:,.1f}x / {r.cpu_median / ours_cpu:,.1f}x |"
+        )
     print(f"worker peak RSS: {rss_mb:.1f} MB ({rss_how})")
-    print(f"same touches from Keras and the engine: {same}; wrote {args.out}")
+    print(f"1-min load average before/after: {results['load_average_1min_before_after']} on {os.cpu_count()} vCPU")
+    print(f"Keras and the engine generated the same touches: {same}; wrote {args.out}")
     return 0
+
+
+def _progress(label: str, timing: Timing) -> None:
+    print(
+        f"{label:<28} {timing.median:10.1f} ms median, {timing.cpu_median:10.1f} ms CPU ({len(timing.result)} touches)",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
