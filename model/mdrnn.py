@@ -45,8 +45,12 @@ def loss_function(mixtures: int):
     return mdn.get_mixture_loss_func(DIMENSION, mixtures)
 
 
-def compile_model(model: keras.Model, mixtures: int, learning_rate: float = 1e-3) -> keras.Model:
-    model.compile(loss=loss_function(mixtures), optimizer=keras.optimizers.Adam(learning_rate=learning_rate))
+def compile_model(
+    model: keras.Model, mixtures: int, learning_rate: float = 1e-3, clipnorm: float | None = 1.0
+) -> keras.Model:
+    """Adam on the mixture NLL; clipping the gradient norm keeps rare huge MDN gradients from derailing training."""
+    optimizer = keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm)
+    model.compile(loss=loss_function(mixtures), optimizer=optimizer)
     return model
 
 

@@ -37,6 +37,8 @@ class Settings:
     batch_size: int = 64
     epochs: int = 100
     learning_rate: float = 1e-3
+    clipnorm: float | None = 1.0
+    lr_patience: int = 3
     val_fraction: float = 0.1
     patience: int = 10
     seed: int = 2018
@@ -59,6 +61,9 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, Path, bool]:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--clipnorm", type=float, default=1.0, help="clip each gradient to this norm (0: no clipping)")
+    p.add_argument("--lr-patience", type=int, default=3,
+                   help="halve the learning rate after this many epochs without validation improvement")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of performances held out")
     p.add_argument("--patience", type=int, default=10, help="epochs without validation improvement before stopping")
     p.add_argument("--seed", type=int, default=2018)
@@ -67,16 +72,19 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, Path, bool]:
     a = p.parse_args(argv)
     if a.data is None:
         fail("no corpus given: pass --data PATH or set ROBOJAM_DATA.")
-    for name in ("units", "layers", "mixtures", "seq_len", "step", "batch_size", "epochs", "patience"):
+    for name in ("units", "layers", "mixtures", "seq_len", "step", "batch_size", "epochs", "patience", "lr_patience"):
         if getattr(a, name) < 1:
             fail(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(a, name)}.")
     if not (a.lr > 0 and math.isfinite(a.lr)):
         fail(f"--lr must be a positive number, got {a.lr}.")
+    if not (a.clipnorm >= 0 and math.isfinite(a.clipnorm)):
+        fail(f"--clipnorm must be a number >= 0, got {a.clipnorm}.")
     if a.max_windows is not None and a.max_windows < 1:
         fail(f"--max-windows must be a positive integer, got {a.max_windows}.")
     settings = Settings(
         data=str(a.data), units=a.units, layers=a.layers, mixtures=a.mixtures, seq_len=a.seq_len, step=a.step,
-        batch_size=a.batch_size, epochs=a.epochs, learning_rate=a.lr, val_fraction=a.val_fraction,
+        batch_size=a.batch_size, epochs=a.epochs, learning_rate=a.lr, clipnorm=a.clipnorm or None,
+        lr_patience=a.lr_patience, val_fraction=a.val_fraction,
         patience=a.patience, seed=a.seed, max_minutes=a.max_minutes, max_windows=a.max_windows,
     )
     return settings, a.out, a.download
@@ -129,11 +137,13 @@ def train(settings: Settings, out: Path, download: bool = False) -> dict:
     keras.utils.set_random_seed(settings.seed)
     out.mkdir(parents=True, exist_ok=True)
     model = compile_model(build_model(settings.units, settings.layers, settings.mixtures),
-                          settings.mixtures, settings.learning_rate)
+                          settings.mixtures, settings.learning_rate, settings.clipnorm)
     checkpoint = out / "best.keras"
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=settings.lr_patience,
+                                          min_lr=settings.learning_rate / 64, verbose=1),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience),
         keras.callbacks.CSVLogger(out / "log.csv"),
     ]
