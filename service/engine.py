@@ -126,8 +126,8 @@ class _Sampler:
         out *= noise
         out += self.mus[begin : begin + self.d]
         out /= self.scale
-        np.maximum(out, self.low, out=out)
-        np.minimum(out, self.high, out=out)
+        np.fmax(out, self.low, out=out)  # fmax/fmin also map a NaN to the bound: every row stays valid
+        np.fmin(out, self.high, out=out)
 
 
 class Engine:
@@ -257,8 +257,12 @@ class Engine:
             raise TypeError("rng must be a numpy.random.Generator.")
 
         d = self.dimension
+        with np.errstate(over="ignore", invalid="ignore"):
+            scaled = (events * self.scale).astype(F32)
+        if not np.isfinite(scaled).all():
+            raise ValueError("events are too large to scale in float32.")
         ws = _Workspace(self, len(events))
-        self._condition(ws, (events * self.scale).astype(F32))
+        self._condition(ws, scaled)
         np.matmul(ws.h[-1], self._head, out=ws.out)
         np.add(ws.out, self._head_bias, out=ws.out)
 

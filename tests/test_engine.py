@@ -224,6 +224,14 @@ def test_bad_arguments_raise_value_error(engine, kwargs, message):
         engine.continue_performance(events, **call)
 
 
+def test_extreme_but_finite_events_still_give_valid_rows(engine):
+    rows = engine.continue_performance(np.full((5, 3), 1e37, np.float32), rng=np.random.default_rng(0))
+    assert np.isfinite(rows).all() and rows[:, :2].min() >= 0 and rows[:, :2].max() <= 1
+    assert rows[:, 2].min() >= np.float32(MIN_DT)
+    with pytest.raises(ValueError, match="too large"):
+        engine.continue_performance(np.full((5, 3), 1e38, np.float32), rng=np.random.default_rng(0))
+
+
 def test_rng_must_be_a_generator(engine):
     with pytest.raises(TypeError, match="Generator"):
         engine.continue_performance(performance(5), rng=np.random.RandomState(0))
