@@ -47,7 +47,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from service.engine import MAX_STEPS, Engine, _Sampler  # noqa: E402
+from service.engine import MAX_STEPS, Engine, Sampler  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 EVENTS, SECONDS, DT = 100, 5.0, 0.05
@@ -110,7 +110,7 @@ def keras_request(model, engine: Engine, events: np.ndarray, call) -> np.ndarray
         out = np.asarray(call((generated[steps - 1] * scale)[None, None]), dtype=np.float32).reshape(-1)
 
 
-class _ActivatedSampler(_Sampler):
+class _ActivatedSampler(Sampler):
     """The engine's sampler for Keras outputs, whose sigmas are already activated."""
 
     def use(self, out: np.ndarray) -> None:

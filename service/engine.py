@@ -86,7 +86,7 @@ class _Workspace:
         np.multiply(o, tmp, out=h)
 
 
-class _Sampler:
+class Sampler:
     """RoboJam's draw of one touch from an MDN output vector (ARTIFACT.md, Sampling 3), into preallocated rows."""
 
     def __init__(self, out: np.ndarray, mixtures: int, d: int, temperature: float, epsilon: float, scale: float):
@@ -272,7 +272,7 @@ class Engine:
         noise *= F32(math.sqrt(sigma_temperature))  # covariance diag(sigma^2) * sigma_temperature
 
         generated = np.empty((MAX_STEPS, d), dtype=F32)
-        sampler = _Sampler(ws.out, self.mixtures, d, temperature, self.sigma_epsilon, self.scale)
+        sampler = Sampler(ws.out, self.mixtures, d, temperature, self.sigma_epsilon, self.scale)
         total, steps = 0.0, 0
         while True:
             row = generated[steps]
