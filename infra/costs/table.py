@@ -55,6 +55,12 @@ def _render(rows: list[list[str]], right: set[int]) -> list[str]:
     return out
 
 
+def _worth_noting(line: dict) -> bool:
+    """Notes that change how to read a number: why unpriced, a credit, an assumption, another region."""
+    note = line["note"]
+    return bool(note) and (line["status"] in ("unpriced", "credit") or "assum" in note or "catalogue has" in note)
+
+
 def stack_table(stack: dict, hours_per_month: float) -> list[str]:
     """Resource rows with their components, then free resources, unpriced count and totals."""
     target = f" (target: {stack['target']})" if stack["target"] else ""
@@ -75,7 +81,7 @@ def stack_table(stack: dict, hours_per_month: float) -> list[str]:
                 _cost(line, "monthly", 2),
             ]
         )
-        if line["note"] and line["status"] in ("unpriced", "credit", "included") or "assum" in line["note"]:
+        if _worth_noting(line):
             notes.append(f"{line['name']} / {line['component']}: {line['note']}")
     t = stack["totals"]
     rows.append(
