@@ -58,7 +58,8 @@ def _render(rows: list[list[str]], right: set[int]) -> list[str]:
 def _worth_noting(line: dict) -> bool:
     """Notes that change how to read a number: why unpriced, a credit, an assumption, another region."""
     note = line["note"]
-    return bool(note) and (line["status"] in ("unpriced", "credit") or "assum" in note or "catalogue has" in note)
+    telling = line["status"] in ("unpriced", "credit") or "assum" in note or "catalogue has" in note
+    return bool(note) and telling
 
 
 def stack_table(stack: dict, hours_per_month: float) -> list[str]:
