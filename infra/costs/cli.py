@@ -134,11 +134,12 @@ def run(argv: list[str] | None = None) -> int:
     assumptions = effective_assumptions(
         catalogue, {"registry_storage_gb": args.registry_gb, "bucket_storage_gb": args.bucket_gb}
     )
+    benchmark = _benchmark(args.benchmark)  # every input is checked before the (slower) planning starts
     estimates = [
         price_plan(_plan(path), catalogue, assumptions, args.train_hours)
         for path in _stack_paths(args.stacks)
     ]
-    report = build_report(estimates, catalogue, _benchmark(args.benchmark), args.max_monthly)
+    report = build_report(estimates, catalogue, benchmark, args.max_monthly)
     print(json.dumps(report, indent=2) if args.json else render(report))
     if args.plot:
         from infra.costs.plot import plot_comparison
