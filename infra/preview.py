@@ -11,18 +11,21 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import contextlib
 import contextvars
 import dataclasses
 import hashlib
 import json
 import pathlib
 import runpy
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import yaml
 from pulumi.runtime import config as runtime_config
+from pulumi.runtime import mocks as runtime_mocks
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret
 from pulumi.runtime.stack import run_pulumi_func
@@ -144,6 +147,38 @@ def plan_stack(stack: str | pathlib.Path, overrides: dict | None = None) -> Plan
     return dataclasses.replace(plan, config=shown)
 
 
+_MOCK_LOOPS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _closing_mock_loops():
+    """Close the event loops Pulumi's mock monitor opens in its executor threads.
+
+    `pulumi.runtime.mocks` calls `_ensure_event_loop()` in each worker thread and never closes the loop it makes;
+    left to the garbage collector at interpreter exit they print "Exception ignored ... Invalid file descriptor".
+    """
+    created: list[asyncio.AbstractEventLoop] = []
+    original = runtime_mocks._ensure_event_loop
+
+    def ensure_and_record() -> asyncio.AbstractEventLoop:
+        try:
+            return asyncio.get_event_loop()
+        except RuntimeError:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            with _MOCK_LOOPS_LOCK:
+                created.append(loop)
+            return loop
+
+    runtime_mocks._ensure_event_loop = ensure_and_record
+    try:
+        yield
+    finally:
+        runtime_mocks._ensure_event_loop = original
+        for loop in created:
+            loop.close()
+
+
 def _plan_in_context(name: str, config: dict, secret_keys: set[str]) -> Plan:
     mocks = RecordingMocks()
     loop = asyncio.new_event_loop()
@@ -161,7 +196,12 @@ def _plan_in_context(name: str, config: dict, secret_keys: set[str]) -> Plan:
             for key, value in list(root.outputs.items()):
                 exports[key] = await _resolve_output(value)
 
-        loop.run_until_complete(run_pulumi_func(run))
+        with _closing_mock_loops():
+            try:
+                loop.run_until_complete(run_pulumi_func(run))
+            finally:
+                # Join the executor threads before their loops are closed.
+                loop.run_until_complete(loop.shutdown_default_executor())
     finally:
         runtime_settings.reset_options()
         runtime_config.set_all_config({}, [])
