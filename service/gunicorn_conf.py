@@ -5,7 +5,7 @@
 The app is preloaded in the master, so the weights are read once and shared copy-on-write by all workers.
 Metrics run in prometheus-client's multiprocess mode: this module points PROMETHEUS_MULTIPROC_DIR at a fresh
 directory before the app (and prometheus_client) is imported, and drops a worker's live gauges when it exits.
-Stdlib only at import time, so the file can be loaded before anything else.
+Stdlib (and the stdlib-only service.settings) at import time, so the file loads before anything else.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import os
 import shutil
 import tempfile
 
+from service.settings import env_int
+
 SHM = "/dev/shm"
 
 
@@ -23,14 +25,7 @@ def _env(name: str, default: str) -> str:
 
 
 def _int(name: str, default: int, minimum: int = 0) -> int:
-    raw = _env(name, str(default))
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer, got {raw!r}.") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}.")
-    return value
+    return env_int(os.environ, name, default, minimum)
 
 
 def _bool(name: str, default: bool) -> bool:

@@ -11,7 +11,8 @@ DEFAULT_MAX_BODY_BYTES = 256 * 1024
 DEFAULT_MAX_ROWS = 2000
 
 
-def _int(env: dict, name: str, default: int, minimum: int = 1) -> int:
+def env_int(env, name: str, default: int, minimum: int = 1) -> int:
+    """An integer setting from `env` (unset or blank: `default`), refused below `minimum` with one sentence."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -38,6 +39,6 @@ def from_env(env: dict | None = None) -> dict:
         # None lets service.artifact resolve ROBOJAM_WEIGHTS itself, falling back to the shipped file.
         "ROBOJAM_WEIGHTS": env.get("ROBOJAM_WEIGHTS") or None,
         "ROBOJAM_CORS_ORIGINS": _origins(env.get("ROBOJAM_CORS_ORIGINS")),
-        "ROBOJAM_MAX_ROWS": _int(env, "ROBOJAM_MAX_ROWS", DEFAULT_MAX_ROWS),
-        "MAX_CONTENT_LENGTH": _int(env, "ROBOJAM_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+        "ROBOJAM_MAX_ROWS": env_int(env, "ROBOJAM_MAX_ROWS", DEFAULT_MAX_ROWS),
+        "MAX_CONTENT_LENGTH": env_int(env, "ROBOJAM_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
     }
