@@ -92,9 +92,7 @@ KEYS: tuple[Key, ...] = (
     ),
     Key("robojam:runName", ("gpu-vm",), "gpu", "run folder name: runs/NAME and model/weights/NAME.npz"),
     Key("robojam:epochs", ("gpu-vm",), 100, "training epochs (early stopping may end sooner)"),
-    Key(
-        "digitalocean:token", ("droplet",), None, "DigitalOcean API token, set with --secret, never in a file"
-    ),
+    Key("digitalocean:token", ("droplet",), None, "DigitalOcean API token, set with --secret, never in a file"),
     Key("robojam:region", ("droplet",), "nyc3", "DigitalOcean region slug"),
     Key("robojam:size", ("droplet",), "s-1vcpu-1gb", "droplet size slug"),
     Key(
@@ -104,9 +102,7 @@ KEYS: tuple[Key, ...] = (
         "fingerprints or ids of SSH keys already in the DigitalOcean account",
     ),
     Key("robojam:reservedIp", ("droplet",), False, "attach a reserved (static) IP"),
-    Key(
-        "robojam:domain", ("droplet",), "", "domain pointing at the droplet; set = Caddy with automatic HTTPS"
-    ),
+    Key("robojam:domain", ("droplet",), "", "domain pointing at the droplet; set = Caddy with automatic HTTPS"),
     Key("robojam:acmeEmail", ("droplet",), "", "contact e-mail for the certificate authority (needs domain)"),
     Key("robojam:registryName", ("droplet",), "robojam", "DigitalOcean Container Registry name"),
     Key("robojam:createRegistry", ("droplet",), True, "create the registry (false = it already exists)"),
@@ -292,23 +288,18 @@ def load() -> StackConfig:
     return parse(values, stack=pulumi.get_stack(), secret_keys=secret_keys)
 
 
-def parse(
-    values: Mapping[str, str], stack: str = "", secret_keys: set[str] | frozenset = frozenset()
-) -> StackConfig:
+def parse(values: Mapping[str, str], stack: str = "", secret_keys: set[str] | frozenset = frozenset()) -> StackConfig:
     """Turn raw config strings into a StackConfig, checking every rule before anything is created."""
     if stack and not _STACK.match(stack):
         raise ConfigError(
-            f"stack name {stack!r} names cloud resources, so it must be 1-16 lowercase letters, digits "
-            "or hyphens."
+            f"stack name {stack!r} names cloud resources, so it must be 1-16 lowercase letters, digits or hyphens."
         )
     target = values.get("robojam:target", "").strip()
     if target not in TARGETS:
         raise ConfigError(f"robojam:target must be one of {', '.join(TARGETS)}, got {target!r}.")
     _check_keys(values, target)
     if "digitalocean:token" in values and "digitalocean:token" not in secret_keys:
-        raise ConfigError(
-            "digitalocean:token must be set with `pulumi config set --secret`, never in plain text."
-        )
+        raise ConfigError("digitalocean:token must be set with `pulumi config set --secret`, never in plain text.")
 
     def get(key: str) -> str:
         return values[key] if key in values else _default_string(key)
@@ -368,19 +359,13 @@ def _gpu_vm(get) -> GpuVmSettings:
     )
     gpu_type = get("robojam:gpuType").strip()
     if gpu_type not in GPU_MACHINE_FAMILIES:
-        raise ConfigError(
-            f"robojam:gpuType must be one of {', '.join(GPU_MACHINE_FAMILIES)}, got {gpu_type!r}."
-        )
+        raise ConfigError(f"robojam:gpuType must be one of {', '.join(GPU_MACHINE_FAMILIES)}, got {gpu_type!r}.")
     family = GPU_MACHINE_FAMILIES[gpu_type]
     if not machine_type.startswith(family + "-"):
-        raise ConfigError(
-            f"robojam:gpuType {gpu_type} attaches only to {family}-* machine types, not {machine_type}."
-        )
+        raise ConfigError(f"robojam:gpuType {gpu_type} attaches only to {family}-* machine types, not {machine_type}.")
     gpu_count = _int("robojam:gpuCount", get("robojam:gpuCount"))
     if gpu_count not in GPU_COUNTS:
-        raise ConfigError(
-            f"robojam:gpuCount must be one of {', '.join(map(str, GPU_COUNTS))}, got {gpu_count}."
-        )
+        raise ConfigError(f"robojam:gpuCount must be one of {', '.join(map(str, GPU_COUNTS))}, got {gpu_count}.")
     try:
         max_run_hours = float(get("robojam:maxRunHours"))
     except ValueError:
@@ -424,14 +409,10 @@ def _gpu_vm(get) -> GpuVmSettings:
 def _droplet(get) -> DropletSettings:
     ssh_keys = _str_list("robojam:sshKeys", get("robojam:sshKeys")) if get("robojam:sshKeys") else ()
     if not ssh_keys:
-        raise ConfigError(
-            "robojam:sshKeys must list at least one DigitalOcean SSH key (password login stays off)."
-        )
+        raise ConfigError("robojam:sshKeys must list at least one DigitalOcean SSH key (password login stays off).")
     for key in ssh_keys:
         if not _SSH_KEY.match(key):
-            raise ConfigError(
-                f"robojam:sshKeys entry {key!r} is neither an MD5 fingerprint (aa:bb:...) nor a key id."
-            )
+            raise ConfigError(f"robojam:sshKeys entry {key!r} is neither an MD5 fingerprint (aa:bb:...) nor a key id.")
     domain = get("robojam:domain").strip().lower().rstrip(".")
     if domain and not _DOMAIN.match(domain):
         raise ConfigError(f"robojam:domain must be a domain name such as jam.example.org, got {domain!r}.")
@@ -441,9 +422,7 @@ def _droplet(get) -> DropletSettings:
     if email and not _EMAIL.match(email):
         raise ConfigError(f"robojam:acmeEmail must be an e-mail address, got {email!r}.")
     return DropletSettings(
-        region=_matching(
-            "robojam:region", get("robojam:region"), _DO_REGION, "a DigitalOcean region slug like nyc3"
-        ),
+        region=_matching("robojam:region", get("robojam:region"), _DO_REGION, "a DigitalOcean region slug like nyc3"),
         size=_matching("robojam:size", get("robojam:size"), _DO_SIZE, "a droplet size slug like s-1vcpu-1gb"),
         ssh_keys=ssh_keys,
         ssh_cidrs=_cidrs("robojam:sshCidrs", get("robojam:sshCidrs")),
@@ -468,9 +447,7 @@ def _gke(get) -> GkeSettings:
     replicas = _int("robojam:replicas", get("robojam:replicas"), low=1)
     max_replicas = _int("robojam:maxReplicas", get("robojam:maxReplicas"), low=1)
     if max_replicas < replicas:
-        raise ConfigError(
-            f"robojam:maxReplicas ({max_replicas}) must be at least robojam:replicas ({replicas})."
-        )
+        raise ConfigError(f"robojam:maxReplicas ({max_replicas}) must be at least robojam:replicas ({replicas}).")
     cpu = "a CPU quantity such as 250m or 1"
     memory = "a memory quantity such as 256Mi"
     settings = GkeSettings(
@@ -495,9 +472,7 @@ def _gke(get) -> GkeSettings:
         ("memory", settings.memory_request, settings.memory_limit),
     ):
         if _quantity(request) > _quantity(limit):
-            raise ConfigError(
-                f"robojam:{kind}Request ({request}) must not exceed robojam:{kind}Limit ({limit})."
-            )
+            raise ConfigError(f"robojam:{kind}Request ({request}) must not exceed robojam:{kind}Limit ({limit}).")
     return settings
 
 

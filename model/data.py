@@ -24,9 +24,7 @@ H5_NAME = "TinyPerformanceCorpus.h5"
 H5_DATASET = "total_performances"
 NPZ_NAME = "microjam-performances.npz"
 # The corpus's public home (github.com/cpmpercussion/creative-prediction-datasets) and its published digest.
-H5_URL = (
-    "https://raw.githubusercontent.com/cpmpercussion/creative-prediction-datasets/main/datasets/" + H5_NAME
-)
+H5_URL = "https://raw.githubusercontent.com/cpmpercussion/creative-prediction-datasets/main/datasets/" + H5_NAME
 H5_SHA256 = "097f167dd775a761de35033fd94180a393dcb279d9f93820da707b925aff6416"
 
 MAX_DT = 5.0

@@ -48,9 +48,11 @@ class Settings:
 
 def parse_args(argv: list[str] | None) -> tuple[Settings, Path, bool]:
     p = argparse.ArgumentParser(prog="python -m model.train", description="Train the RoboJam MDRNN.")
-    p.add_argument("--data", default=os.environ.get("ROBOJAM_DATA"),
-                   help="corpus: .h5, .npz, a directory of MicroJam CSVs, or a directory holding those "
-                        "(default: $ROBOJAM_DATA)")
+    p.add_argument(
+        "--data",
+        default=os.environ.get("ROBOJAM_DATA"),
+        help="corpus: .h5, .npz, a directory of MicroJam CSVs, or a directory holding those (default: $ROBOJAM_DATA)",
+    )
     p.add_argument("--download", action="store_true", help="fetch the public corpus if --data does not exist")
     p.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
     p.add_argument("--units", type=int, default=DEFAULT_UNITS)
@@ -62,8 +64,12 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, Path, bool]:
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     p.add_argument("--clipnorm", type=float, default=1.0, help="clip each gradient to this norm (0: no clipping)")
-    p.add_argument("--lr-patience", type=int, default=3,
-                   help="halve the learning rate after this many epochs without validation improvement")
+    p.add_argument(
+        "--lr-patience",
+        type=int,
+        default=3,
+        help="halve the learning rate after this many epochs without validation improvement",
+    )
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of performances held out")
     p.add_argument("--patience", type=int, default=10, help="epochs without validation improvement before stopping")
     p.add_argument("--seed", type=int, default=2018)
@@ -82,10 +88,22 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, Path, bool]:
     if a.max_windows is not None and a.max_windows < 1:
         fail(f"--max-windows must be a positive integer, got {a.max_windows}.")
     settings = Settings(
-        data=str(a.data), units=a.units, layers=a.layers, mixtures=a.mixtures, seq_len=a.seq_len, step=a.step,
-        batch_size=a.batch_size, epochs=a.epochs, learning_rate=a.lr, clipnorm=a.clipnorm or None,
-        lr_patience=a.lr_patience, val_fraction=a.val_fraction,
-        patience=a.patience, seed=a.seed, max_minutes=a.max_minutes, max_windows=a.max_windows,
+        data=str(a.data),
+        units=a.units,
+        layers=a.layers,
+        mixtures=a.mixtures,
+        seq_len=a.seq_len,
+        step=a.step,
+        batch_size=a.batch_size,
+        epochs=a.epochs,
+        learning_rate=a.lr,
+        clipnorm=a.clipnorm or None,
+        lr_patience=a.lr_patience,
+        val_fraction=a.val_fraction,
+        patience=a.patience,
+        seed=a.seed,
+        max_minutes=a.max_minutes,
+        max_windows=a.max_windows,
     )
     return settings, a.out, a.download
 
@@ -126,8 +144,10 @@ def plot_losses(history: dict, path: Path, title: str) -> None:
 def train(settings: Settings, out: Path, download: bool = False) -> dict:
     """Run training and write the run folder; returns the summary dict."""
     corpus, (x_train, y_train), (x_val, y_val) = prepare_data(settings, download)
-    print(f"corpus {corpus.source}: {len(corpus.performances)} performances, {corpus.n_events} events; "
-          f"{len(x_train)} training windows, {len(x_val)} validation windows of {settings.seq_len}")
+    print(
+        f"corpus {corpus.source}: {len(corpus.performances)} performances, {corpus.n_events} events; "
+        f"{len(x_train)} training windows, {len(x_val)} validation windows of {settings.seq_len}"
+    )
 
     import keras
 
@@ -136,14 +156,19 @@ def train(settings: Settings, out: Path, download: bool = False) -> dict:
 
     keras.utils.set_random_seed(settings.seed)
     out.mkdir(parents=True, exist_ok=True)
-    model = compile_model(build_model(settings.units, settings.layers, settings.mixtures),
-                          settings.mixtures, settings.learning_rate, settings.clipnorm)
+    model = compile_model(
+        build_model(settings.units, settings.layers, settings.mixtures),
+        settings.mixtures,
+        settings.learning_rate,
+        settings.clipnorm,
+    )
     checkpoint = out / "best.keras"
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=settings.lr_patience,
-                                          min_lr=settings.learning_rate / 64, verbose=1),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.5, patience=settings.lr_patience, min_lr=settings.learning_rate / 64, verbose=1
+        ),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience),
         keras.callbacks.CSVLogger(out / "log.csv"),
     ]
@@ -151,8 +176,13 @@ def train(settings: Settings, out: Path, download: bool = False) -> dict:
         callbacks.append(TimeBudget(settings.max_minutes * 60.0))
     started = time.monotonic()
     history = model.fit(
-        x_train, y_train, batch_size=settings.batch_size, epochs=settings.epochs,
-        validation_data=(x_val, y_val), shuffle=True, callbacks=callbacks,
+        x_train,
+        y_train,
+        batch_size=settings.batch_size,
+        epochs=settings.epochs,
+        validation_data=(x_val, y_val),
+        shuffle=True,
+        callbacks=callbacks,
         verbose=1 if os.isatty(1) else 2,
     ).history
     wall = time.monotonic() - started
@@ -179,17 +209,22 @@ def train(settings: Settings, out: Path, download: bool = False) -> dict:
         "diverged": diverged,
         "wall_time_s": round(wall, 1),
         "hardware": {
-            "machine": platform.machine(), "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(), "accelerators": [d.name for d in _accelerators()],
+            "machine": platform.machine(),
+            "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+            "accelerators": [d.name for d in _accelerators()],
         },
         "keras_version": keras.__version__,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    plot_losses(history, out / "loss.png",
-                f"RoboJam MDRNN {settings.layers}x{settings.units}, {settings.mixtures} mixtures")
+    plot_losses(
+        history, out / "loss.png", f"RoboJam MDRNN {settings.layers}x{settings.units}, {settings.mixtures} mixtures"
+    )
     note = " (stopped: NaN loss)" if diverged else ""
-    print(f"best validation NLL: {summary['best_val_nll']:.4f} at epoch {best + 1} of {len(val)}{note}; "
-          f"checkpoint {checkpoint}")
+    print(
+        f"best validation NLL: {summary['best_val_nll']:.4f} at epoch {best + 1} of {len(val)}{note}; "
+        f"checkpoint {checkpoint}"
+    )
     return summary
 
 

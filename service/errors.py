@@ -47,9 +47,7 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else None
-        return error_response(
-            exc.code or 500, _http_message(exc, app.config.get("MAX_CONTENT_LENGTH")), headers
-        )
+        return error_response(exc.code or 500, _http_message(exc, app.config.get("MAX_CONTENT_LENGTH")), headers)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

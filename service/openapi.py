@@ -62,9 +62,7 @@ def document() -> dict:
                         "200": {
                             "description": "The generated performance as CSV (time,x,y,z,moving; LF).",
                             "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/PredictResponse"}
-                                }
+                                "application/json": {"schema": {"$ref": "#/components/schemas/PredictResponse"}}
                             },
                         },
                         "400": _error("Malformed body, invalid field, or a CSV that cannot be used."),
@@ -74,9 +72,7 @@ def document() -> dict:
                     },
                 }
             },
-            "/healthz": {
-                "get": {"operationId": "healthz", "responses": {"200": _status("Process alive.", "ok")}}
-            },
+            "/healthz": {"get": {"operationId": "healthz", "responses": {"200": _status("Process alive.", "ok")}}},
             "/readyz": {
                 "get": {
                     "operationId": "readyz",
@@ -119,9 +115,7 @@ def document() -> dict:
                 },
                 "Error": {
                     "type": "object",
-                    "properties": {
-                        "error": {"type": "string", "description": "One sentence saying what is wrong."}
-                    },
+                    "properties": {"error": {"type": "string", "description": "One sentence saying what is wrong."}},
                     "required": ["error"],
                 },
             }

@@ -34,9 +34,7 @@ class Readiness:
             if self._pid == pid:
                 return
             self._pid, self._done, self._error = pid, threading.Event(), None
-            threading.Thread(
-                target=self._run, args=(self._done,), name="robojam-warm-up", daemon=True
-            ).start()
+            threading.Thread(target=self._run, args=(self._done,), name="robojam-warm-up", daemon=True).start()
 
     def _run(self, done: threading.Event) -> None:
         try:

@@ -19,9 +19,7 @@ class PredictRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
 
-    perf: str = Field(
-        description="The performance as MicroJam writes it: CSV with a time,x,y,z,moving header."
-    )
+    perf: str = Field(description="The performance as MicroJam writes it: CSV with a time,x,y,z,moving header.")
     temperature: float = Field(
         1.5, gt=0, le=TEMPERATURE_MAX, description="Softmax temperature of the mixture weights (pi)."
     )
@@ -31,9 +29,7 @@ class PredictRequest(BaseModel):
         le=SIGMA_TEMPERATURE_MAX,
         description="Scale applied to the mixture variances when sampling.",
     )
-    seconds: float = Field(
-        5.0, gt=0, le=SECONDS_MAX, description="Length of the generated continuation in seconds."
-    )
+    seconds: float = Field(5.0, gt=0, le=SECONDS_MAX, description="Length of the generated continuation in seconds.")
     seed: int | None = Field(
         None, ge=0, le=SEED_MAX, description="Random seed; the same seed and input give the same reply."
     )

@@ -49,8 +49,7 @@ def _columns(header: list[str]) -> dict[str, int]:
     missing = [name for name in REQUIRED_COLUMNS if name not in names]
     if missing:
         raise WireError(
-            f"the CSV header must name the columns {', '.join(REQUIRED_COLUMNS)} "
-            f"but lacks {', '.join(missing)}."
+            f"the CSV header must name the columns {', '.join(REQUIRED_COLUMNS)} but lacks {', '.join(missing)}."
         )
     return {name: names.index(name) for name in REQUIRED_COLUMNS}
 
@@ -76,9 +75,7 @@ def parse_performance(text: str, max_rows: int) -> np.ndarray:
             need = max(columns.values()) + 1
             if len(fields) < need:
                 raise WireError(f"line {reader.line_num} has {len(fields)} fields but needs at least {need}.")
-            rows.append(
-                tuple(_number(fields[columns[name]], name, reader.line_num) for name in REQUIRED_COLUMNS)
-            )
+            rows.append(tuple(_number(fields[columns[name]], name, reader.line_num) for name in REQUIRED_COLUMNS))
     except csv.Error as exc:
         raise WireError(f"'perf' is not valid CSV ({exc}).") from None
     if columns is None:

@@ -44,9 +44,7 @@ def test_each_repo_stack_is_priced_without_unpriced_items(plans, name):
     assert estimate.lines, name
     assert [f"{u.type} {u.name}: {u.note}" for u in estimate.unpriced] == []
     assert totals["monthly"] > 0 and totals["hourly"] > 0
-    priced = {(line.type, line.name) for line in estimate.lines} | {
-        (f["type"], f["name"]) for f in estimate.free
-    }
+    priced = {(line.type, line.name) for line in estimate.lines} | {(f["type"], f["name"]) for f in estimate.free}
     assert priced == {(r.type, r.name) for r in plans[name].resources}  # every resource is accounted for
 
 
@@ -62,9 +60,7 @@ def test_droplet_stack_costs_the_droplet_plus_the_registry(plans):
 
 
 def test_g2_train_stack_does_not_double_count_its_l4():
-    plan = plan_stack(
-        "train", overrides={"robojam:machineType": "g2-standard-4", "robojam:gpuType": "nvidia-l4"}
-    )
+    plan = plan_stack("train", overrides={"robojam:machineType": "g2-standard-4", "robojam:gpuType": "nvidia-l4"})
     vm = plan.one("gcp:compute/instance:Instance")
     assert "nvidia-l4" in json.dumps(vm.inputs.get("guestAccelerators", []))
     estimate = price_plan(plan, CAT)
@@ -105,9 +101,7 @@ def test_gke_fee_credited_for_the_zonal_cluster_and_not_a_regional_one(plans):
 
 def test_unknown_resource_type_in_a_real_plan_shows_unpriced(plans):
     plan = plans["dev"]
-    odd = PlannedResource(
-        "digitalocean:index/databaseCluster:DatabaseCluster", "db", {"size": "db-s-1vcpu-1gb"}
-    )
+    odd = PlannedResource("digitalocean:index/databaseCluster:DatabaseCluster", "db", {"size": "db-s-1vcpu-1gb"})
     estimate = price_plan(dataclasses.replace(plan, resources=[*plan.resources, odd]), CAT)
     assert estimate.to_dict()["totals"]["monthly"] == pytest.approx(
         price_plan(plan, CAT).to_dict()["totals"]["monthly"]

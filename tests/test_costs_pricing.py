@@ -18,9 +18,7 @@ POOL = "gcp:container/nodePool:NodePool"
 
 
 def plan(*resources: PlannedResource, config: dict | None = None) -> Plan:
-    return Plan(
-        stack="t", config=config or {"gcp:zone": "us-central1-a"}, resources=list(resources), outputs={}
-    )
+    return Plan(stack="t", config=config or {"gcp:zone": "us-central1-a"}, resources=list(resources), outputs={})
 
 
 def vm(
@@ -141,9 +139,7 @@ def test_g2_does_not_count_its_l4_twice():
 
 
 def test_spot_vm_uses_spot_prices_and_prices_one_training_run():
-    est = price_plan(
-        plan(vm("n1-standard-4", [{"type": "nvidia-tesla-t4", "count": 2}], spot=True, hours=6)), CAT
-    )
+    est = price_plan(plan(vm("n1-standard-4", [{"type": "nvidia-tesla-t4", "count": 2}], spot=True, hours=6)), CAT)
     disk_hourly = 100 * 0.10 / H
     assert totals(est)["hourly"] == pytest.approx(0.067 + 2 * 0.14 + disk_hourly + 0.0025)
     (run,) = est.training_runs
@@ -190,9 +186,7 @@ def test_free_types_are_listed_as_free_with_a_reason():
 
 
 def cluster(location: str, name: str = "gke") -> PlannedResource:
-    return PlannedResource(
-        CLUSTER, name, {"location": location, "removeDefaultNodePool": True, "initialNodeCount": 1}
-    )
+    return PlannedResource(CLUSTER, name, {"location": location, "removeDefaultNodePool": True, "initialNodeCount": 1})
 
 
 def test_gke_fee_is_credited_for_one_zonal_cluster_only():
@@ -240,9 +234,7 @@ def test_loadbalancer_service_on_gke_is_a_forwarding_rule():
 
 
 def test_registry_and_bucket_storage_follow_the_documented_assumptions():
-    repo = PlannedResource(
-        "gcp:artifactregistry/repository:Repository", "images", {"location": "us-central1"}
-    )
+    repo = PlannedResource("gcp:artifactregistry/repository:Repository", "images", {"location": "us-central1"})
     bucket = PlannedResource("gcp:storage/bucket:Bucket", "runs", {"location": "US-CENTRAL1"})
     default = price_plan(plan(repo, bucket), CAT)
     gb_reg, gb_bucket = CAT.assumption("registry_storage_gb"), CAT.assumption("bucket_storage_gb")

@@ -85,9 +85,7 @@ def copied_sources(parsed: DockerfileParser) -> list[str]:
 
 def test_only_serving_files_enter_the_build(parsed):
     lines = (REPO / ".dockerignore").read_text().splitlines()
-    ignored = PatternMatcher(
-        [line.strip() for line in lines if line.strip() and not line.startswith("#")]
-    ).matches
+    ignored = PatternMatcher([line.strip() for line in lines if line.strip() and not line.startswith("#")]).matches
     sources = copied_sources(parsed)
     assert sorted(sources) == ["model/weights/robojam.npz", "pyproject.toml", "service/"]
     for source in sources:
@@ -159,9 +157,7 @@ def test_cmd_serves_and_healthcheck_passes(parsed, tmp_path):
         server.wait_ready()
         ready = requests.get(server.url + "/readyz", timeout=10)
         assert ready.status_code == 200
-        reply = requests.post(
-            server.url + "/api/predict", json={"perf": random_performance(seed=1)}, timeout=60
-        )
+        reply = requests.post(server.url + "/api/predict", json={"perf": random_performance(seed=1)}, timeout=60)
         assert reply.status_code == 200, reply.text
         check_reply(reply.json()["response"], seconds=5.0)
         assert subprocess.run(healthcheck, cwd=REPO, env=env, timeout=30).returncode == 0

@@ -60,9 +60,7 @@ def test_stack_name_unfit_for_cloud_resource_names(refuse, tmp_path, name):
 
 def test_misspelt_key_names_the_key_it_probably_meant(refuse):
     message = refuse("gke", {"robojam:replica": 3})
-    assert (
-        message == "robojam:replica is not a config key this program reads (did you mean robojam:replicas?)."
-    )
+    assert message == "robojam:replica is not a config key this program reads (did you mean robojam:replicas?)."
 
 
 def test_key_of_another_target(refuse):
@@ -97,15 +95,12 @@ def test_ssh_open_to_the_whole_internet(refuse, cidr):
 
 def test_cidrs_not_a_list(refuse):
     assert refuse("dev", {"robojam:sshCidrs": "10.0.0.0/8"}) == (
-        "robojam:sshCidrs must be a list (pulumi config set --path 'robojam:sshCidrs[0]' VALUE), "
-        "got '10.0.0.0/8'."
+        "robojam:sshCidrs must be a list (pulumi config set --path 'robojam:sshCidrs[0]' VALUE), got '10.0.0.0/8'."
     )
 
 
 def test_not_a_boolean(refuse):
-    assert (
-        refuse("dev", {"robojam:reservedIp": "yes"}) == "robojam:reservedIp must be true or false, got 'yes'."
-    )
+    assert refuse("dev", {"robojam:reservedIp": "yes"}) == "robojam:reservedIp must be true or false, got 'yes'."
 
 
 # --- GCP ---------------------------------------------------------------------------------------------------
@@ -148,15 +143,11 @@ def test_gpu_type_on_the_wrong_machine_family(refuse):
 
 @pytest.mark.parametrize("count", [0, 3, 16])
 def test_unsupported_gpu_count(refuse, count):
-    assert refuse("train", {"robojam:gpuCount": count}) == (
-        f"robojam:gpuCount must be one of 1, 2, 4, 8, got {count}."
-    )
+    assert refuse("train", {"robojam:gpuCount": count}) == (f"robojam:gpuCount must be one of 1, 2, 4, 8, got {count}.")
 
 
 def test_gpu_count_not_a_number(refuse):
-    assert (
-        refuse("train", {"robojam:gpuCount": "one"}) == "robojam:gpuCount must be a whole number, got 'one'."
-    )
+    assert refuse("train", {"robojam:gpuCount": "one"}) == "robojam:gpuCount must be a whole number, got 'one'."
 
 
 def test_malformed_machine_type(refuse):
@@ -173,9 +164,7 @@ def test_run_limit_out_of_range(refuse, hours):
 
 
 def test_run_limit_not_a_number(refuse):
-    assert "robojam:maxRunHours must be a number of hours" in refuse(
-        "train", {"robojam:maxRunHours": "forever"}
-    )
+    assert "robojam:maxRunHours must be a number of hours" in refuse("train", {"robojam:maxRunHours": "forever"})
 
 
 def test_unknown_termination_action(refuse):
@@ -227,9 +216,7 @@ def test_malformed_ssh_key_fingerprint(refuse):
 
 
 def test_malformed_droplet_region(refuse):
-    assert "robojam:region must be a DigitalOcean region slug" in refuse(
-        "dev", {"robojam:region": "new-york"}
-    )
+    assert "robojam:region must be a DigitalOcean region slug" in refuse("dev", {"robojam:region": "new-york"})
 
 
 def test_malformed_droplet_size(refuse):
@@ -237,9 +224,7 @@ def test_malformed_droplet_size(refuse):
 
 
 def test_malformed_domain(refuse):
-    assert "robojam:domain must be a domain name" in refuse(
-        "dev", {"robojam:domain": "http://jam.example.org"}
-    )
+    assert "robojam:domain must be a domain name" in refuse("dev", {"robojam:domain": "http://jam.example.org"})
 
 
 def test_acme_email_without_domain(refuse):
@@ -268,10 +253,7 @@ def test_min_nodes_above_max_nodes(refuse):
 
 @pytest.mark.parametrize("replicas", [0, -2])
 def test_replicas_below_one(refuse, replicas):
-    assert (
-        refuse("gke", {"robojam:replicas": replicas})
-        == f"robojam:replicas must be at least 1, got {replicas}."
-    )
+    assert refuse("gke", {"robojam:replicas": replicas}) == f"robojam:replicas must be at least 1, got {replicas}."
 
 
 def test_replicas_not_a_whole_number(refuse):

@@ -42,9 +42,7 @@ def test_several_stacks_in_one_process_do_not_leak_into_each_other():
     again = plan_stack("gke")
     assert "url" in droplet.outputs and "cluster" not in droplet.outputs
     assert not [r for r in droplet.resources if r.type.startswith(("gcp:", "kubernetes:"))]
-    assert sorted((r.type, r.name) for r in first.resources) == sorted(
-        (r.type, r.name) for r in again.resources
-    )
+    assert sorted((r.type, r.name) for r in first.resources) == sorted((r.type, r.name) for r in again.resources)
     assert first.outputs == again.outputs
 
 
@@ -120,7 +118,5 @@ import infra.components.droplet, infra.components.gke, infra.components.gpu_vm, 
 asyncio.get_event_loop().run_until_complete(asyncio.sleep(0.2))
 print(len(mocks.resources) + len(mocks.components))
 """
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=repo_root()
-    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=repo_root())
     assert result.returncode == 0 and result.stdout == "0\n", result.stdout + result.stderr

@@ -122,9 +122,7 @@ def test_gpu_vm_service_account_reaches_only_its_own_bucket(plans):
         vm = plan.one(INSTANCE).inputs
         assert vm["serviceAccount"]["email"].startswith(sa.inputs["accountId"] + "@")
         bindings = plan.of_type("gcp:storage/bucketIAMMember:BucketIAMMember")
-        assert [b.inputs["bucket"] for b in bindings] == [
-            plan.one("gcp:storage/bucket:Bucket").inputs["name"]
-        ]
+        assert [b.inputs["bucket"] for b in bindings] == [plan.one("gcp:storage/bucket:Bucket").inputs["name"]]
         assert bindings[0].inputs["member"] == f"serviceAccount:{vm['serviceAccount']['email']}"
         # no project-wide grant of any kind
         assert not [r for r in plan.resources if r.type.startswith("gcp:projects/")]
@@ -145,9 +143,7 @@ def test_gpu_vm_source_archive_holds_what_pip_install_needs_and_no_weights():
     from infra.components.gpu_vm import source_archive
 
     assets = source_archive().assets
-    assert {"pyproject.toml", "README.md", "model/__init__.py", "model/train.py", "model/export.py"} <= set(
-        assets
-    )
+    assert {"pyproject.toml", "README.md", "model/__init__.py", "model/train.py", "model/export.py"} <= set(assets)
     assert not [name for name in assets if name.endswith(".npz") or "__pycache__" in name]
 
 
@@ -231,9 +227,7 @@ def cloud_config(plan: Plan) -> dict:
 
 
 def unit_file(config: dict) -> str:
-    return next(
-        f["content"] for f in config["write_files"] if f["path"] == "/etc/systemd/system/robojam.service"
-    )
+    return next(f["content"] for f in config["write_files"] if f["path"] == "/etc/systemd/system/robojam.service")
 
 
 def test_built_image_ref_flows_into_the_droplet_user_data(plans):
@@ -323,9 +317,7 @@ def test_gke_cluster_is_zonal_with_default_pool_removed_shielded_and_workload_id
         assert cluster["location"] == plan.config.get("gcp:zone", "us-central1-a")
         assert cluster["removeDefaultNodePool"] is True
         assert cluster["enableShieldedNodes"] is True
-        assert (
-            cluster["workloadIdentityConfig"]["workloadPool"] == f"{plan.config['gcp:project']}.svc.id.goog"
-        )
+        assert cluster["workloadIdentityConfig"]["workloadPool"] == f"{plan.config['gcp:project']}.svc.id.goog"
 
 
 def test_gke_node_pool_autoscales_between_the_configured_bounds(plans):
@@ -339,9 +331,7 @@ def test_gke_node_pool_autoscales_between_the_configured_bounds(plans):
         assert node["machineType"] == plan.config["robojam:nodeMachineType"]
         assert node["shieldedInstanceConfig"] == {"enableSecureBoot": True, "enableIntegrityMonitoring": True}
         assert node["workloadMetadataConfig"] == {"mode": "GKE_METADATA"}
-    pool = plan_stack("gke", {"robojam:minNodes": 2, "robojam:maxNodes": 5}).one(
-        "gcp:container/nodePool:NodePool"
-    )
+    pool = plan_stack("gke", {"robojam:minNodes": 2, "robojam:maxNodes": 5}).one("gcp:container/nodePool:NodePool")
     assert pool.inputs["autoscaling"] == {"minNodeCount": 2, "maxNodeCount": 5}
 
 
@@ -385,9 +375,7 @@ def test_built_image_ref_flows_into_the_deployment(plans):
     for plan in by_target(plans, "gke"):
         image = plan.one(IMAGE).inputs
         assert image["push"] is True
-        assert image["tags"][0].startswith(
-            f"{plan.config.get('gcp:zone', 'us-central1-a')[:-2]}-docker.pkg.dev/"
-        )
+        assert image["tags"][0].startswith(f"{plan.config.get('gcp:zone', 'us-central1-a')[:-2]}-docker.pkg.dev/")
         assert container(plan)["image"] == plan.outputs["image"]
         assert "@sha256:" in plan.outputs["image"]
         assert plan.one("gcp:artifactregistry/repository:Repository").inputs["format"] == "DOCKER"
@@ -418,14 +406,9 @@ def test_gke_nodes_pull_only_from_the_stack_repository(plans):
     for plan in by_target(plans, "gke"):
         grant = plan.one("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember").inputs
         assert grant["role"] == "roles/artifactregistry.reader"
-        assert (
-            grant["repository"]
-            == plan.one("gcp:artifactregistry/repository:Repository").inputs["repositoryId"]
-        )
+        assert grant["repository"] == plan.one("gcp:artifactregistry/repository:Repository").inputs["repositoryId"]
         roles = {r.inputs["role"] for r in plan.of_type("gcp:projects/iAMMember:IAMMember")}
-        assert not [
-            role for role in roles if "admin" in role.lower() or role in ("roles/editor", "roles/owner")
-        ]
+        assert not [role for role in roles if "admin" in role.lower() or role in ("roles/editor", "roles/owner")]
 
 
 def test_gcp_image_push_uses_a_secret_access_token(plans):

@@ -72,8 +72,25 @@ def test_export_then_fresh_model_reproduces_outputs_on_300_steps(tmp_path, units
 
 def test_train_and_export_clis_end_to_end(tmp_path, data_dir):
     run = tmp_path / "run"
-    done = run_cli("model.train", "--data", str(data_dir), "--units", "16", "--layers", "1", "--mixtures", "2",
-                   "--epochs", "2", "--max-windows", "128", "--seq-len", "40", "--out", str(run))
+    done = run_cli(
+        "model.train",
+        "--data",
+        str(data_dir),
+        "--units",
+        "16",
+        "--layers",
+        "1",
+        "--mixtures",
+        "2",
+        "--epochs",
+        "2",
+        "--max-windows",
+        "128",
+        "--seq-len",
+        "40",
+        "--out",
+        str(run),
+    )
     assert done.returncode == 0, done.stderr
     last = done.stdout.strip().splitlines()[-1]
     assert last.startswith("best validation NLL: ")

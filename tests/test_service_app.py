@@ -173,10 +173,7 @@ def test_openapi_is_valid_and_matches_routes_and_fields(engine):
     schema = spec["components"]["schemas"]["PredictRequest"]
     assert set(schema["properties"]) == set(PredictRequest.model_fields) and schema["required"] == ["perf"]
     assert schema["additionalProperties"] is False
-    assert (
-        schema["properties"]["temperature"]["maximum"] == 10
-        and schema["properties"]["seconds"]["maximum"] == 10
-    )
+    assert schema["properties"]["temperature"]["maximum"] == 10 and schema["properties"]["seconds"]["maximum"] == 10
     json.dumps(spec)  # serialisable as served
 
 
@@ -221,9 +218,7 @@ assert reply.status_code == 200, reply.get_data()
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "numpy"))))
 """
     env = {"PATH": str(Path(sys.executable).parent), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
-    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     modules = json.loads(done.stdout.strip().splitlines()[-1])
     assert "numpy" in modules  # the check sees real imports

@@ -70,9 +70,7 @@ def test_requested_length_is_respected(server, seconds):
 
 
 def test_legacy_form_post_with_json_encoded_perf(server):
-    form = requests.post(
-        server.url + "/api/predict", data={"perf": json.dumps(APP_PERF), "seed": "11"}, timeout=60
-    )
+    form = requests.post(server.url + "/api/predict", data={"perf": json.dumps(APP_PERF), "seed": "11"}, timeout=60)
     check_reply(reply_of(form), seconds=5.0)
     assert reply_of(form) == reply_of(predict(server, {"perf": APP_PERF, "seed": 11}))
 

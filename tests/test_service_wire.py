@@ -89,9 +89,7 @@ def test_format_then_parse_round_trips():
 def test_formatted_reply_is_accepted_by_the_app_reader():
     rng = np.random.default_rng(1)
     dt = rng.uniform(0.001, 0.2, 200)
-    dt = dt[
-        : np.searchsorted(np.cumsum(dt), 5.0) + 1
-    ]  # stops at the first touch reaching 5 s, like the engine
+    dt = dt[: np.searchsorted(np.cumsum(dt), 5.0) + 1]  # stops at the first touch reaching 5 s, like the engine
     events = np.column_stack([rng.random((len(dt), 2)), dt]).astype(np.float32)
     touches = check_reply(wire.format_performance(events), seconds=5.0)
     assert len(touches) == len(dt)

@@ -28,9 +28,7 @@ def cloud_config(image_ref: str, docker_config: str, settings: DropletSettings) 
         acme_email=settings.acme_email,
         uid=SERVICE_UID,
         port=CONTAINER_PORT,
-        publish=f"127.0.0.1:{CONTAINER_PORT}"
-        if settings.domain
-        else "80",  # behind Caddy, or straight on port 80
+        publish=f"127.0.0.1:{CONTAINER_PORT}" if settings.domain else "80",  # behind Caddy, or straight on port 80
     )
 
 
@@ -59,9 +57,7 @@ class DropletService(pulumi.ComponentResource):
             image=DROPLET_IMAGE,
             region=settings.region,
             size=settings.size,
-            ssh_keys=list(
-                settings.ssh_keys
-            ),  # keys only: DigitalOcean sets no root password when keys are given
+            ssh_keys=list(settings.ssh_keys),  # keys only: DigitalOcean sets no root password when keys are given
             monitoring=True,
             ipv6=True,
             user_data=user_data,
@@ -80,9 +76,7 @@ class DropletService(pulumi.ComponentResource):
                 )
             )
         outbound = [
-            digitalocean.FirewallOutboundRuleArgs(
-                protocol=protocol, port_range=ports, destination_addresses=ANYWHERE
-            )
+            digitalocean.FirewallOutboundRuleArgs(protocol=protocol, port_range=ports, destination_addresses=ANYWHERE)
             for protocol, ports in (("tcp", "1-65535"), ("udp", "1-65535"), ("icmp", None))
         ]
         digitalocean.Firewall(

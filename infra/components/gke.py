@@ -294,9 +294,7 @@ class GkeService(pulumi.ComponentResource):
         )
 
         ingress = self.service.status.load_balancer.ingress
-        self.url = ingress.apply(
-            lambda items: f"http://{(items[0].ip or items[0].hostname)}" if items else None
-        )
+        self.url = ingress.apply(lambda items: f"http://{(items[0].ip or items[0].hostname)}" if items else None)
         self.credentials_command = (
             f"gcloud container clusters get-credentials robojam-{stack} --zone {zone} --project {project}"
         )

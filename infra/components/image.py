@@ -42,9 +42,7 @@ def _build(
         tags=[tag],
         push=True,
         registries=[
-            docker_build.RegistryArgs(
-                address=address, username=username, password=pulumi.Output.secret(password)
-            )
+            docker_build.RegistryArgs(address=address, username=username, password=pulumi.Output.secret(password))
         ],
         opts=opts,
     )
@@ -82,9 +80,7 @@ class GcpServiceImage(pulumi.ComponentResource):
                 lambda repo: f"{host}/{gcp_settings.project}/{repo}/{IMAGE_NAME}:latest"
             )
             # The deployer's own short-lived OAuth token, the documented way to push to Artifact Registry.
-            token = gcp.organizations.get_client_config_output(
-                opts=pulumi.InvokeOptions(parent=self)
-            ).access_token
+            token = gcp.organizations.get_client_config_output(opts=pulumi.InvokeOptions(parent=self)).access_token
             image = _build(f"{name}-build", tag, host, "oauth2accesstoken", token, child)
             self.ref = image.ref
         self.register_outputs({"ref": self.ref})

@@ -59,9 +59,7 @@ class Catalogue:
     free_type_prefixes: dict
     currency: str = "USD"
 
-    def find(
-        self, kind: str, name: str, pricing: str = "on-demand", region: str | None = None
-    ) -> Item | None:
+    def find(self, kind: str, name: str, pricing: str = "on-demand", region: str | None = None) -> Item | None:
         """The item for (kind, name, pricing); the region's own price first, else the one priced region."""
         matches = [i for i in self.items if i.kind == kind and i.name == name and i.pricing == pricing]
         for item in matches:
@@ -98,17 +96,13 @@ def _check_item(raw: dict, index: int) -> Item:
     if raw["unit"] not in UNITS:
         raise CatalogueError(f"catalogue entry {where} has unit {raw['unit']!r}, expected one of {UNITS}")
     if raw["pricing"] not in PRICINGS:
-        raise CatalogueError(
-            f"catalogue entry {where} has pricing {raw['pricing']!r}, expected one of {PRICINGS}"
-        )
+        raise CatalogueError(f"catalogue entry {where} has pricing {raw['pricing']!r}, expected one of {PRICINGS}")
     if not str(raw["source"]).startswith("https://"):
         raise CatalogueError(f"catalogue entry {where} has a source that is not an https URL")
     try:
         dt.date.fromisoformat(raw["date"])
     except (TypeError, ValueError):
-        raise CatalogueError(
-            f"catalogue entry {where} has date {raw['date']!r}, expected YYYY-MM-DD"
-        ) from None
+        raise CatalogueError(f"catalogue entry {where} has date {raw['date']!r}, expected YYYY-MM-DD") from None
     extra = {k: v for k, v in raw.items() if k not in REQUIRED}
     return Item(**{k: raw[k] for k in REQUIRED}, extra=extra)
 

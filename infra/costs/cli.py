@@ -31,12 +31,7 @@ def _number(minimum: float, strict: bool = False):
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if (
-            value != value
-            or value in (float("inf"), float("-inf"))
-            or value < minimum
-            or (strict and value == 0)
-        ):
+        if value != value or value in (float("inf"), float("-inf")) or value < minimum or (strict and value == 0):
             raise argparse.ArgumentTypeError(f"{text!r} must be {'>' if strict else '>='} {minimum:g}")
         return value
 
@@ -45,9 +40,7 @@ def _number(minimum: float, strict: bool = False):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Price every Pulumi stack offline from the program itself.")
-    p.add_argument(
-        "stacks", nargs="*", help="stack names (Pulumi.<name>.yaml); default: every stack in the repo"
-    )
+    p.add_argument("stacks", nargs="*", help="stack names (Pulumi.<name>.yaml); default: every stack in the repo")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument(
         "--max-monthly",
@@ -71,9 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="JSON",
         help="benchmark result with requests_per_second_per_vcpu (default: benchmarks/latest.json)",
     )
-    p.add_argument(
-        "--catalogue", type=Path, default=CATALOGUE_PATH, metavar="JSON", help="price catalogue file"
-    )
+    p.add_argument("--catalogue", type=Path, default=CATALOGUE_PATH, metavar="JSON", help="price catalogue file")
     p.add_argument(
         "--refresh",
         action="store_true",
@@ -136,8 +127,7 @@ def run(argv: list[str] | None = None) -> int:
     )
     benchmark = _benchmark(args.benchmark)  # every input is checked before the (slower) planning starts
     estimates = [
-        price_plan(_plan(path), catalogue, assumptions, args.train_hours)
-        for path in _stack_paths(args.stacks)
+        price_plan(_plan(path), catalogue, assumptions, args.train_hours) for path in _stack_paths(args.stacks)
     ]
     report = build_report(estimates, catalogue, benchmark, args.max_monthly)
     print(json.dumps(report, indent=2) if args.json else render(report))

@@ -20,9 +20,7 @@ def _priced(
 ) -> Line:
     item = ctx.catalogue.find(kind, name)
     if item is None:
-        return unpriced_line(
-            res, component, f"no price for {kind} {name!r} in the catalogue", quantity, unit, category
-        )
+        return unpriced_line(res, component, f"no price for {kind} {name!r} in the catalogue", quantity, unit, category)
     return priced_line(
         ctx.catalogue,
         res,
@@ -44,9 +42,7 @@ def droplet_lines(res, ctx: PricingContext) -> list[Line]:
         backup = ctx.catalogue.find("droplet-backups", "weekly")
         base = lines[0]
         if backup is None or base.monthly is None:
-            lines.append(
-                unpriced_line(res, "weekly backups", "backups need a priced droplet and backup rate")
-            )
+            lines.append(unpriced_line(res, "weekly backups", "backups need a priced droplet and backup rate"))
         else:
             lines.append(
                 Line(
@@ -86,11 +82,7 @@ def reserved_ip_lines(res, ctx: PricingContext) -> list[Line]:
 
 def load_balancer_lines(res, ctx: PricingContext) -> list[Line]:
     units = int(res.inputs.get("sizeUnit") or 1)
-    return [
-        _priced(
-            ctx, res, "load-balancer", "lb-small", f"load balancer x{units} node(s)", units, "node", "network"
-        )
-    ]
+    return [_priced(ctx, res, "load-balancer", "lb-small", f"load balancer x{units} node(s)", units, "node", "network")]
 
 
 PRICERS = {

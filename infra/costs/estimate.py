@@ -141,10 +141,7 @@ class StackEstimate:
         return [line for line in self.lines if line.status == UNPRICED]
 
     def to_dict(self) -> dict:
-        totals = {
-            k: self._total(k)
-            for k in ("hourly", "hourly_max", "monthly", "monthly_max", "vcpus", "vcpus_max")
-        }
+        totals = {k: self._total(k) for k in ("hourly", "hourly_max", "monthly", "monthly_max", "vcpus", "vcpus_max")}
         return {
             "stack": self.stack,
             "target": self.target,

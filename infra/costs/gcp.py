@@ -98,9 +98,7 @@ def machine_lines(
     included = dict((item.extra.get("includes_gpu") or {}) if item else {})
     gpus: dict[str, int] = {}
     for acc in accelerators or []:
-        gpus[basename(acc.get("type"))] = gpus.get(basename(acc.get("type")), 0) + int(
-            acc.get("count", 1) or 0
-        )
+        gpus[basename(acc.get("type"))] = gpus.get(basename(acc.get("type")), 0) + int(acc.get("count", 1) or 0)
     if included and included["type"] not in gpus:
         gpus[included["type"]] = 0
     for gpu, per_machine in gpus.items():
@@ -172,9 +170,7 @@ def instance_lines(res, ctx: PricingContext, pricing: str | None = None) -> list
     )
     ips = sum(len(nic.get("accessConfigs") or []) for nic in inputs.get("networkInterfaces") or [])
     if ips:
-        lines.append(
-            _line(ctx, res, "ip", "external-ipv4", pricing, region, "external IPv4", ips, "IP", "network")
-        )
+        lines.append(_line(ctx, res, "ip", "external-ipv4", pricing, region, "external IPv4", ips, "IP", "network"))
     return lines
 
 
@@ -214,16 +210,12 @@ def _zones(location, node_locations, ctx: PricingContext) -> int:
     return 1 if is_zone(location) else int(ctx.assumptions["regional_cluster_zones"])
 
 
-def nodes_lines(
-    res, ctx: PricingContext, node_config: dict | None, lo: float, hi: float, note: str
-) -> list[Line]:
+def nodes_lines(res, ctx: PricingContext, node_config: dict | None, lo: float, hi: float, note: str) -> list[Line]:
     """Nodes of one pool: machines, boot disks and node external IPs, at the low and high node count."""
     cfg = node_config or {}
     pricing = "spot" if cfg.get("spot") or cfg.get("preemptible") else "on-demand"
     machine = basename(cfg.get("machineType")) or "e2-medium"
-    lines = machine_lines(
-        ctx, res, machine, pricing, ctx.region, lo, hi, cfg.get("guestAccelerators"), "node"
-    )
+    lines = machine_lines(ctx, res, machine, pricing, ctx.region, lo, hi, cfg.get("guestAccelerators"), "node")
     lines[0] = _with_note(lines[0], note)
     disk_type = basename(cfg.get("diskType")) or "pd-balanced"
     size = float(cfg.get("diskSizeGb") or ctx.assumptions["gke_node_disk_gb"])

@@ -15,9 +15,7 @@ PRICERS = {**gcp.PRICERS, **digitalocean.PRICERS, **kubernetes.PRICERS}
 GPU_VM = "gcp:compute/instance:Instance"
 
 
-def effective_assumptions(
-    catalogue: Catalogue, overrides: dict[str, float] | None = None
-) -> dict[str, float]:
+def effective_assumptions(catalogue: Catalogue, overrides: dict[str, float] | None = None) -> dict[str, float]:
     """The catalogue's documented usage assumptions, with CLI overrides (e.g. --registry-gb) applied."""
     values = {key: catalogue.assumption(key) for key in catalogue.assumptions}
     for key, value in (overrides or {}).items():
@@ -71,9 +69,7 @@ def price_plan(
         pricer = PRICERS.get(res.type)
         if pricer is None and reason is None:
             lines.append(
-                unpriced_line(
-                    res, res.type.rsplit(":", 1)[-1], f"resource type {res.type} is not in the catalogue"
-                )
+                unpriced_line(res, res.type.rsplit(":", 1)[-1], f"resource type {res.type} is not in the catalogue")
             )
             continue
         produced = pricer(res, ctx) if pricer else []

@@ -48,9 +48,7 @@ def _render(rows: list[list[str]], right: set[int]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out = []
     for row in rows:
-        cells = [
-            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
+        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
         out.append(" " + "  ".join(cells).rstrip())
     return out
 
@@ -85,9 +83,7 @@ def stack_table(stack: dict, hours_per_month: float) -> list[str]:
         if _worth_noting(line):
             notes.append(f"{line['name']} / {line['component']}: {line['note']}")
     t = stack["totals"]
-    rows.append(
-        ["TOTAL", "", "", _span(t["hourly"], t["hourly_max"], 4), _span(t["monthly"], t["monthly_max"], 2)]
-    )
+    rows.append(["TOTAL", "", "", _span(t["hourly"], t["hourly_max"], 4), _span(t["monthly"], t["monthly_max"], 2)])
     body = _render(rows, right={3, 4}) if len(rows) > 2 else [" (no billable resources)"]
     out += body
     if stack["free"]:
@@ -108,9 +104,7 @@ def training_run_sentence(run: dict) -> str:
     """'One training run on X: 4 h (maxRunDuration) at $0.85/h on-demand = $3.41, at $0.42/h spot = $1.68.'"""
     head = f"One training run on {run['resource']} (provisioned {run['provisioning']}):"
     if run["hours"] is None:
-        rates = ", ".join(
-            f"{_money(run[k]['hourly'], 4)}/h {k.replace('_', '-')}" for k in ("on_demand", "spot")
-        )
+        rates = ", ".join(f"{_money(run[k]['hourly'], 4)}/h {k.replace('_', '-')}" for k in ("on_demand", "spot"))
         return f"{head} no run limit set; pass --train-hours (rates: {rates})."
     parts = []
     for key in ("on_demand", "spot"):
@@ -145,14 +139,8 @@ def comparison_table(report: dict) -> list[str]:
         run = row["training_run"]
         run_text = "-"
         if run and run["hours"] is not None:
-            run_text = (
-                f"{run['hours']:g} h: {_money(run['on_demand']['cost'])} / {_money(run['spot']['cost'])}"
-            )
-        vcpus = (
-            f"{row['vcpus']:g}"
-            if row["vcpus"] == row["vcpus_max"]
-            else f"{row['vcpus']:g}-{row['vcpus_max']:g}"
-        )
+            run_text = f"{run['hours']:g} h: {_money(run['on_demand']['cost'])} / {_money(run['spot']['cost'])}"
+        vcpus = f"{row['vcpus']:g}" if row["vcpus"] == row["vcpus_max"] else f"{row['vcpus']:g}-{row['vcpus_max']:g}"
         if bench is None:
             per_million = "no benchmark"
         elif row["cost_per_million"] is None and row["cost_per_million_max"] is None:
@@ -179,9 +167,7 @@ def comparison_table(report: dict) -> list[str]:
             f"vCPU x vCPUs x 3600) x 1e6, from {bench['path']}, at full load; training stacks do not serve."
         )
     else:
-        out.append(
-            " $ per 1M predictions: needs a benchmark result (benchmarks/latest.json, or --benchmark PATH)."
-        )
+        out.append(" $ per 1M predictions: needs a benchmark result (benchmarks/latest.json, or --benchmark PATH).")
     return out
 
 
@@ -193,8 +179,7 @@ def render(report: dict) -> str:
         f"{report['currency']}, monthly = {hours:g} h"
     ]
     assumed = ", ".join(
-        f"{k} = {v['value']:g}" + (f" ({v['flag']})" if v["flag"] else "")
-        for k, v in report["assumptions"].items()
+        f"{k} = {v['value']:g}" + (f" ({v['flag']})" if v["flag"] else "") for k, v in report["assumptions"].items()
     )
     out.append(f"Assumptions: {assumed}")
     for stack in report["stacks"]:
