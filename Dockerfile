@@ -22,6 +22,7 @@ RUN useradd --system --no-log-init --uid 10001 --no-create-home --home-dir /none
     --shell /usr/sbin/nologin robojam
 WORKDIR /app
 COPY --from=deps /opt/venv /opt/venv
+COPY robojam_format/ robojam_format/
 COPY service/ service/
 COPY model/weights/robojam.npz model/weights/robojam.npz
 USER 10001

@@ -15,7 +15,7 @@ help:
 	@echo "make test   - install everything (dev venv + tools) and run the whole test suite"
 	@echo "make bench  - inference benchmark (Keras vs NumPy engine); results go into the README"
 	@echo "make costs  - price every Pulumi stack offline from the bundled catalogue"
-	@echo "make lint   - ruff"
+	@echo "make lint   - ruff check + ruff format --check (fails on either)"
 
 # The full development environment: serving, training, infra and test dependencies.
 venv: $(VENV)/.installed
@@ -53,7 +53,7 @@ bench: venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check . || true
+	$(VENV)/bin/ruff format --check .
 
 costs: venv
 	$(PY) -m infra.costs

@@ -17,6 +17,8 @@ from typing import Any
 
 import pulumi
 
+from robojam_format.layout import REPO_ROOT
+
 TARGETS = ("droplet", "gke", "gpu-vm")
 GCP_TARGETS = ("gke", "gpu-vm")
 SERVING_TARGETS = ("droplet", "gke")
@@ -383,7 +385,7 @@ def _gpu_vm(get) -> GpuVmSettings:
         )
     corpus = pathlib.Path(_text("robojam:corpusPath", get("robojam:corpusPath")))
     if not corpus.is_absolute():
-        corpus = pathlib.Path(__file__).resolve().parent.parent / corpus
+        corpus = REPO_ROOT / corpus
     if not corpus.is_file():
         raise ConfigError(f"robojam:corpusPath {corpus} is not a file.")
     return GpuVmSettings(

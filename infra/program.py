@@ -14,7 +14,7 @@ SSH_CLOSED = "SSH is closed: list your CIDRs in robojam:sshCidrs and run `pulumi
 
 
 def main() -> None:
-    """Entry point (called by infra/__main__.py and, under mocks, by infra.preview.plan_stack)."""
+    """Entry point (called by infra/__main__.py and, under mocks, by infra.mock_plan.plan_stack)."""
     cfg = config.load()  # raises ConfigError before any resource exists
     pulumi.export("target", cfg.target)
     {"gpu-vm": _gpu_vm, "droplet": _droplet, "gke": _gke}[cfg.target](cfg)

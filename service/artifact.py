@@ -16,10 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from robojam_format.layout import SHIPPED_WEIGHTS
+
 FORMAT = "robojam-mdrnn-weights"
 SUPPORTED_VERSIONS = (1,)
 ENV_VAR = "ROBOJAM_WEIGHTS"
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "model" / "weights" / "robojam.npz"
+DEFAULT_WEIGHTS = SHIPPED_WEIGHTS
 
 # What the engine implements; an artifact that asks for anything else is refused, not silently mis-run.
 EXPECTED_SETTINGS = {

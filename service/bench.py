@@ -47,9 +47,9 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from robojam_format.layout import REPO_ROOT  # noqa: E402
 from service.engine import MAX_STEPS, Engine, Sampler  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 EVENTS, SECONDS, DT = 100, 5.0, 0.05
 SEED = 2024
 
@@ -167,7 +167,7 @@ def _ready(base: str) -> bool:
 def gunicorn_worker_rss_mb(weights: Path, events: np.ndarray) -> tuple[float, str]:
     """Peak RSS (VmHWM) of a real gunicorn worker after warm-up and one request; falls back to a bare engine."""
     gunicorn = Path(sys.executable).with_name("gunicorn")
-    if gunicorn.is_file() and (REPO / "service" / "app.py").is_file():
+    if gunicorn.is_file() and (REPO_ROOT / "service" / "app.py").is_file():
         port = _free_port()
         env = {
             **os.environ,
@@ -176,7 +176,7 @@ def gunicorn_worker_rss_mb(weights: Path, events: np.ndarray) -> tuple[float, st
             "ROBOJAM_BIND": f"127.0.0.1:{port}",
         }
         cmd = [str(gunicorn), "-c", "service/gunicorn_conf.py", "service.app:create_app()"]
-        server = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             base = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 120
@@ -206,7 +206,11 @@ def gunicorn_worker_rss_mb(weights: Path, events: np.ndarray) -> tuple[float, st
         np.save(f, events)
         f.flush()
         out = subprocess.run(
-            [sys.executable, "-c", code, str(weights), f.name], cwd=REPO, check=True, capture_output=True, text=True
+            [sys.executable, "-c", code, str(weights), f.name],
+            cwd=REPO_ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
     return int(out.split()[-1]) / 1024, "python process that loads the engine and serves 3 requests (maxrss)"
 
@@ -227,7 +231,7 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (one slow model.predict request)")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "latest.json")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "latest.json")
     args = parser.parse_args(argv)
     reps = {"engine": 30, "batch": 3, "predict": 1} if args.quick else {"engine": 200, "batch": 10, "predict": 3}
 

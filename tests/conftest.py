@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from robojam_format.layout import REPO_ROOT
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -23,6 +24,6 @@ def require(condition: bool, reason: str) -> None:
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The MicroJam corpus directory ($ROBOJAM_DATA, default ../shared/data beside the repo)."""
-    path = Path(os.environ.get("ROBOJAM_DATA", REPO.parent / "shared" / "data"))
+    path = Path(os.environ.get("ROBOJAM_DATA", REPO_ROOT.parent / "shared" / "data"))
     require((path / "TinyPerformanceCorpus.h5").is_file(), f"MicroJam corpus not found in {path}")
     return path

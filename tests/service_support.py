@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import requests
 
-REPO = Path(__file__).resolve().parents[1]
+from robojam_format.layout import REPO_ROOT
+
 VENV_BIN = Path(sys.executable).parent
 HEADER = "time,x,y,z,moving"
 
@@ -179,7 +180,7 @@ class Server:
     def start(self) -> Server:
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                self.cmd, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                self.cmd, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         return self
 

@@ -1,4 +1,4 @@
-"""`python -m infra.costs` on the repo's real stacks, planned by the shared mock runner (infra.preview)."""
+"""`python -m infra.costs` on the repo's real stacks, planned by the shared mock runner (infra.mock_plan)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from infra.costs.cli import main
 from infra.costs.pricing import price_plan
 from infra.costs.report import build_report, read_benchmark
 from infra.costs.table import render
-from infra.preview import PlannedResource, plan_stack, repo_root, stack_files, stack_name
+from infra.mock_plan import PlannedResource, plan_stack, stack_files, stack_name
+from robojam_format.layout import REPO_ROOT
 
 CAT = load_catalogue()
 STACKS = [stack_name(p) for p in stack_files()]
@@ -124,7 +125,7 @@ def test_json_output_round_trips(capsys, plans):
     code, out, _ = run_cli(capsys, "--json")
     assert code == 0
     data = json.loads(out)
-    bench = read_benchmark(repo_root() / "benchmarks" / "latest.json")  # what the CLI reads by default
+    bench = read_benchmark(REPO_ROOT / "benchmarks" / "latest.json")  # what the CLI reads by default
     expected = build_report([price_plan(plans[name], CAT) for name in STACKS], CAT, bench)
     assert data == expected
     assert [s["stack"] for s in data["stacks"]] == STACKS
@@ -182,12 +183,12 @@ def test_cost_per_million_predictions_uses_the_benchmark(capsys, tmp_path):
     ],
 )
 def test_bad_input_is_one_line_exit_2_without_traceback(argv, words):
-    env = {**os.environ, "PYTHONPATH": str(repo_root())}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.run(
         [sys.executable, "-m", "infra.costs", *argv],
         capture_output=True,
         text=True,
-        cwd=repo_root(),
+        cwd=REPO_ROOT,
         env=env,
         timeout=120,
     )

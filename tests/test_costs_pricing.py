@@ -8,7 +8,7 @@ import pytest
 
 from infra.costs.catalogue import CATALOGUE_PATH, CatalogueError, load_catalogue
 from infra.costs.pricing import effective_assumptions, price_plan
-from infra.preview import Plan, PlannedResource
+from infra.mock_plan import Plan, PlannedResource
 
 CAT = load_catalogue()
 H = CAT.hours_per_month

@@ -18,12 +18,13 @@ from artifacts import write_random_artifact
 from conftest import require
 from docker.utils.build import PatternMatcher
 from dockerfile_parse import DockerfileParser
-from service_support import REPO, VENV_BIN, Server, check_reply, free_port, random_performance
+from service_support import VENV_BIN, Server, check_reply, free_port, random_performance
 
+from robojam_format.layout import REPO_ROOT
 from service.artifact import DEFAULT_WEIGHTS
 
-DOCKERFILE = REPO / "Dockerfile"
-CHECKOV = REPO / ".tools" / "checkov" / "bin" / "checkov"
+DOCKERFILE = REPO_ROOT / "Dockerfile"
+CHECKOV = REPO_ROOT / ".tools" / "checkov" / "bin" / "checkov"
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def test_checkov_clean():
         capture_output=True,
         text=True,
         timeout=300,
-        cwd=REPO,
+        cwd=REPO_ROOT,
     )
     report = json.loads(done.stdout)
     failed = [(c["check_id"], c["check_name"]) for c in report["results"]["failed_checks"]]
@@ -84,13 +85,13 @@ def copied_sources(parsed: DockerfileParser) -> list[str]:
 
 
 def test_only_serving_files_enter_the_build(parsed):
-    lines = (REPO / ".dockerignore").read_text().splitlines()
+    lines = (REPO_ROOT / ".dockerignore").read_text().splitlines()
     ignored = PatternMatcher([line.strip() for line in lines if line.strip() and not line.startswith("#")]).matches
     sources = copied_sources(parsed)
-    assert sorted(sources) == ["model/weights/robojam.npz", "pyproject.toml", "service/"]
+    assert sorted(sources) == ["model/weights/robojam.npz", "pyproject.toml", "robojam_format/", "service/"]
     for source in sources:
         assert not ignored(source.rstrip("/")), f"{source} is excluded by .dockerignore"
-    for path in ("service/app.py", "service/engine.py", "model/weights/robojam.npz"):
+    for path in ("robojam_format/layout.py", "service/app.py", "service/engine.py", "model/weights/robojam.npz"):
         assert not ignored(path)
     kept_out = (
         "tests/test_engine.py",
@@ -121,7 +122,7 @@ def test_image_installs_only_the_serving_dependencies(parsed, tmp_path):
     """Run the deps stage's requirements step on this pyproject.toml and read what it would install."""
     (run,) = [value for value in instructions(parsed, "RUN") if "requirements.txt" in value]
     step = run.split("&&")[0].strip()
-    shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
+    shutil.copy(REPO_ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     path = f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"
     subprocess.run(["/bin/sh", "-c", step], cwd=tmp_path, check=True, timeout=60, env={"PATH": path})
     requirements = (tmp_path / "requirements.txt").read_text().split()
@@ -160,6 +161,6 @@ def test_cmd_serves_and_healthcheck_passes(parsed, tmp_path):
         reply = requests.post(server.url + "/api/predict", json={"perf": random_performance(seed=1)}, timeout=60)
         assert reply.status_code == 200, reply.text
         check_reply(reply.json()["response"], seconds=5.0)
-        assert subprocess.run(healthcheck, cwd=REPO, env=env, timeout=30).returncode == 0
-    done = subprocess.run(healthcheck, cwd=REPO, env=env, timeout=30, capture_output=True, text=True)
+        assert subprocess.run(healthcheck, cwd=REPO_ROOT, env=env, timeout=30).returncode == 0
+    done = subprocess.run(healthcheck, cwd=REPO_ROOT, env=env, timeout=30, capture_output=True, text=True)
     assert done.returncode == 1 and "unhealthy" in done.stderr

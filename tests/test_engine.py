@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from artifacts import random_arrays, random_metadata, write_artifact, write_random_artifact
 
+from robojam_format.layout import REPO_ROOT
 from service.artifact import DEFAULT_WEIGHTS, ArtifactError, load_artifact, resolve_path
 from service.engine import MAX_STEPS, MIN_DT, Engine
 
-REPO = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-5
 
 
@@ -321,7 +321,7 @@ def test_artifact_path_resolution(tmp_path, monkeypatch):
     explicit = write_random_artifact(tmp_path / "explicit.npz", units=12, layers=1, mixtures=2)
     assert Engine.load(explicit).metadata["units"] == 12
     monkeypatch.delenv("ROBOJAM_WEIGHTS")
-    assert resolve_path() == DEFAULT_WEIGHTS == REPO / "model" / "weights" / "robojam.npz"
+    assert resolve_path() == DEFAULT_WEIGHTS == REPO_ROOT / "model" / "weights" / "robojam.npz"
 
 
 def test_helper_artifact_round_trips_through_the_loader(tmp_path):
@@ -336,13 +336,13 @@ def test_helper_artifact_round_trips_through_the_loader(tmp_path):
 
 def test_service_never_imports_tensorflow_or_keras():
     pattern = re.compile(r"^\s*(import|from)\s+(tensorflow|keras)", re.MULTILINE)
-    offenders = [p.name for p in (REPO / "service").rglob("*.py") if pattern.search(p.read_text(encoding="utf-8"))]
+    offenders = [p.name for p in (REPO_ROOT / "service").rglob("*.py") if pattern.search(p.read_text(encoding="utf-8"))]
     assert offenders == []
     code = (
         "import sys, numpy as np; from service.engine import Engine; import service.artifact; "
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')); "
         "print(bad); sys.exit(1 if bad else 0)"
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -16,7 +16,8 @@ import pytest
 import yaml
 from conftest import require
 
-from infra.preview import Plan, plan_stack, repo_root, stack_files, stack_name
+from infra.mock_plan import Plan, plan_stack, stack_files, stack_name
+from robojam_format.layout import REPO_ROOT
 
 KUBERNETES_VERSIONS = ("1.32.0", "1.33.0")  # GKE's stable and regular release channels
 STACKS = [stack_name(p) for p in stack_files()]
@@ -116,7 +117,7 @@ def test_cloud_init_schema_rejects_a_broken_user_data(tmp_path):
 
 def repo_shell_scripts() -> list[Path]:
     """Every *.sh or shell-shebang file in the repository (tracked or new, not ignored), but templates."""
-    root = repo_root()
+    root = REPO_ROOT
     listed = run("git", "-C", str(root), "ls-files", "--cached", "--others", "--exclude-standard")
     assert listed.returncode == 0, listed.stderr
     scripts = []
@@ -145,7 +146,7 @@ def test_rendered_startup_scripts_pass_shellcheck(tmp_path):
 
 def test_every_shell_script_in_the_repo_passes_shellcheck():
     scripts = repo_shell_scripts()
-    assert repo_root() / ".ci" / "run" in scripts
+    assert REPO_ROOT / ".ci" / "run" in scripts
     result = shellcheck(*scripts)
     assert result.returncode == 0, result.stdout
 

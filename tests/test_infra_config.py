@@ -7,22 +7,23 @@ import re
 
 import pytest
 
-from infra import preview
+from infra import mock_plan
 from infra.config import KEYS, ConfigError, read_pulumi_config
-from infra.preview import SecretValue, plan_stack
+from infra.mock_plan import SecretValue, plan_stack
+from robojam_format.layout import REPO_ROOT
 
 
 @pytest.fixture
 def refuse(monkeypatch):
     """Plan a stack with overrides; return the ConfigError message after checking nothing was created."""
-    made: list[preview.RecordingMocks] = []
+    made: list[mock_plan.RecordingMocks] = []
 
-    class Spy(preview.RecordingMocks):
+    class Spy(mock_plan.RecordingMocks):
         def __init__(self):
             super().__init__()
             made.append(self)
 
-    monkeypatch.setattr(preview, "RecordingMocks", Spy)
+    monkeypatch.setattr(mock_plan, "RecordingMocks", Spy)
 
     def run(stack: str, overrides: dict) -> str:
         made.clear()
@@ -52,7 +53,7 @@ def test_missing_target(refuse):
 @pytest.mark.parametrize("name", ["My_Stack", "a-very-long-stack-name", "-dev"])
 def test_stack_name_unfit_for_cloud_resource_names(refuse, tmp_path, name):
     path = tmp_path / f"Pulumi.{name}.yaml"
-    path.write_text((preview.repo_root() / "Pulumi.dev.yaml").read_text())
+    path.write_text((REPO_ROOT / "Pulumi.dev.yaml").read_text())
     assert refuse(path, {}) == (
         f"stack name {name!r} names cloud resources, so it must be 1-16 lowercase letters, digits or hyphens."
     )
@@ -303,7 +304,7 @@ def test_config_comes_from_the_language_host_environment(monkeypatch):
 
 
 def test_readme_deploy_table_lists_exactly_the_config_keys():
-    readme = (preview.repo_root() / "README.md").read_text()
+    readme = (REPO_ROOT / "README.md").read_text()
     section = readme.split("## Deploy", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if re.match(r"^\| `[a-z]+:[A-Za-z]+` \|", line)]
     documented = {re.match(r"^\| `([^`]+)`", row).group(1): row for row in rows}

@@ -8,7 +8,7 @@ import re
 import pytest
 import yaml
 
-from infra.preview import MOCK_SECRETS, Plan, SecretValue, plan_stack, stack_files, stack_name
+from infra.mock_plan import MOCK_SECRETS, Plan, SecretValue, plan_stack, stack_files, stack_name
 
 SERVING = ("droplet", "gke")
 WEB_PORTS = {80, 443}

@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from infra.preview import MOCK_ACCESS_TOKEN, SECRET_PLACEHOLDER, Plan, plan_stack, stack_files, stack_name
+from infra.mock_plan import MOCK_ACCESS_TOKEN, SECRET_PLACEHOLDER, Plan, plan_stack, stack_files, stack_name
 
 STACKS = [stack_name(p) for p in stack_files()]
 INSTANCE = "gcp:compute/instance:Instance"
@@ -34,15 +34,15 @@ def test_the_repo_has_one_stack_per_target_and_dev_is_the_droplet(plans):
 
 
 def test_pulumi_project_file_runs_the_infra_package_with_a_virtualenv():
-    from infra.preview import repo_root
+    from robojam_format.layout import REPO_ROOT
 
-    project = yaml.safe_load((repo_root() / "Pulumi.yaml").read_text())
+    project = yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text())
     assert project["name"] == "robojam"
     assert project["runtime"]["name"] == "python"
     assert project["runtime"]["options"]["virtualenv"]
     assert project["main"].rstrip("/") == "infra"
     assert project["description"]
-    assert (repo_root() / "infra" / "__main__.py").is_file()
+    assert (REPO_ROOT / "infra" / "__main__.py").is_file()
 
 
 @pytest.mark.parametrize("name", STACKS)
@@ -419,7 +419,7 @@ def test_gcp_image_push_uses_a_secret_access_token(plans):
 
 
 def test_secure_config_values_never_show_in_the_plan_config():
-    from infra.preview import SecretValue
+    from infra.mock_plan import SecretValue
 
     plan = plan_stack("dev", {"digitalocean:token": SecretValue("dop_v1_not_a_real_token")})
     assert plan.config["digitalocean:token"] == SECRET_PLACEHOLDER
@@ -428,9 +428,9 @@ def test_secure_config_values_never_show_in_the_plan_config():
 def test_the_pinned_uid_and_port_are_the_images_own():
     """Deployments pin the Dockerfile's USER and port: if the Dockerfile changes them, so must infra."""
     from infra.components.image import CONTAINER_PORT, SERVICE_UID
-    from infra.preview import repo_root
+    from robojam_format.layout import REPO_ROOT
 
-    dockerfile = (repo_root() / "Dockerfile").read_text()
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
     users = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("USER ")]
     assert users and users[-1] == str(SERVICE_UID)
     assert f"ROBOJAM_BIND=0.0.0.0:{CONTAINER_PORT}" in dockerfile

@@ -5,11 +5,11 @@ from __future__ import annotations
 import shlex
 
 import nbformat
-from conftest import REPO
 
 from model.train import parse_args
+from robojam_format.layout import REPO_ROOT
 
-NOTEBOOK = REPO / "model" / "colab_train.ipynb"
+NOTEBOOK = REPO_ROOT / "model" / "colab_train.ipynb"
 
 
 def _shell_commands(nb) -> list[list[str]]:

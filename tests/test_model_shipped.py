@@ -7,15 +7,15 @@ import re
 
 import numpy as np
 import pytest
-from conftest import REPO
 
 from model.data import load_corpus, make_windows, split_by_performance
 from model.defaults import SCALE
 from model.evaluate import diagonal_gaussian_nll, fit_diagonal_gaussian, model_nll
 from model.export import model_from_artifact, read_artifact
+from robojam_format.layout import REPO_ROOT
 
-WEIGHTS = REPO / "model" / "weights" / "robojam.npz"
-CARD = REPO / "model" / "MODEL_CARD.md"
+WEIGHTS = REPO_ROOT / "model" / "weights" / "robojam.npz"
+CARD = REPO_ROOT / "model" / "MODEL_CARD.md"
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +67,6 @@ def test_model_card_is_true_to_the_shipped_run(shipped):
     assert images, "the model card shows the loss curve"
     for image in images:
         assert (CARD.parent / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    log = list(csv.DictReader((REPO / "model" / "weights" / "robojam-training-log.csv").open()))
+    log = list(csv.DictReader((REPO_ROOT / "model" / "weights" / "robojam-training-log.csv").open()))
     best = min(float(row["val_loss"]) for row in log)
     assert best == pytest.approx(metadata["val_nll"], abs=1e-4)

@@ -9,16 +9,16 @@ import sys
 import keras
 import numpy as np
 import pytest
-from conftest import REPO
 
 from model.data import load_corpus, make_windows
 from model.defaults import SCALE
 from model.export import export_artifact, model_from_artifact, read_artifact
 from model.mdrnn import build_model, compile_model
+from robojam_format.layout import REPO_ROOT
 
 
 def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
 
 
 def test_default_model_has_robojams_parameter_count():

@@ -13,8 +13,9 @@ import pytest
 from artifacts import write_random_artifact
 from conftest import require
 from openapi_spec_validator import validate
-from service_support import REPO, app_csv, check_reply
+from service_support import app_csv, check_reply
 
+from robojam_format.layout import REPO_ROOT
 from service import readiness as readiness_module
 from service.app import create_app
 from service.artifact import DEFAULT_WEIGHTS, ArtifactError
@@ -201,7 +202,7 @@ def test_shipped_weights_are_the_default(monkeypatch):
 
 def test_service_source_never_imports_tensorflow_or_keras():
     pattern = re.compile(r"^\s*(import|from)\s+(tensorflow|keras)", re.MULTILINE)
-    offenders = [str(p) for p in (REPO / "service").rglob("*.py") if pattern.search(p.read_text())]
+    offenders = [str(p) for p in (REPO_ROOT / "service").rglob("*.py") if pattern.search(p.read_text())]
     assert offenders == []
 
 
@@ -218,7 +219,9 @@ assert reply.status_code == 200, reply.get_data()
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "numpy"))))
 """
     env = {"PATH": str(Path(sys.executable).parent), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     modules = json.loads(done.stdout.strip().splitlines()[-1])
     assert "numpy" in modules  # the check sees real imports

@@ -15,7 +15,9 @@ import pytest
 import requests
 from artifacts import write_random_artifact
 from conftest import require
-from service_support import REPO, VENV_BIN, Server, check_reply, child_pids, random_performance
+from service_support import VENV_BIN, Server, check_reply, child_pids, random_performance
+
+from robojam_format.layout import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 GUNICORN = [str(VENV_BIN / "gunicorn"), "-c", "service/gunicorn_conf.py"]
@@ -32,7 +34,7 @@ def printed_config(env: dict, tmp_path: Path, weights: Path) -> dict[str, str]:
     full = {**os.environ, **env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "ROBOJAM_WEIGHTS": str(weights)}
     done = subprocess.run(
         [*GUNICORN, "--print-config", "service.app:create_app()"],
-        cwd=REPO,
+        cwd=REPO_ROOT,
         env=full,
         capture_output=True,
         text=True,
@@ -115,7 +117,7 @@ def test_default_workers_respect_a_container_cpu_quota(tmp_path, content, cpus):
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     done = subprocess.run(
         [sys.executable, "-c", code, str(cpu_max)],
-        cwd=REPO,
+        cwd=REPO_ROOT,
         env=env,
         capture_output=True,
         text=True,
@@ -141,7 +143,7 @@ def test_bad_settings_stop_startup_with_a_clear_message(tmp_path, env, message):
     full = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), **env}
     done = subprocess.run(
         [*GUNICORN, "--check-config", "service.app:create_app()"],
-        cwd=REPO,
+        cwd=REPO_ROOT,
         env=full,
         capture_output=True,
         text=True,
@@ -194,7 +196,7 @@ def test_tls_from_env(tmp_path, weights, tls_files):
             requests.get(f"http://127.0.0.1:{server.port}/healthz", timeout=10)  # plain HTTP is refused
         healthcheck = subprocess.run(
             [sys.executable, "-m", "service.healthcheck"],
-            cwd=REPO,
+            cwd=REPO_ROOT,
             env=server.env,
             timeout=30,
             capture_output=True,

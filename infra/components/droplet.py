@@ -12,7 +12,7 @@ import pulumi_digitalocean as digitalocean
 
 from infra.components.image import CONTAINER_PORT, SERVICE_UID
 from infra.config import DropletSettings
-from infra.templates import render
+from infra.render import render
 
 DROPLET_IMAGE = "ubuntu-24-04-x64"
 ANYWHERE = ["0.0.0.0/0", "::/0"]

@@ -6,15 +6,13 @@ a service account that can touch only its bucket, and a hard run limit so a forg
 
 from __future__ import annotations
 
-import pathlib
-
 import pulumi
 import pulumi_gcp as gcp
 
 from infra.config import GcpSettings, GpuVmSettings
-from infra.templates import render
+from infra.render import render
+from robojam_format.layout import REPO_ROOT
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 DLVM_PROJECT = "deeplearning-platform-release"
 NETWORK_TAG = "robojam-train"
 SOURCE_OBJECT = "source/robojam-src.zip"
@@ -22,12 +20,12 @@ JUPYTER_PORT = 8888
 
 
 def source_archive() -> pulumi.AssetArchive:
-    """What `pip install '.[train-gpu]'` needs on the VM: the project metadata and the model package."""
+    """What `pip install '.[train-gpu]'` needs on the VM: the project metadata, the model and the contract it uses."""
     files = {
         "pyproject.toml": pulumi.FileAsset(str(REPO_ROOT / "pyproject.toml")),
         "README.md": pulumi.FileAsset(str(REPO_ROOT / "README.md")),
     }
-    for path in sorted((REPO_ROOT / "model").rglob("*")):
+    for path in sorted(p for package in ("model", "robojam_format") for p in (REPO_ROOT / package).rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".npz":
             files[path.relative_to(REPO_ROOT).as_posix()] = pulumi.FileAsset(str(path))
     return pulumi.AssetArchive(files)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import pathlib
 
 import pulumi
 import pulumi_digitalocean as digitalocean
@@ -17,8 +16,8 @@ import pulumi_docker_build as docker_build
 import pulumi_gcp as gcp
 
 from infra.config import GcpSettings
+from robojam_format.layout import REPO_ROOT
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 IMAGE_NAME = "robojam"
 # The Dockerfile's unprivileged USER: deployments pin it, so the container never runs as root.
 SERVICE_UID = 10001

@@ -1,6 +1,6 @@
 """Offline cost estimates for every Pulumi stack, priced from a bundled, sourced catalogue.
 
-`python -m infra.costs` plans each stack with the shared mock runner (`infra.preview.plan_stack`, the same one
+`python -m infra.costs` plans each stack with the shared mock runner (`infra.mock_plan.plan_stack`, the same one
 the infra tests use), prices the recorded resources (`pricing.price_plan`) and prints Infracost-style tables,
 a comparison, JSON (`--json`), a chart (`--plot`) and a budget verdict (`--max-monthly`).
 """

@@ -1,4 +1,4 @@
-"""`python -m infra.costs`: plan every stack under Pulumi's mocks (infra.preview) and price it offline."""
+"""`python -m infra.costs`: plan every stack under Pulumi's mocks (infra.mock_plan) and price it offline."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _stack_paths(names: list[str]) -> list[Path]:
-    from infra.preview import stack_files, stack_name
+    from infra.mock_plan import stack_files, stack_name
 
     known = {stack_name(path): path for path in stack_files()}
     if not names:
@@ -94,16 +94,16 @@ def _stack_paths(names: list[str]) -> list[Path]:
 
 def _benchmark(path: Path | None) -> dict | None:
     """The file named by --benchmark (which must exist), else benchmarks/latest.json when there is one."""
-    from infra.preview import repo_root
+    from robojam_format.layout import REPO_ROOT
 
     if path is not None and not path.is_file():
         raise UsageError(f"benchmark file {path} does not exist")
-    return read_benchmark(path or repo_root() / "benchmarks" / "latest.json")
+    return read_benchmark(path or REPO_ROOT / "benchmarks" / "latest.json")
 
 
 def _plan(path: Path):
     from infra.config import ConfigError
-    from infra.preview import plan_stack, stack_name
+    from infra.mock_plan import plan_stack, stack_name
 
     try:
         return plan_stack(path)

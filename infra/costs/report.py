@@ -34,10 +34,10 @@ def read_benchmark(path: Path) -> dict | None:
 
 def _shown(path: Path) -> str:
     """Paths inside the repository are shown relative to it, so the README table reads the same anywhere."""
-    from infra.preview import repo_root
+    from robojam_format.layout import REPO_ROOT
 
     try:
-        return str(Path(path).resolve().relative_to(repo_root()))
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
     except ValueError:
         return str(path)
 

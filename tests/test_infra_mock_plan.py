@@ -11,23 +11,23 @@ import pytest
 from pulumi.runtime import config as runtime_config
 from pulumi.runtime import settings as runtime_settings
 
-from infra import preview
+from infra import mock_plan
 from infra.config import ConfigError
-from infra.preview import (
+from infra.mock_plan import (
     SECRET_PLACEHOLDER,
     load_stack_config,
     plan_stack,
-    repo_root,
     stack_files,
     stack_name,
 )
+from robojam_format.layout import REPO_ROOT
 
 
 def test_stack_files_are_every_pulumi_stack_yaml_sorted():
     files = stack_files()
-    assert files == sorted(repo_root().glob("Pulumi.*.yaml"))
+    assert files == sorted(REPO_ROOT.glob("Pulumi.*.yaml"))
     assert [stack_name(f) for f in files] == sorted(stack_name(f) for f in files)
-    assert repo_root() / "Pulumi.yaml" not in files
+    assert REPO_ROOT / "Pulumi.yaml" not in files
 
 
 def test_load_stack_config_masks_secure_values(tmp_path):
@@ -56,15 +56,15 @@ def test_runtime_state_is_reset_after_a_plan_and_after_a_config_error():
 
 
 def test_overrides_patch_and_delete_keys_without_touching_the_file():
-    before = (repo_root() / "Pulumi.dev.yaml").read_text()
+    before = (REPO_ROOT / "Pulumi.dev.yaml").read_text()
     plan = plan_stack("dev", {"robojam:size": "s-2vcpu-2gb", "robojam:sshCidrs": None})
     assert plan.config["robojam:size"] == "s-2vcpu-2gb" and "robojam:sshCidrs" not in plan.config
     assert plan.one("digitalocean:index/droplet:Droplet").inputs["size"] == "s-2vcpu-2gb"
-    assert (repo_root() / "Pulumi.dev.yaml").read_text() == before
+    assert (REPO_ROOT / "Pulumi.dev.yaml").read_text() == before
 
 
 def test_a_stack_can_be_named_by_path_and_a_missing_one_is_a_clear_error(tmp_path):
-    assert plan_stack(repo_root() / "Pulumi.dev.yaml").stack == "dev"
+    assert plan_stack(REPO_ROOT / "Pulumi.dev.yaml").stack == "dev"
     with pytest.raises(FileNotFoundError, match="no stack file"):
         plan_stack("no-such-stack")
 
@@ -101,7 +101,7 @@ def test_one_and_of_type_helpers():
     assert plan.one("digitalocean:index/droplet:Droplet").type == "digitalocean:index/droplet:Droplet"
     with pytest.raises(LookupError):
         plan.one("gcp:compute/instance:Instance")
-    assert preview.PlannedResource("t", "n", {}).secret_paths == ()
+    assert mock_plan.PlannedResource("t", "n", {}).secret_paths == ()
 
 
 def test_importing_the_infra_package_creates_nothing():
@@ -109,14 +109,14 @@ def test_importing_the_infra_package_creates_nothing():
     registers nothing. A fresh interpreter, so nothing is imported already."""
     code = """
 import asyncio, pulumi
-from infra.preview import RecordingMocks
+from infra.mock_plan import RecordingMocks
 mocks = RecordingMocks()
 asyncio.set_event_loop(asyncio.new_event_loop())
 pulumi.runtime.set_mocks(mocks, project="robojam", stack="dev")
-import infra, infra.config, infra.program, infra.templates
+import infra, infra.config, infra.program, infra.render
 import infra.components.droplet, infra.components.gke, infra.components.gpu_vm, infra.components.image
 asyncio.get_event_loop().run_until_complete(asyncio.sleep(0.2))
 print(len(mocks.resources) + len(mocks.components))
 """
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=repo_root())
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
     assert result.returncode == 0 and result.stdout == "0\n", result.stdout + result.stderr

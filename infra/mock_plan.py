@@ -30,6 +30,8 @@ from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret
 from pulumi.runtime.stack import run_pulumi_func
 
+from robojam_format.layout import REPO_ROOT
+
 PROJECT = "robojam"
 SECRET_PLACEHOLDER = "[secret]"
 # Credentials the mocks hand out, so tests can prove they never reach a resource input in plain text.
@@ -76,14 +78,9 @@ class Plan:
         return found[0]
 
 
-def repo_root() -> pathlib.Path:
-    """The directory holding Pulumi.yaml (this package's parent)."""
-    return pathlib.Path(__file__).resolve().parent.parent
-
-
 def stack_files(root: pathlib.Path | None = None) -> list[pathlib.Path]:
     """Every `Pulumi.<stack>.yaml` in the repository, sorted."""
-    return sorted((root or repo_root()).glob("Pulumi.*.yaml"))
+    return sorted((root or REPO_ROOT).glob("Pulumi.*.yaml"))
 
 
 def stack_name(path: pathlib.Path) -> str:
@@ -119,7 +116,7 @@ def _resolve_stack_file(stack: str | pathlib.Path) -> pathlib.Path:
     if isinstance(stack, pathlib.Path) or str(stack).endswith(".yaml"):
         path = pathlib.Path(stack)
     else:
-        path = repo_root() / f"Pulumi.{stack}.yaml"
+        path = REPO_ROOT / f"Pulumi.{stack}.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"no stack file {path}")
     return path
@@ -192,7 +189,7 @@ def _plan_in_context(name: str, config: dict, secret_keys: set[str]) -> Plan:
 
         async def run() -> None:
             # Exactly what `pulumi up` runs: the program directory's __main__.py.
-            runpy.run_path(str(repo_root() / "infra" / "__main__.py"), run_name="__main__")
+            runpy.run_path(str(REPO_ROOT / "infra" / "__main__.py"), run_name="__main__")
             for key, value in list(root.outputs.items()):
                 exports[key] = await _resolve_output(value)
 
