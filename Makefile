@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 ROBOJAM_DATA ?= $(abspath ../shared/data)
 export ROBOJAM_DATA
 
-.PHONY: help venv serve-venv tools serve test bench lint costs clean
+.PHONY: help venv serve-venv tools serve test bench lint costs policy-venv clean
 
 help:
 	@echo "make serve  - serve the shipped model on http://127.0.0.1:5000 (NumPy only, no TensorFlow)"
@@ -57,6 +57,13 @@ lint: venv
 
 costs: venv
 	$(PY) -m infra.costs
+
+# The CrossGuard policy pack's own venv (pulumi-policy cannot share .venv with TensorFlow; see pyproject.toml).
+policy-venv: policy/venv/.installed
+policy/venv/.installed: policy/requirements.txt
+	$(PYTHON) -m venv policy/venv
+	policy/venv/bin/pip install -q -r policy/requirements.txt
+	touch $@
 
 clean:
 	rm -rf $(VENV) $(SERVE_VENV) $(TOOLS) .pytest_cache

@@ -123,7 +123,7 @@ asyncio.set_event_loop(asyncio.new_event_loop())
 pulumi.runtime.set_mocks(mocks, project="robojam", stack="dev")
 import infra, infra.config, infra.program, infra.render
 import infra.components.droplet, infra.components.gke, infra.components.gpu_vm, infra.components.image
-import infra.components.apis, infra.components.proxy, infra.gpus
+import infra.components.apis, infra.components.proxy, infra.gpus, infra.apis
 asyncio.get_event_loop().run_until_complete(asyncio.sleep(0.2))
 print(len(mocks.resources) + len(mocks.components))
 """

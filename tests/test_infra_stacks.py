@@ -221,7 +221,7 @@ def test_a_changed_corpus_is_a_new_run_visibly(tmp_path):
 @pytest.mark.parametrize("stack", ["train", "gke"])
 def test_gcp_apis_are_enabled_by_the_stack_and_every_gcp_resource_waits_for_them(stack):
     """Issue 9 item 2: a fresh project has these APIs disabled (403 SERVICE_DISABLED)."""
-    from infra.components.apis import api_for
+    from infra.apis import api_for
 
     plan = plan_stack(stack)
     services = {s.inputs["service"]: s for s in plan.of_type("gcp:projects/service:Service")}
