@@ -120,3 +120,13 @@ def test_metrics_are_not_served_through_the_proxy(proxy):
     reply = request(proxy, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert reply.startswith(b"HTTP/1.1 404") and b"metrics-secret" not in reply
     assert request(proxy, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").endswith(b"ok")
+
+
+def test_the_caddyfile_can_be_printed_for_a_local_run(capsys):
+    from infra.components.proxy import main
+
+    main(["--site", ":8080", "--upstream", "127.0.0.1:6001"])
+    out = capsys.readouterr().out
+    assert "\n:8080 {" in out and "reverse_proxy 127.0.0.1:6001 {" in out and "buffer_requests" in out
+    main([])
+    assert "reverse_proxy 127.0.0.1:5001 127.0.0.1:5002 {" in capsys.readouterr().out

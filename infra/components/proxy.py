@@ -43,3 +43,24 @@ def caddyfile(site: str, upstreams: list[str], *, acme_email: str = "", legacy_b
         legacy_buffering=legacy_buffering,
         admin=admin,
     )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print a Caddyfile, e.g. to run the droplet's proxy locally in front of the rollout's two slots."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m infra.components.proxy", description=main.__doc__)
+    parser.add_argument("--site", default=":80", help="site address: ':80', ':8080' or a domain (default :80)")
+    parser.add_argument(
+        "--upstream",
+        action="append",
+        help=f"upstream host:port, repeatable (default: the droplet's slots 127.0.0.1:{SLOT_PORTS[0]}/{SLOT_PORTS[1]})",
+    )
+    parser.add_argument("--caddy-2.7", dest="modern", action="store_true", help="Caddy 2.7+ syntax (the GKE sidecar)")
+    args = parser.parse_args(argv)
+    upstreams = args.upstream or [f"127.0.0.1:{port}" for port in SLOT_PORTS]
+    print(caddyfile(args.site, upstreams, legacy_buffering=not args.modern, admin=False), end="")
+
+
+if __name__ == "__main__":
+    main()
