@@ -11,7 +11,8 @@ import numpy as np
 from flask import Flask
 from flask_cors import CORS
 
-from service import api, errors, metrics, ops, settings, wire
+from service import api, errors, metrics, model_info, ops, settings, web, wire
+from service.artifact import resolve_path
 from service.engine import Engine
 from service.readiness import Readiness
 
@@ -53,7 +54,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(config or {})
     app.json.sort_keys = False
 
-    engine = app.config.get("ROBOJAM_ENGINE") or Engine.load(app.config["ROBOJAM_WEIGHTS"])
+    given = app.config.get("ROBOJAM_ENGINE")
+    weights = None if given else resolve_path(app.config["ROBOJAM_WEIGHTS"])
+    engine = given or Engine.load(weights)
     readiness = Readiness(lambda: _warm_up(engine))
     app.extensions["robojam"] = Runtime(engine=engine, readiness=readiness)
 
@@ -72,4 +75,6 @@ def create_app(config: dict | None = None) -> Flask:
     errors.register(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(ops.bp)
+    model_info.init_app(app, weights)
+    app.register_blueprint(web.bp)
     return app
