@@ -38,6 +38,16 @@ TIMEOUT_MS = 30_000
 # The page's CSP forbids eval: Playwright evaluates a bare expression with eval inside the page, so every
 # predicate given to wait_for_function is a function ("() => ..."), passed in over the DevTools protocol.
 
+COUNT_PIXELS = """(name) => {
+    const hex = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+    const want = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+    const c = document.getElementById('pad');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) if (want.every((v, k) => Math.abs(d[i + k] - v) <= 6)) n += 1;
+    return n;
+}"""
+
 try:
     from playwright.sync_api import sync_playwright
 except ImportError:  # reported by the fixture: require() fails in CI, skips locally
@@ -103,35 +113,12 @@ class Page:
         response = info.value
         return response.request.post_data_json, response
 
-    def reply_pixels(self) -> int:
-        """Canvas pixels painted in the RoboJam colour (the CSS variable the page draws with)."""
-        return self.page.evaluate(
-            """() => {
-                const hex = getComputedStyle(document.documentElement).getPropertyValue('--robojam').trim();
-                const want = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
-                const c = document.getElementById('pad');
-                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                let n = 0;
-                for (let i = 0; i < d.length; i += 4) {
-                    if (want.every((v, k) => Math.abs(d[i + k] - v) <= 6)) n += 1;
-                }
-                return n;
-            }"""
-        )
+    def pixels(self, colour: str = "--robojam") -> int:
+        """Canvas pixels painted in a layer's colour (the CSS variable the page draws with)."""
+        return self.page.evaluate(COUNT_PIXELS, colour)
 
     def wait_reply_drawn(self, minimum: int = 50) -> None:
-        self.page.wait_for_function(
-            """(min) => {
-                const c = document.getElementById('pad');
-                const hex = getComputedStyle(document.documentElement).getPropertyValue('--robojam').trim();
-                const want = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
-                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                let n = 0;
-                for (let i = 0; i < d.length; i += 4) if (want.every((v, k) => Math.abs(d[i + k] - v) <= 6)) n += 1;
-                return n >= min;
-            }""",
-            arg=minimum,
-        )
+        self.page.wait_for_function(f"(min) => ({COUNT_PIXELS})('--robojam') >= min", arg=minimum)
 
     def error(self) -> str:
         self.page.wait_for_selector("#error:not([hidden])")
@@ -182,12 +169,16 @@ def schema_options() -> dict:
 # ---- play, jam, hear --------------------------------------------------------------------------------------
 
 
-def test_mouse_stroke_jams_and_the_reply_is_parsed_drawn_and_heard(server, browser, tmp_path):
+def test_mouse_strokes_jam_and_the_reply_is_parsed_drawn_and_heard(server, browser, tmp_path):
     page = browser(**DESKTOP).open(server.url)
     assert page.page.get_attribute("#sound", "data-audio") == "off", "no audio before a user gesture"
-    assert page.reply_pixels() == 0
-    stroke = [(0.2 + 0.6 * i / 30, 0.3 + 0.4 * i / 30) for i in range(31)]
-    page.mouse_stroke(stroke)
+    assert page.pixels() == 0
+    swipe = [(0.15 + 0.5 * i / 20, 0.25 + 0.3 * i / 20) for i in range(21)]
+    tap = [(0.8, 0.2)]
+    arc = [(0.3 + 0.4 * i / 20, 0.8 - 0.25 * np.sin(np.pi * i / 20)) for i in range(21)]
+    for stroke in (swipe, tap, arc):
+        page.mouse_stroke(stroke)
+        page.page.wait_for_timeout(150)
 
     body, response = page.jam()
     props = schema_options()
@@ -196,13 +187,16 @@ def test_mouse_stroke_jams_and_the_reply_is_parsed_drawn_and_heard(server, brows
         k: props[k]["default"] for k in ("temperature", "sigma_temperature", "seconds")
     }
     rows = sent_rows(body)
-    assert len(rows) >= 10
-    assert rows[0][0] == 0.0 and rows[0][4] == 0, "time from the first touch, which has moving 0"
-    assert all(r[4] == 1 for r in rows[1:]), "one stroke: every later row is a move"
+    assert len(rows) >= 20
+    assert rows[0][0] == 0.0, "time counts from the first touch"
     times = [r[0] for r in rows]
     assert times == sorted(times) and times[-1] <= 5.0
-    assert abs(rows[0][1] - 0.2) < 0.01 and abs(rows[0][2] - 0.3) < 0.01, "x, y divided by the pad's side"
-    assert abs(rows[-1][1] - 0.8) < 0.01 and abs(rows[-1][2] - 0.7) < 0.01
+    downs = [i for i, r in enumerate(rows) if r[4] == 0]
+    assert len(downs) == 3 and downs[0] == 0, "moving is 0 on each pointer down, 1 on every move"
+    for index, stroke in zip(downs, (swipe, tap, arc), strict=True):
+        assert abs(rows[index][1] - stroke[0][0]) < 0.01 and abs(rows[index][2] - stroke[0][1]) < 0.01
+    assert abs(rows[downs[1] - 1][1] - swipe[-1][0]) < 0.01, "x, y divided by the pad's side"
+    assert abs(rows[-1][1] - arc[-1][0]) < 0.01 and abs(rows[-1][2] - arc[-1][1]) < 0.01
     assert {r[3] for r in rows} == {20.0}, "a mouse has no contact size: constant z"
 
     assert response.status == 200
@@ -224,15 +218,18 @@ def test_mouse_stroke_jams_and_the_reply_is_parsed_drawn_and_heard(server, brows
 
 def test_reply_plays_in_real_time_while_the_user_keeps_playing(server, browser):
     page = browser(**DESKTOP).open(server.url)
+    page.page.focus("#seconds")
+    page.page.keyboard.press("End")  # the longest reply the API allows: plenty of time to play over it
     page.mouse_stroke([(0.5, 0.5), (0.6, 0.5), (0.7, 0.5)])
-    page.jam()
+    body, _ = page.jam()
+    assert body["seconds"] == schema_options()["seconds"]["maximum"]
     page.wait_reply_drawn(minimum=1)
-    assert page.page.get_attribute("#pad", "data-playing") == "true", "a 5 s reply is still playing"
-    drawn_early = page.reply_pixels()
+    drawn_early = page.pixels()
     page.mouse_stroke([(0.1, 0.9), (0.2, 0.85), (0.3, 0.9)])  # the user plays over the reply
-    assert "Recording" in page.page.inner_text("#countdown")
-    page.page.wait_for_function("() => document.getElementById('pad').dataset.playing === 'false'", timeout=20_000)
-    assert page.reply_pixels() > drawn_early, "the reply's trail grew as it played"
+    assert page.page.get_attribute("#pad", "data-playing") == "true", "the reply is still playing"
+    assert page.pixels("--user") > 0, "the user's new stroke is drawn while the reply plays"
+    page.page.wait_for_function("() => document.getElementById('pad').dataset.playing === 'false'", timeout=30_000)
+    assert page.pixels() > drawn_early, "the reply's trail grew as it played"
     assert page.problems == []
 
 
@@ -261,7 +258,9 @@ def test_auto_mode_sends_at_once_when_the_5_s_are_up(server, browser):
             page.page.wait_for_timeout(25)
             if any(url.endswith("/api/predict") for url in page.requests):
                 break
-    assert page.page.inner_text("#countdown") != "", "sent while the pointer is still down"
+    # Sent while the pointer is still down; its further moves do not start the next recording.
+    page.page.mouse.move(*page.at(0.5, 0.5))
+    assert page.page.inner_text("#countdown") == "Touch the square to play (up to 5 s)."
     rows = sent_rows(info.value.request.post_data_json)
     assert rows[-1][0] <= 5.0 and rows[-1][0] > 4.0, "a full 5 s recording, cut at 5 s"
     page.page.mouse.up()
