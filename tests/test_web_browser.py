@@ -344,6 +344,21 @@ def test_sliders_take_their_ranges_from_the_api(server, browser):
     check_reply(response.json()["response"], seconds=body["seconds"])
 
 
+def test_a_seed_makes_the_reply_reproducible_and_a_too_long_one_is_refused(server, browser):
+    page = browser(**DESKTOP).open(server.url)
+    page.page.fill("#seed", "42")
+    page.mouse_stroke([(0.3, 0.6), (0.4, 0.5), (0.5, 0.4)])
+    body, response = page.jam()
+    assert body["seed"] == 42
+    again = requests.post(server.url + "/api/predict", json=body, timeout=60)
+    assert again.json()["response"] == response.json()["response"], "same seed, same performance: same reply"
+
+    page.page.fill("#seed", "18446744073709551615")  # the API's maximum, beyond what a JS number holds exactly
+    page.page.click("#continue")
+    assert page.error().startswith("The seed must be a whole number from 0 to 9007199254740991")
+    assert sum(url.endswith("/api/predict") for url in page.requests) == 1, "nothing sent with a rounded seed"
+
+
 # ---- errors -------------------------------------------------------------------------------------------------
 
 

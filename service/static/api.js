@@ -9,11 +9,16 @@ const LABELS = {
   503: "RoboJam is busy right now",
 };
 
+const WAIT_MS = 60_000; // a request still unanswered after this is given up, never left waiting silently
+
 async function request(url, init) {
   let response;
   try {
-    response = await fetch(url, init);
-  } catch {
+    response = await fetch(url, { ...init, signal: AbortSignal.timeout(WAIT_MS) });
+  } catch (error) {
+    if (error.name === "TimeoutError") {
+      throw new Error(`The RoboJam service did not answer within ${WAIT_MS / 1000} s.`);
+    }
     throw new Error(`Cannot reach the RoboJam service at ${window.location.origin}: it is down or the network is off.`);
   }
   let data = null;

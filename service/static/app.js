@@ -23,6 +23,7 @@ const ui = {
   meter: $("meter-fill"),
   layers: $("layers"),
   footer: $("model"),
+  seed: $("seed"),
 };
 
 const state = {
@@ -109,9 +110,28 @@ function sendRecording() {
   jam(toMicroJamCSV(rows), rows.length === 0);
 }
 
+// The optional seed: empty for a random reply. JavaScript numbers hold integers exactly only up to 2^53 - 1, so
+// a longer seed is refused here rather than sent rounded.
+function seed() {
+  const text = ui.seed.value.trim();
+  if (text === "") return {};
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value)) {
+    throw new Error(`The seed must be a whole number from 0 to ${Number.MAX_SAFE_INTEGER}, or empty for a random reply.`);
+  }
+  return { seed: value };
+}
+
 async function jam(perf, empty = false) {
   if (state.inFlight) {
     state.queued = () => jam(perf, empty);
+    return;
+  }
+  let fields;
+  try {
+    fields = { perf, ...state.options(), ...seed() };
+  } catch (error) {
+    showError(error.message);
     return;
   }
   state.inFlight = true;
@@ -120,7 +140,7 @@ async function jam(perf, empty = false) {
   ui.status.textContent = "Waiting for RoboJam…";
   const started = performance.now();
   try {
-    const text = await predict({ perf, ...state.options() });
+    const text = await predict(fields);
     const rows = parseMicroJamCSV(text);
     ui.rtt.textContent = `Round trip: ${Math.round(performance.now() - started)} ms.`;
     state.reply = { text, rows };
@@ -183,12 +203,21 @@ function countdown(now) {
   ui.meter.style.width = `${(100 * fill).toFixed(1)}%`;
 }
 
+let drawn = "";
+
 function frame(now) {
   countdown(now);
+  requestAnimationFrame(frame);
+  const play = state.playback;
+  const playing = Boolean(play && play.next < play.rows.length);
+  canvas.dataset.playing = String(playing);
+  // What the pad shows; redrawn only when it changes (an idle page costs nothing).
+  const view = [canvas.width, recorder.rows.length, state.shown.length, play?.rows.length, play?.next, playing];
+  if (view.join() === drawn && !playing) return;
+  drawn = view.join();
   const layers = [];
   const you = recorder.empty ? state.shown : recorder.rows;
   if (you.length) layers.push({ rows: you, who: "you", upTo: Infinity, playing: false });
-  const play = state.playback;
   if (play) {
     const elapsed = (now - play.start) / 1000;
     while (play.next < play.rows.length && play.rows[play.next].time <= elapsed) {
@@ -197,9 +226,7 @@ function frame(now) {
     }
     layers.push({ rows: play.rows, who: "robojam", upTo: elapsed, playing: play.next < play.rows.length });
   }
-  canvas.dataset.playing = String(Boolean(play && play.next < play.rows.length));
   pad.draw(layers);
-  requestAnimationFrame(frame);
 }
 requestAnimationFrame(frame);
 
