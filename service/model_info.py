@@ -14,7 +14,7 @@ from pathlib import Path
 from flask import Blueprint, Flask, current_app, jsonify
 from pydantic import BaseModel, Field
 
-from service.artifact import expected_shapes
+from robojam_format.artifact import expected_shapes
 
 EXTENSION = "robojam_model_file"
 

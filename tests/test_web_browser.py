@@ -1,6 +1,6 @@
 """The play page in a real browser against the real service: Debian's Chromium, driven by Playwright.
 
-The server is gunicorn as deployed (tests/service_support.py's Server) serving the shipped weights on 127.0.0.1.
+The server is gunicorn as deployed (tests/support/server.py) serving the shipped weights on 127.0.0.1.
 Each test opens a fresh browser profile; screenshots go to the test's tmp dir (pytest prints where).
 No browser is downloaded: Playwright launches /usr/bin/chromium, which .ci/run installs with apt.
 """
@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from conftest import require
-from service_support import HEADER, Server, app_csv, check_reply, parse_app_csv
+from support import require
+from support.microjam import HEADER_LINE, app_csv, check_reply, parse_app_csv
+from support.server import Server
 
 from robojam_format.layout import SHIPPED_WEIGHTS
 
@@ -151,7 +152,7 @@ def sent_rows(body: dict) -> list[tuple[float, float, float, float, int]]:
     """The rows of a performance the page sent, checked line by line against the app's writer."""
     perf = body["perf"]
     lines = perf.split("\n")
-    assert lines[0] == HEADER and lines[-1] == "", "header line and a final newline, as the app writes"
+    assert lines[0] == HEADER_LINE and lines[-1] == "", "header line and a final newline, as the app writes"
     for line in lines[1:-1]:
         assert ROW.fullmatch(line), f"not the app's '%f, %f, %f, %f, %d' row: {line!r}"
     rows = [tuple(float(v) for v in line.split(", ")) for line in lines[1:-1]]
@@ -365,7 +366,7 @@ def test_a_seed_makes_the_reply_reproducible_and_a_too_long_one_is_refused(serve
 def test_empty_recording_shows_the_api_error_sentence(server, browser):
     page = browser(**DESKTOP).open(server.url)
     body, response = page.jam()
-    assert body["perf"] == HEADER + "\n"
+    assert body["perf"] == HEADER_LINE + "\n"
     assert response.status == 400
     sentence = response.json()["error"]
     text = page.error()

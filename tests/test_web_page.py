@@ -15,8 +15,8 @@ from pathlib import Path
 import jsonschema
 import numpy as np
 import pytest
-from artifacts import write_random_artifact
 from docker.utils.build import PatternMatcher
+from support.artifacts import write_random_artifact
 
 from robojam_format.layout import REPO_ROOT
 from service.app import create_app
@@ -104,7 +104,7 @@ def test_api_model_describes_the_loaded_artifact(client, weights):
 
 def test_api_model_reports_val_nll_and_no_checksum_for_an_engine_given_in_process(tmp_path):
     path = write_random_artifact(tmp_path / "w.npz", units=8, layers=1, mixtures=2, val_nll=-1.25)
-    info = create_app({"ROBOJAM_ENGINE": Engine.load(path)}).test_client().get("/api/model").get_json()
+    info = create_app(engine=Engine.load(path)).test_client().get("/api/model").get_json()
     assert info["val_nll"] == -1.25 and info["sha256"] is None
     assert info["parameters"] == parameter_count(8, 1, 2, 3) == (3 + 8) * 32 + 32 + 8 * (6 + 6 + 2) + 14
 
