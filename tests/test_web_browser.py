@@ -217,6 +217,32 @@ def test_mouse_strokes_jam_and_the_reply_is_parsed_drawn_and_heard(server, brows
     assert page.problems == []
 
 
+def test_the_page_csv_module_writes_and_reads_as_the_app_does(server, browser):
+    """static/csv.js against the app's writer and reader (tests/support/microjam.py) on awkward values."""
+    page = browser(**DESKTOP).open(server.url)
+    rng = np.random.default_rng(5)
+    raw = [(0.0, 0.0, 1.0, 20.0, 0), (0.0078125, 1 / 3, 2 / 3, 11.5, 1), (4.9999996, 0.1234565, 0.5, 38.0, 1)]
+    raw += [
+        (float(t), float(x), float(y), float(z), int(m)) for t, x, y, z, m in rng.random((40, 5)) * [5, 1, 1, 40, 2]
+    ]
+    reply = requests.post(server.url + "/api/predict", json={"perf": app_csv(raw)}, timeout=60).json()["response"]
+    written, kept, read = page.page.evaluate(
+        """async ([rows, reply]) => {
+            const csv = await import('/static/csv.js');
+            const kept = rows.map(([t, x, y, z, m]) => csv.touch(t, x, y, z, m));
+            return [csv.toMicroJamCSV(kept), kept, csv.parseMicroJamCSV(reply)];
+        }""",
+        [raw, reply],
+    )
+    kept = [(r["time"], r["x"], r["y"], r["z"], r["moving"]) for r in kept]
+    for row, held in zip(raw, kept, strict=True):
+        assert all(abs(a - b) <= 5e-7 + 1e-12 for a, b in zip(row, held, strict=True)), (row, held)
+    assert written == app_csv(kept), "the page writes what the app's own format string writes"
+    app_reads = [(t.time, t.x, t.y, t.z, int(t.mov)) for t in parse_app_csv(reply)]
+    assert [(r["time"], r["x"], r["y"], r["z"], r["moving"]) for r in read] == app_reads
+    assert len(app_reads) > 0
+
+
 def test_reply_plays_in_real_time_while_the_user_keeps_playing(server, browser):
     page = browser(**DESKTOP).open(server.url)
     page.page.focus("#seconds")
