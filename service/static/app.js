@@ -53,7 +53,6 @@ const recorder = new Recorder(canvas, {
     state.fullTimer = setTimeout(() => recorder.close(), Math.max(0, left));
   },
   onTouch: (pointerId, row) => sound.touch(`you-${pointerId}`, row, "sine"),
-  onRow: () => {},
   onUp: () => {
     if (ui.auto.checked && recorder.active.size === 0 && !recorder.empty && !recorder.full) {
       clearTimeout(state.autoTimer);

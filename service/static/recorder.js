@@ -9,9 +9,9 @@ const CONSTANT_Z = 20; // a mouse (or a pointer without contact geometry) has no
 const clip = (v) => Math.min(1, Math.max(0, v));
 
 export class Recorder {
-  constructor(element, { onStart, onRow, onTouch, onDown, onUp, onFull }) {
+  constructor(element, { onStart, onTouch, onDown, onUp, onFull }) {
     this.element = element;
-    this.handlers = { onStart, onRow, onTouch, onDown, onUp, onFull };
+    this.handlers = { onStart, onTouch, onDown, onUp, onFull };
     this.active = new Set(); // pointers down now
     this.reset();
     element.addEventListener("pointerdown", (e) => this.down(e));
@@ -76,7 +76,6 @@ export class Recorder {
       return;
     }
     this.rows.push(row);
-    this.handlers.onRow(row);
   }
 
   // The recording is full (5 s since the first touch): nothing more is added until it is reset.
