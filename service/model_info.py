@@ -47,7 +47,8 @@ def parameter_count(units: int, layers: int, mixtures: int, dimension: int) -> i
 
 
 def describe(metadata: dict, sha256: str | None) -> ModelInfo:
-    val_nll = metadata.get("val_nll")
+    """The served engine's metadata (validated by the contract at load) as the API's answer."""
+    val_nll, created = metadata.get("val_nll"), metadata.get("created")
     return ModelInfo(
         units=metadata["units"],
         layers=metadata["layers"],
@@ -55,7 +56,7 @@ def describe(metadata: dict, sha256: str | None) -> ModelInfo:
         parameters=parameter_count(metadata["units"], metadata["layers"], metadata["mixtures"], metadata["dimension"]),
         val_nll=float(val_nll) if isinstance(val_nll, int | float) and math.isfinite(val_nll) else None,
         sha256=sha256,
-        created=metadata.get("created") if isinstance(metadata.get("created"), str) else None,
+        created=created if isinstance(created, str) else None,
     )
 
 
