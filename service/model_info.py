@@ -46,6 +46,10 @@ def parameter_count(units: int, layers: int, mixtures: int, dimension: int) -> i
     return sum(math.prod(shape) for shape in expected_shapes(units, layers, mixtures, dimension).values())
 
 
+def _finite_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def describe(metadata: dict, sha256: str | None) -> ModelInfo:
     """The served engine's metadata (validated by the contract at load) as the API's answer."""
     val_nll, created = metadata.get("val_nll"), metadata.get("created")
@@ -54,7 +58,7 @@ def describe(metadata: dict, sha256: str | None) -> ModelInfo:
         layers=metadata["layers"],
         mixtures=metadata["mixtures"],
         parameters=parameter_count(metadata["units"], metadata["layers"], metadata["mixtures"], metadata["dimension"]),
-        val_nll=float(val_nll) if isinstance(val_nll, int | float) and math.isfinite(val_nll) else None,
+        val_nll=float(val_nll) if _finite_number(val_nll) else None,
         sha256=sha256,
         created=created if isinstance(created, str) else None,
     )
