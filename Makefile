@@ -44,7 +44,7 @@ $(TOOLS)/checkov/.installed:
 serve: serve-venv
 	ROBOJAM_BIND=$${ROBOJAM_BIND:-127.0.0.1:5000} $(SERVE_VENV)/bin/gunicorn -c service/gunicorn_conf.py 'service.app:create_app()'
 
-test: venv tools
+test: venv tools policy-venv
 	$(PY) -m pytest
 
 bench: venv

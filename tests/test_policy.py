@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import ast
 import copy
+import json
+import re
+import subprocess
 
 import pytest
+from support import require
 
 import infra.gpus
 from infra.mock_plan import Plan, SecretValue, plan_stack, stack_files, stack_name
@@ -208,3 +212,106 @@ def test_a_secret_in_plain_text_is_caught():
     assert messages(rules.no_secret_in_plain_text, found) == [
         "registries[0].password holds a secret in plain text; pass it as a secret."
     ]
+
+
+# --- the real pack, in its own venv: what `pulumi preview --policy-pack policy` talks to -----------------------
+
+SIG_KEY, SECRET_SIG = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"  # Pulumi's wire format
+ASSET_SIG, ARCHIVE_SIG = "c44067f5952c0a294b673a41bacd8c17", "0def7320c3a5731c473e5ecbe6d01bc7"
+
+
+def _wire_value(value):
+    """Assets and archives as the engine sends them (json.dumps default hook)."""
+    import pulumi
+
+    if isinstance(value, pulumi.FileAsset):
+        return {SIG_KEY: ASSET_SIG, "path": value.path}
+    if isinstance(value, pulumi.AssetArchive):
+        return {SIG_KEY: ARCHIVE_SIG, "assets": value.assets}
+    raise TypeError(f"cannot send {type(value).__name__} to the analyzer")
+
+
+def wire_resources(p: Plan, change=None) -> list[dict]:
+    """A recorded plan as the engine sends it to an analyzer: URNs, dependencies, secrets in their envelope."""
+    urn = {r.name: f"urn:pulumi:{p.stack}::robojam::{r.type}::{r.name}" for r in p.resources}
+    wired = []
+    for r in p.resources:
+        properties = copy.deepcopy(r.inputs)
+        for path in r.secret_paths:
+            _wrap_secret(properties, path)
+        wired.append(
+            {
+                "type": r.type,
+                "name": r.name,
+                "urn": urn[r.name],
+                "properties": properties,
+                "dependencies": [urn[d] for d in r.dependencies if d in urn],
+            }
+        )
+    if change:
+        change(wired)
+    return wired
+
+
+def _wrap_secret(properties: dict, path: str) -> None:
+    steps = [int(s) if s.isdigit() else s for s in re.split(r"\.|\[(\d+)\]", path) if s]
+    parent = properties
+    for step in steps[:-1]:
+        parent = parent[step]
+    parent[steps[-1]] = {SIG_KEY: SECRET_SIG, "value": parent[steps[-1]]}
+
+
+@pytest.fixture(scope="module")
+def pack():
+    """`policy/__main__.py` served from policy/venv (make policy-venv), in its own process: (python, port)."""
+    python = REPO_ROOT / "policy" / "venv" / "bin" / "python"
+    require(python.exists(), "policy/venv is missing: make policy-venv")
+    server = subprocess.Popen(
+        [str(python), str(REPO_ROOT / "policy" / "__main__.py")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT / "policy",
+    )
+    try:
+        port = server.stdout.readline().strip()
+        assert port.isdigit(), server.stderr.read()
+        yield python, port
+    finally:
+        server.kill()
+        server.wait(timeout=10)
+
+
+def analyze(pack, tmp_path, wired: list[dict]) -> list[dict]:
+    python, port = pack
+    path = tmp_path / "resources.json"
+    path.write_text(json.dumps(wired, default=_wire_value))
+    client = REPO_ROOT / "tests" / "support" / "policy_client.py"
+    result = subprocess.run([str(python), str(client), port, str(path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("stack_file", ["dev", "gke", "train"])
+def test_the_real_pack_passes_every_repo_stack_as_the_engine_sends_it(pack, tmp_path, stack_file):
+    assert analyze(pack, tmp_path, wire_resources(plan_stack(stack_file))) == []
+
+
+def test_the_real_pack_reports_a_violation_on_the_resource(pack, tmp_path):
+    def set_replicas(wired):
+        deployment = next(r for r in wired if r["type"] == "kubernetes:apps/v1:Deployment")
+        deployment["properties"]["spec"]["replicas"] = 3
+
+    def unwrap_push_password(wired):
+        image = next(r for r in wired if r["type"] == "docker-build:index:Image")
+        image["properties"]["registries"] = [
+            {k: (v["value"] if isinstance(v, dict) and SIG_KEY in v else v) for k, v in reg.items()}
+            for reg in image["properties"]["registries"]["value"]
+        ]
+
+    found = analyze(pack, tmp_path, wire_resources(plan_stack("gke"), set_replicas))
+    assert [(d["policy"], d["urn"].rsplit("::", 1)[1]) for d in found] == [
+        ("hpa-deployment-sets-no-replicas", "gke-deployment")
+    ]
+    found = analyze(pack, tmp_path, wire_resources(plan_stack("gke"), unwrap_push_password))
+    assert [d["policy"] for d in found] == ["no-plaintext-secrets"]
