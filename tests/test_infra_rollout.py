@@ -106,6 +106,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def two_free_ports() -> tuple[int, int]:
+    first = free_port()
+    second = free_port()
+    while second == first:
+        second = free_port()
+    return first, second
+
+
 @pytest.fixture
 def engine(tmp_path):
     fake = tmp_path / "fake-docker"
@@ -116,7 +124,7 @@ def engine(tmp_path):
         "DOCKER": str(fake),
         "FAKE_STATE": str(tmp_path / "state.json"),
         "FAKE_LOG": str(tmp_path / "calls.log"),
-        "PORTS": f"{free_port()} {free_port()}",
+        "PORTS": " ".join(map(str, two_free_ports())),
         "READY_TIMEOUT": "10",
         "STOP_TIMEOUT": "5",
     }
