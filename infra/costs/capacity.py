@@ -138,7 +138,7 @@ class NodeFit:
     configured_min: int
     effective_min: int | None  # None: the minimum replicas never fit, even at the maximum node count
     max_nodes: int
-    steps: list[dict]  # per node count: nodes, replicas that fit, serving vCPUs
+    steps: list[dict]  # per node count (units): replicas that fit, serving vCPUs
     note: str
 
 
@@ -149,11 +149,11 @@ def gke_fit(item: Item, catalogue: Catalogue, work: Workload, lo: int, hi: int) 
     steps = []
     for nodes in range(max(lo, 1), hi + 1):
         fit = replicas_that_fit(alloc, catalogue, work, nodes) if alloc else work.max_replicas
-        steps.append({"nodes": nodes, "replicas": fit, "serving_vcpus": min(nodes * sustained, fit * work.cpu_limit)})
+        steps.append({"units": nodes, "replicas": fit, "serving_vcpus": min(nodes * sustained, fit * work.cpu_limit)})
     if alloc is None:
         note = f"pods-fit not checked: no GKE allocatable figure for {item.name}"
         return NodeFit(lo, lo, hi, steps, note)
-    fitting = [s["nodes"] for s in steps if s["replicas"] >= work.replicas]
+    fitting = [s["units"] for s in steps if s["replicas"] >= work.replicas]
     effective = fitting[0] if fitting else None
     need = (
         f"{work.replicas} x {work.cpu_request_m:g}m CPU + system pods {system_pods(catalogue, lo)[0]:g}m "
@@ -168,5 +168,18 @@ def gke_fit(item: Item, catalogue: Catalogue, work: Workload, lo: int, hi: int) 
     top = steps[-1]["replicas"] if steps else 0
     if effective is not None and top < work.max_replicas:
         note += f"; at most {top} of the HPA's {work.max_replicas} replicas fit on {hi} node(s)"
-    steps = [s for s in steps if effective is not None and s["nodes"] >= effective]
+    steps = [s for s in steps if effective is not None and s["units"] >= effective]
     return NodeFit(lo, effective, hi, steps, note)
+
+
+def serving(unit: str, item: Item, utilisation: float, why: str, steps: list[dict]) -> dict:
+    """What a stack serves with: capacity steps ({units, serving_vcpus, ...}) and the utilisation it runs at."""
+    return {
+        "unit": unit,
+        "sustained_vcpus_each": sustained_vcpus(item),
+        "utilisation": utilisation,
+        "utilisation_from": why,
+        "min_units": steps[0]["units"] if steps else 0,
+        "max_units": steps[-1]["units"] if steps else 0,
+        "steps": steps,
+    }

@@ -16,16 +16,8 @@ def droplet_lines(res, ctx: PricingContext) -> list[Line]:
     lines = [base]
     item = ctx.find("droplet", size)
     if item is not None:
-        sustained = capacity.sustained_vcpus(item)
-        ctx.serving = {
-            "unit": "droplet",
-            "sustained_vcpus_each": sustained,
-            "utilisation": 1.0,
-            "utilisation_from": "no autoscaler: full load",
-            "min_units": 1,
-            "max_units": 1,
-            "steps": [{"units": 1, "serving_vcpus": sustained}],
-        }
+        steps = [{"units": 1, "serving_vcpus": capacity.sustained_vcpus(item)}]
+        ctx.serving = capacity.serving("droplet", item, 1.0, "no autoscaler: full load", steps)
     if res.inputs.get("backups"):
         plan = str((res.inputs.get("backupPolicy") or {}).get("plan") or "daily")  # DigitalOcean's default
         rate = ctx.find("droplet-backups", plan)

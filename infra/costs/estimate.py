@@ -48,7 +48,7 @@ class Line:
 
 
 def amounts(item: Item, quantity: float, hours_per_month: float, hours: float | None = None) -> tuple[float, float]:
-    """(hourly, monthly) for `quantity` units of an item; `hours` bills an hourly item for that many hours a month."""
+    """(hourly, monthly) for `quantity` units of an item; `hours` bills a per-time item only that many hours a month."""
     if item.unit == "hour":
         hourly = item.price * quantity
         return hourly, hourly * (hours_per_month if hours is None else hours)
@@ -57,8 +57,8 @@ def amounts(item: Item, quantity: float, hours_per_month: float, hours: float | 
         hourly_rate = item.price_hourly if item.price_hourly is not None else item.price / hours_per_month
         return hourly_rate * quantity, monthly
     if item.unit == "GB-month":
-        monthly = item.price * quantity
-        return monthly / hours_per_month, monthly
+        hourly = item.price * quantity / hours_per_month
+        return hourly, hourly * (hours_per_month if hours is None else hours)
     raise ValueError(f"unit {item.unit!r} of {item.id} has no per-quantity amount")
 
 

@@ -58,58 +58,21 @@ def machine_lines(ctx: PricingContext, res, machine: str, pricing: str, accelera
 
 
 def instance_lines(res, ctx: PricingContext, pricing: str | None = None) -> list[Line]:
-    """A GCE VM at its own provisioning model (or `pricing`), its compute billed `hours` a month.
+    """A GCE VM at its own provisioning model (or `pricing`): machine, GPUs, boot disk, external IP.
 
-    A VM with a run limit bills machine, GPU and IP only while it runs (runs x hours, `run_hours` below); its
-    boot disk bills all month unless the limit deletes the VM (terminationAction DELETE).
+    A VM with a run limit bills machine, GPUs and IP only while it runs (runs a month x hours a run); its boot
+    disk bills all month unless the limit deletes the VM (terminationAction DELETE).
     """
     inputs = res.inputs
     pricing = pricing or ("spot" if is_spot(inputs.get("scheduling")) else "on-demand")
     region = region_of(inputs.get("zone")) or ctx.region
     run_hours, why = run_hours_per_month(inputs, ctx)
-    billed = {"hours": run_hours} if run_hours is not None else {}
     machine = basename(inputs.get("machineType"))
-    counts = {"quantity": 1, "unit": "VM", "category": "compute", "region": region, **billed}
+    counts = {"quantity": 1, "unit": "VM", "category": "compute", "region": region, "hours": run_hours}
     lines = machine_lines(ctx, res, machine, pricing, inputs.get("guestAccelerators"), **counts)
     if why:
         lines[0] = _with_note(lines[0], why)
-    params = (inputs.get("bootDisk") or {}).get("initializeParams") or {}
-    disk_type = basename(params.get("type")) or "pd-standard"
-    deleted = (inputs.get("scheduling") or {}).get("instanceTerminationAction") == "DELETE"
-    disk_hours = run_hours if (deleted and run_hours is not None) else None
-    component = f"boot disk {disk_type} {float(params.get('size') or 0):g} GB"
-    if not params.get("size"):
-        lines.append(
-            line(
-                res,
-                catalogue=ctx.catalogue,
-                component=component,
-                unit="GB",
-                category="storage",
-                missing="the boot disk sets no size",
-            )
-        )
-    else:
-        size = float(params["size"])
-        disk = ctx.priced(
-            res, "disk", disk_type, region=region, component=component, quantity=size, unit="GB", category="storage"
-        )
-        if disk_hours is not None and disk.counted:
-            hourly = disk.hourly
-            disk = line(
-                res,
-                catalogue=ctx.catalogue,
-                item=ctx.find("disk", disk_type, region=region),
-                component=component,
-                quantity=size,
-                unit="GB",
-                category="storage",
-                amount=(hourly, hourly * disk_hours),
-                note="deleted with the VM after each run",
-            )
-        elif run_hours is not None:
-            disk = _with_note(disk, "bills all month, also while the VM is stopped between runs")
-        lines.append(disk)
+    lines.append(boot_disk_line(res, ctx, region, run_hours))
     ips = sum(len(nic.get("accessConfigs") or []) for nic in inputs.get("networkInterfaces") or [])
     if ips:
         lines.append(
@@ -123,11 +86,29 @@ def instance_lines(res, ctx: PricingContext, pricing: str | None = None) -> list
                 quantity=ips,
                 unit="IP",
                 category="network",
+                hours=run_hours,
                 note="ephemeral: released while the VM is stopped" if run_hours is not None else "",
-                **billed,
             )
         )
     return lines
+
+
+def boot_disk_line(res, ctx: PricingContext, region: str | None, run_hours: float | None) -> Line:
+    """The boot disk bills all month, also while the VM is stopped, unless the run limit deletes the VM."""
+    params = (res.inputs.get("bootDisk") or {}).get("initializeParams") or {}
+    disk_type = basename(params.get("type")) or "pd-standard"
+    size = float(params.get("size") or 0)
+    deleted = (res.inputs.get("scheduling") or {}).get("instanceTerminationAction") == "DELETE"
+    if run_hours is None:
+        hours, note = None, ""
+    elif deleted:
+        hours, note = run_hours, "deleted with the VM after each run"
+    else:
+        hours, note = None, "bills all month, also while the VM is stopped between runs"
+    fields = {"component": f"boot disk {disk_type} {size:g} GB", "unit": "GB", "category": "storage"}
+    if not size:
+        return line(res, catalogue=ctx.catalogue, missing="the boot disk sets no size", **fields)
+    return ctx.priced(res, "disk", disk_type, region=region, quantity=size, hours=hours, note=note, **fields)
 
 
 def run_hours_per_month(inputs: dict, ctx: PricingContext) -> tuple[float | None, str]:
@@ -164,15 +145,7 @@ def node_pool_lines(res, ctx: PricingContext) -> list[Line]:
             ctx.warnings.append(f"{res.name}: {fit.note}")
         else:
             lo = fit.effective_min
-        ctx.serving = {
-            "unit": "node",
-            "sustained_vcpus_each": capacity.sustained_vcpus(item),
-            "utilisation": work.cpu_target,
-            "utilisation_from": "the HPA's CPU target",
-            "min_units": lo,
-            "max_units": hi,
-            "steps": [{"units": s["nodes"], **s} for s in fit.steps],
-        }
+        ctx.serving = capacity.serving("node", item, work.cpu_target, "the HPA's CPU target", fit.steps)
     counts = {"quantity": lo, "quantity_max": hi}
     lines = machine_lines(
         ctx, res, machine, pricing, cfg.get("guestAccelerators"), unit="node", category="compute", **counts
