@@ -139,13 +139,14 @@ def comparison_table(report: dict) -> list[str]:
     """All stacks side by side: cost, serving capacity, cost per million predictions, training runs."""
     bench = report["benchmark"]
     head = ["Stack", "Target", "Monthly", "Unpriced", "Serving vCPUs", "Capacity req/s", "$ per 1M (min / max)",
-            "Training"]  # fmt: skip
+            "Training runs"]  # fmt: skip
     rows = [head]
     for row in report["comparison"]:
         run = row["training_run"]
         run_text = "-"
         if run and run["monthly"] is not None:
-            run_text = f"{run['runs_per_month']:g} runs x {run['hours']:g} h"
+            cost, spot = _money(run["on_demand"]["cost"]), _money(run["spot"]["cost"])
+            run_text = f"{run['runs_per_month']:g} x {run['hours']:g} h; a run {cost} / {SPOT_MARK}{spot} spot"
         if row["serving_vcpus"] is None:
             vcpus = capacity = per_million = "-"
         else:
