@@ -111,6 +111,7 @@ def test_pods_fit_raises_the_gke_minimum_on_the_repo_stack(plans):
     nodes = next(line for line in estimate.lines if line.type == pool.type and line.category == "compute")
     assert configured == 1 and nodes.quantity == 2  # two 250m replicas + GKE's system pods > one e2-medium
     assert f"minimum raised from {configured} to 2 nodes" in nodes.note
+    assert "a rollout (maxSurge 1) runs 3 pods: 3 nodes while it lasts" in nodes.note  # surge pod needs a node
     assert estimate.to_dict()["totals"]["monthly"] == pytest.approx(94.51, abs=0.01)  # not $56.40
 
 

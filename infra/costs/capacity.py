@@ -84,6 +84,7 @@ class Workload:
     replicas: int
     max_replicas: int
     cpu_target: float  # HPA target utilisation as a fraction; 1.0 without an HPA
+    surge: int = 0  # extra pods a rolling update starts before it stops old ones (maxSurge)
 
 
 def _pod_containers(pod_spec: dict) -> list[dict]:
@@ -107,6 +108,7 @@ def workload(plan) -> Workload | None:
         mem += _quantity(str(requests.get("memory", "0"))) / MIB
         limit += _quantity(str(limits.get("cpu") or requests.get("cpu") or "0"))
     replicas = int(spec.get("replicas") or 1)
+    surge = _max_surge(spec.get("strategy") or {}, replicas)
     max_replicas, target = replicas, 1.0
     for hpa in (r for r in plan.resources if r.type == HPA):
         hpa_spec = hpa.inputs.get("spec") or {}
@@ -116,11 +118,21 @@ def workload(plan) -> Workload | None:
             resource = metric.get("resource") or {}
             if resource.get("name") == "cpu" and (resource.get("target") or {}).get("averageUtilization"):
                 target = float(resource["target"]["averageUtilization"]) / 100
-    return Workload(cpu, mem, limit, replicas, max_replicas, target)
+    return Workload(cpu, mem, limit, replicas, max_replicas, target, surge)
+
+
+def _max_surge(strategy: dict, replicas: int) -> int:
+    """Pods a rollout adds: maxSurge as a count or a percentage (Kubernetes' default 25%, rounded up)."""
+    if strategy.get("type") == "Recreate":
+        return 0
+    value = (strategy.get("rollingUpdate") or {}).get("maxSurge", "25%")
+    if isinstance(value, str) and value.endswith("%"):
+        return math.ceil(replicas * float(value[:-1]) / 100)
+    return int(value)
 
 
 def replicas_that_fit(alloc: tuple[float, float], catalogue: Catalogue, work: Workload, nodes: int) -> int:
-    """How many pods of the workload the scheduler can place on `nodes` nodes next to the system pods."""
+    """How many pods of the workload (uncapped) the scheduler can place on `nodes` nodes beside the system pods."""
     node_cpu, node_mem = per_node_system(catalogue)
     if work.cpu_request_m > alloc[0] - node_cpu or work.memory_request_mib > alloc[1] - node_mem:
         return 0  # one pod does not fit beside a node's own system pods
@@ -128,7 +140,7 @@ def replicas_that_fit(alloc: tuple[float, float], catalogue: Catalogue, work: Wo
     room_cpu, room_mem = alloc[0] * nodes - sys_cpu, alloc[1] * nodes - sys_mem
     fits = [room_cpu / work.cpu_request_m if work.cpu_request_m else math.inf]
     fits.append(room_mem / work.memory_request_mib if work.memory_request_mib else math.inf)
-    return max(0, min(work.max_replicas, math.floor(min(fits))))
+    return max(0, math.floor(min(fits)))
 
 
 @dataclass(frozen=True)
@@ -148,8 +160,16 @@ def gke_fit(item: Item, catalogue: Catalogue, work: Workload, lo: int, hi: int) 
     sustained = sustained_vcpus(item)
     steps = []
     for nodes in range(max(lo, 1), hi + 1):
-        fit = replicas_that_fit(alloc, catalogue, work, nodes) if alloc else work.max_replicas
-        steps.append({"units": nodes, "replicas": fit, "serving_vcpus": min(nodes * sustained, fit * work.cpu_limit)})
+        room = replicas_that_fit(alloc, catalogue, work, nodes) if alloc else work.max_replicas
+        fit = min(room, work.max_replicas)
+        steps.append(
+            {
+                "units": nodes,
+                "replicas": fit,
+                "room": room,
+                "serving_vcpus": min(nodes * sustained, fit * work.cpu_limit),
+            }
+        )
     if alloc is None:
         note = f"pods-fit not checked: no GKE allocatable figure for {item.name}"
         return NodeFit(lo, lo, hi, steps, note)
@@ -168,6 +188,11 @@ def gke_fit(item: Item, catalogue: Catalogue, work: Workload, lo: int, hi: int) 
     top = steps[-1]["replicas"] if steps else 0
     if effective is not None and top < work.max_replicas:
         note += f"; at most {top} of the HPA's {work.max_replicas} replicas fit on {hi} node(s)"
+    rollout = work.replicas + work.surge
+    if effective is not None and work.surge and steps[effective - steps[0]["units"]]["room"] < rollout:
+        during = next((s["units"] for s in steps if s["room"] >= rollout), None)
+        where = f"{during} nodes while it lasts" if during else f"more than {hi} nodes"
+        note += f"; a rollout (maxSurge {work.surge}) runs {rollout} pods: {where}"
     steps = [s for s in steps if effective is not None and s["units"] >= effective]
     return NodeFit(lo, effective, hi, steps, note)
 

@@ -70,7 +70,6 @@ class PricingContext:
         *,
         pricing: str = "on-demand",
         region: str | None = None,
-        vcpus: bool = False,
         note: str = "",
         **fields,
     ) -> Line:
@@ -85,7 +84,6 @@ class PricingContext:
             catalogue=self.catalogue,
             item=item,
             missing=f"no {pricing} price for {kind} {name!r} in the catalogue",
-            vcpus_each=float(item.extra.get("vcpus", 0)) if (vcpus and item) else 0.0,
             note="; ".join(n for n in notes if n),
             **fields,
         )

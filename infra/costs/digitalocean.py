@@ -12,7 +12,7 @@ RESERVED_IP_ASSIGNMENT = "digitalocean:index/reservedIpAssignment:ReservedIpAssi
 def droplet_lines(res, ctx: PricingContext) -> list[Line]:
     """A droplet at its size's monthly cap; backups add a fraction of it (daily unless the policy says weekly)."""
     size = str(res.inputs.get("size") or "")
-    base = ctx.priced(res, "droplet", size, component=f"droplet {size}", unit="droplet", category="compute", vcpus=True)
+    base = ctx.priced(res, "droplet", size, component=f"droplet {size}", unit="droplet", category="compute")
     lines = [base]
     item = ctx.find("droplet", size)
     if item is not None:

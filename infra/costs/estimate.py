@@ -33,8 +33,6 @@ class Line:
     hourly_max: float | None = None
     monthly: float | None = None
     monthly_max: float | None = None
-    vcpus: float = 0.0
-    vcpus_max: float = 0.0
     item: str | None = None
     source: str | None = None  # the price's source URL
     source_label: str | None = None  # its short name for the table
@@ -76,7 +74,6 @@ def line(
     hours: float | None = None,
     status: str = PRICED,
     amount: tuple[float, float] | None = None,
-    vcpus_each: float = 0.0,
     note: str = "",
 ) -> Line:
     """The one way to make a Line.
@@ -94,8 +91,6 @@ def line(
         quantity_max=qmax,
         unit=unit,
         category=category,
-        vcpus=vcpus_each * quantity,
-        vcpus_max=vcpus_each * qmax,
         note=note,
     )
     if status == INCLUDED:
@@ -145,7 +140,7 @@ class StackEstimate:
         return [line for line in self.lines if line.status == UNPRICED]
 
     def to_dict(self) -> dict:
-        totals = {k: self._total(k) for k in ("hourly", "hourly_max", "monthly", "monthly_max", "vcpus", "vcpus_max")}
+        totals = {k: self._total(k) for k in ("hourly", "hourly_max", "monthly", "monthly_max")}
         return {
             "stack": self.stack,
             "target": self.target,

@@ -26,7 +26,7 @@ def machine_lines(ctx: PricingContext, res, machine: str, pricing: str, accelera
     """Machine type plus attached GPUs; a GPU the machine type's price includes (g2 + L4) is not added."""
     tag = " (spot, indicative)" if pricing == "spot" else ""
     lo, hi = counts["quantity"], counts.get("quantity_max", counts["quantity"])
-    lines = [ctx.priced(res, "machine", machine, pricing=pricing, component=f"{machine}{tag}", vcpus=True, **counts)]
+    lines = [ctx.priced(res, "machine", machine, pricing=pricing, component=f"{machine}{tag}", **counts)]
     item = ctx.find("machine", machine, pricing)
     included = dict((item.extra.get("includes_gpu") or {}) if item else {})
     gpus: dict[str, int] = {}
