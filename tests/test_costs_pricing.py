@@ -275,11 +275,11 @@ def test_sustained_vcpus_of_shared_core_types():
 def test_gke_allocatable_follows_the_documented_reservations():
     n2 = Item("x", "gcp", "machine", "n2-highmem-4", "on-demand", 0.1, "hour", "us-central1", "https://x", "2026-12-01",
               {"vcpus": 4, "memory_gb": 32})  # fmt: skip
-    cpu_m, mem_mib, _ = capacity.gke_allocatable(n2, CAT)
+    cpu_m, mem_mib = capacity.gke_allocatable(n2, CAT)
     assert cpu_m == 3920  # measured on GKE 1.25 (2i2c-org/infrastructure#2121)
     # 32 GiB - (4 x 25% + 4 x 20% + 8 x 10% + 16 x 6%) - 100 MiB eviction threshold
     assert mem_mib / 1024 == pytest.approx(32 - 3.56 - 100 / 1024, abs=0.01)
-    assert capacity.gke_allocatable(CAT.find("machine", "e2-medium"), CAT)[:2] == (940, 2809)  # measured
+    assert capacity.gke_allocatable(CAT.find("machine", "e2-medium"), CAT) == (940, 2809)  # measured
     assert capacity.gke_allocatable(CAT.find("machine", "e2-small"), CAT) is None  # shared-core, not measured
 
 

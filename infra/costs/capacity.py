@@ -41,11 +41,11 @@ def _tiered(amount: float, tiers: list) -> float:
     return reserved
 
 
-def gke_allocatable(item: Item, catalogue: Catalogue) -> tuple[float, float, str] | None:
-    """(CPU millicores, memory MiB, source) a GKE node of this machine type offers pods, or None if unknown."""
+def gke_allocatable(item: Item, catalogue: Catalogue) -> tuple[float, float] | None:
+    """(CPU millicores, memory MiB) a GKE node of this machine type offers pods, or None when unknown."""
     measured = item.extra.get("gke_allocatable")
     if measured:
-        return float(measured["cpu_m"]), float(measured["memory_mib"]), measured["source"]
+        return float(measured["cpu_m"]), float(measured["memory_mib"])
     rules = catalogue.capacity.get("gke_reservations")
     if not rules or "sustained_vcpus" in item.extra or not item.extra.get("vcpus"):
         return None
@@ -55,7 +55,7 @@ def gke_allocatable(item: Item, catalogue: Catalogue) -> tuple[float, float, str
         mem_mib = mem_gib * 1024 - rules["memory_under_1gib_mib"]
     else:
         mem_mib = (mem_gib - _tiered(mem_gib, rules["memory_tiers_gib"])) * 1024
-    return round(cpu_m), round(mem_mib - rules["eviction_mib"]), rules["source"]
+    return round(cpu_m), round(mem_mib - rules["eviction_mib"])
 
 
 def system_pods(catalogue: Catalogue, nodes: int) -> tuple[float, float]:
@@ -147,9 +147,7 @@ def replicas_that_fit(alloc: tuple[float, float], catalogue: Catalogue, work: Wo
 class NodeFit:
     """The pods-fit verdict for a node pool: the effective node range and what serves at each size."""
 
-    configured_min: int
     effective_min: int | None  # None: the minimum replicas never fit, even at the maximum node count
-    max_nodes: int
     steps: list[dict]  # per node count (units): replicas that fit, serving vCPUs
     note: str
 
@@ -172,7 +170,7 @@ def gke_fit(item: Item, catalogue: Catalogue, work: Workload, lo: int, hi: int) 
         )
     if alloc is None:
         note = f"pods-fit not checked: no GKE allocatable figure for {item.name}"
-        return NodeFit(lo, lo, hi, steps, note)
+        return NodeFit(lo, steps, note)
     fitting = [s["units"] for s in steps if s["replicas"] >= work.replicas]
     effective = fitting[0] if fitting else None
     need = (
@@ -194,7 +192,7 @@ def gke_fit(item: Item, catalogue: Catalogue, work: Workload, lo: int, hi: int) 
         where = f"{during} nodes while it lasts" if during else f"more than {hi} nodes"
         note += f"; a rollout (maxSurge {work.surge}) runs {rollout} pods: {where}"
     steps = [s for s in steps if effective is not None and s["units"] >= effective]
-    return NodeFit(lo, effective, hi, steps, note)
+    return NodeFit(effective, steps, note)
 
 
 def serving(unit: str, item: Item, utilisation: float, why: str, steps: list[dict]) -> dict:
