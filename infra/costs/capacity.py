@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from infra.config import _quantity
+from infra.config import _quantity  # the config's Kubernetes quantity rule, so requests parse the same way
 from infra.costs.catalogue import Catalogue, Item
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.config import _REGION, _ZONE
+from infra import config
 from infra.costs.catalogue import Catalogue, Item
 from infra.costs.estimate import Line, line
 
@@ -24,12 +24,12 @@ def basename(value: Any) -> str:
 def region_of(location: Any) -> str | None:
     """us-central1-a -> us-central1; us-central1 -> us-central1; anything else (e.g. 'US') -> None.
 
-    The zone and region patterns are infra.config's, so the costs accept exactly what the config does.
+    The zone and region rules are infra.config's, so the costs read locations exactly as the config does.
     """
     loc = basename(location).lower()
-    if m := _ZONE.match(loc):
-        return m.group(1)
-    return loc if _REGION.match(loc) else None
+    if config.ZONE_PATTERN.match(loc):
+        return config.region_of(loc)
+    return loc if config.REGION_PATTERN.match(loc) else None
 
 
 @dataclass
