@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import pytest
 
 from infra.costs import capacity
 from infra.costs.catalogue import CATALOGUE_PATH, CatalogueError, Item, load_catalogue
+from infra.costs.estimate import line
 from infra.costs.pricing import effective_assumptions, price_plan
 from infra.mock_plan import Plan, PlannedResource
 
@@ -206,6 +208,11 @@ def test_free_types_are_listed_as_free_with_a_reason():
     assert est.lines == []
     assert {f["type"] for f in est.free} == {fw.type, provider.type, api.type}
     assert all(f["why"] for f in est.free)
+
+
+def test_lines_come_from_one_keyword_only_builder():
+    resource, *rest = inspect.signature(line).parameters.values()
+    assert resource.name == "res" and all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in rest)
 
 
 def test_every_priced_line_carries_its_source_and_price_date():
