@@ -9,7 +9,7 @@ import pytest
 
 from infra.costs import capacity
 from infra.costs.catalogue import CATALOGUE_PATH, CatalogueError, Item, load_catalogue
-from infra.costs.estimate import line
+from infra.costs import estimate
 from infra.costs.pricing import effective_assumptions, price_plan
 from infra.mock_plan import Plan, PlannedResource
 
@@ -211,7 +211,7 @@ def test_free_types_are_listed_as_free_with_a_reason():
 
 
 def test_lines_come_from_one_keyword_only_builder():
-    resource, *rest = inspect.signature(line).parameters.values()
+    resource, *rest = inspect.signature(estimate.line).parameters.values()
     assert resource.name == "res" and all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in rest)
 
 
