@@ -7,9 +7,8 @@ import json
 
 import pytest
 
-from infra.costs import capacity
+from infra.costs import capacity, estimate
 from infra.costs.catalogue import CATALOGUE_PATH, CatalogueError, Item, load_catalogue
-from infra.costs import estimate
 from infra.costs.pricing import effective_assumptions, price_plan
 from infra.mock_plan import Plan, PlannedResource
 
