@@ -6,6 +6,8 @@ answered with a generic 500 so internals never reach the client.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
@@ -13,10 +15,11 @@ from werkzeug.exceptions import HTTPException
 class ApiError(Exception):
     """A client error with the HTTP status and the one-sentence message to send."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, headers: dict | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers
 
 
 def error_response(status: int, message: str, headers: dict | None = None):
@@ -26,13 +29,20 @@ def error_response(status: int, message: str, headers: dict | None = None):
     return response
 
 
+def _shown_path() -> str:
+    """The request path as it may appear in a message: percent-encoded (no markup, quotes or controls), short."""
+    shown = quote(request.path, safe="/-._~")
+    return shown if len(shown) <= 100 else shown[:100] + "..."
+
+
 def _http_message(exc: HTTPException, max_body: int | None) -> str:
     code = exc.code or 500
     if code == 404:
-        return f"there is no endpoint at {request.path}."
+        return f"there is no endpoint at {_shown_path()}."
     if code == 405:
         allowed = ", ".join(sorted(m for m in exc.valid_methods or () if m not in ("HEAD", "OPTIONS")))
-        return f"method {request.method} is not allowed on {request.path}; use {allowed or 'another method'}."
+        method = quote(request.method[:20], safe="")
+        return f"method {method} is not allowed on {_shown_path()}; use {allowed or 'another method'}."
     if code == 413:
         limit = f" of {max_body} bytes" if max_body else ""
         return f"the request body is larger than the limit{limit}."
@@ -42,7 +52,7 @@ def _http_message(exc: HTTPException, max_body: int | None) -> str:
 def register(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
-        return error_response(exc.status, exc.message)
+        return error_response(exc.status, exc.message, exc.headers)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

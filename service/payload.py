@@ -64,6 +64,8 @@ def _read_body(request: Request) -> bytes:
         data = request.get_data(cache=True)
     except HTTPException:
         raise
+    except TimeoutError:  # service.worker.ReadTimeout: the body stalled past the read deadline
+        raise ApiError(408, "the request body did not arrive in time.") from None
     except Exception:
         raise ApiError(400, "the request body is malformed and could not be read.") from None
     limit = request.max_content_length

@@ -9,6 +9,12 @@ import os
 
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 DEFAULT_MAX_ROWS = 2000
+DEFAULT_MAX_BATCH = 32  # requests advanced together per iteration (1 turns batching off)
+DEFAULT_BATCH_WAIT_MS = 2
+DEFAULT_QUEUE_COST = 6400  # admitted work per worker in LSTM steps: about 32 typical requests
+DEFAULT_MAX_ROW_SECONDS = 10_000  # rows x seconds: 2000 rows at 5 s, or 1000 rows at 10 s
+DEFAULT_TIMEOUT = 30
+DEFAULT_READ_TIMEOUT = 10  # seconds for a request's headers and body to arrive (service/worker.py)
 
 
 def env_int(env, name: str, default: int, minimum: int = 1) -> int:
@@ -41,4 +47,15 @@ def from_env(env: dict | None = None) -> dict:
         "ROBOJAM_CORS_ORIGINS": _origins(env.get("ROBOJAM_CORS_ORIGINS")),
         "ROBOJAM_MAX_ROWS": env_int(env, "ROBOJAM_MAX_ROWS", DEFAULT_MAX_ROWS),
         "MAX_CONTENT_LENGTH": env_int(env, "ROBOJAM_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+        "ROBOJAM_MAX_BATCH": env_int(env, "ROBOJAM_MAX_BATCH", DEFAULT_MAX_BATCH),
+        "ROBOJAM_BATCH_WAIT_MS": env_int(env, "ROBOJAM_BATCH_WAIT_MS", DEFAULT_BATCH_WAIT_MS, minimum=0),
+        "ROBOJAM_QUEUE_COST": env_int(env, "ROBOJAM_QUEUE_COST", DEFAULT_QUEUE_COST),
+        "ROBOJAM_MAX_ROW_SECONDS": env_int(env, "ROBOJAM_MAX_ROW_SECONDS", DEFAULT_MAX_ROW_SECONDS),
+        "ROBOJAM_RATE_LIMIT": env_int(env, "ROBOJAM_RATE_LIMIT", 0, minimum=0),
+        "ROBOJAM_RATE_BURST": env_int(env, "ROBOJAM_RATE_BURST", 10),
+        "ROBOJAM_TRUSTED_PROXIES": frozenset(
+            address.strip() for address in env.get("ROBOJAM_TRUSTED_PROXIES", "").split(",") if address.strip()
+        ),
+        "ROBOJAM_TIMEOUT": env_int(env, "ROBOJAM_TIMEOUT", DEFAULT_TIMEOUT),
+        "ROBOJAM_READ_TIMEOUT": env_int(env, "ROBOJAM_READ_TIMEOUT", DEFAULT_READ_TIMEOUT),
     }
