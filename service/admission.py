@@ -31,11 +31,20 @@ def request_cost(rows: int, seconds: float) -> int:
 
 
 class Refused(Exception):
-    """The request is not admitted: `status` (429/503), one sentence, and the seconds to wait before retrying."""
+    """The request is not admitted now: one sentence, and the seconds to wait before retrying (service.errors
+    answers it with its status and a Retry-After header)."""
 
-    def __init__(self, status: int, message: str, retry_after: int = RETRY_AFTER_SECONDS):
+    def __init__(self, message: str, retry_after: int = RETRY_AFTER_SECONDS):
         super().__init__(message)
-        self.status, self.message, self.retry_after = status, message, retry_after
+        self.retry_after = retry_after
+
+
+class QueueFull(Refused):
+    """This worker has as much work admitted as its queue bound allows."""
+
+
+class RateLimited(Refused):
+    """This client has used up its request budget for now."""
 
 
 class Admission:
@@ -56,13 +65,13 @@ class Admission:
         return self._requests, self._cost
 
     def admit(self, cost: int) -> _Ticket:
-        """A ticket to use as a context manager around the work, or Refused(503) when the queue is full.
+        """A ticket to use as a context manager around the work, or QueueFull.
 
         A request alone is always admitted, whatever its cost (the rows x seconds cap bounds that cost).
         """
         with self._lock:
             if self._requests and self._cost + cost > self.capacity:
-                raise Refused(503, "the server is at capacity; retry in a moment.")
+                raise QueueFull("the server is at capacity; retry in a moment.")
             self._cost += cost
             self._requests += 1
             self._changed()
@@ -105,7 +114,7 @@ class RateLimiter:
         self._lock = threading.Lock()
 
     def check(self, client: str) -> None:
-        """Take one token for `client`, or Refused(429) saying when the next one is due."""
+        """Take one token for `client`, or RateLimited saying when the next one is due."""
         now = self._clock()
         with self._lock:
             tokens, seen = self._buckets.pop(client, (float(self.burst), now))
@@ -116,7 +125,7 @@ class RateLimiter:
                 self._buckets.popitem(last=False)
         if not allowed:
             wait = math.ceil((1.0 - tokens) / self.rate)
-            raise Refused(429, "too many requests from this client; slow down.", retry_after=max(1, wait))
+            raise RateLimited("too many requests from this client; slow down.", retry_after=max(1, wait))
 
 
 def client_address(remote_addr: str | None, forwarded_for: str | None, trusted_proxies: frozenset[str]) -> str:

@@ -11,7 +11,8 @@ import numpy as np
 from flask import Flask
 from flask_cors import CORS
 
-from service import api, errors, metrics, ops, settings, wire
+from robojam_format.performance import format_csv
+from service import errors, metrics, ops, predict, settings
 from service.admission import Admission, RateLimiter
 from service.batcher import Batcher
 from service.engine import Engine
@@ -39,7 +40,12 @@ class Runtime:
 def _warm_up(batcher: Batcher) -> None:
     """One request through this process's batching loop (which also starts the loop)."""
     generated = batcher.generate(_WARM_UP_EVENTS, rng=np.random.default_rng(0))
-    wire.format_performance(generated)
+    format_csv(generated)
+
+
+def _security_headers(response):
+    response.headers["X-Content-Type-Options"] = "nosniff"  # JSON and CSV are never to be sniffed as HTML
+    return response
 
 
 def start_warm_up(app: Flask) -> None:
@@ -49,22 +55,16 @@ def start_warm_up(app: Flask) -> None:
         runtime.readiness.start()
 
 
-def _security_headers(response):
-    response.headers["X-Content-Type-Options"] = "nosniff"  # JSON and CSV are never to be sniffed as HTML
-    return response
-
-
-def create_app(config: dict | None = None) -> Flask:
-    """Build the app. `config` overrides the environment-derived settings (see service.settings).
-
-    Set "ROBOJAM_ENGINE" to an already loaded engine to skip loading the weights file.
-    """
+def create_app(config: dict | None = None, *, engine: Engine | None = None) -> Flask:
+    """Build the app. `config` overrides the environment-derived settings (see service.settings); `engine`, an
+    already loaded engine, skips loading the weights file."""
     app = Flask(__name__, static_folder=None)
     app.config.from_mapping(settings.from_env())
     app.config.update(config or {})
     app.json.sort_keys = False
 
-    engine = app.config.get("ROBOJAM_ENGINE") or Engine.load(app.config["ROBOJAM_WEIGHTS"])
+    if engine is None:
+        engine = Engine.load(app.config["ROBOJAM_WEIGHTS"])
     batcher = Batcher(
         engine,
         max_batch=app.config["ROBOJAM_MAX_BATCH"],
@@ -91,6 +91,6 @@ def create_app(config: dict | None = None) -> Flask:
     app.after_request(_security_headers)
     app.before_request(readiness.start)
     errors.register(app)
-    app.register_blueprint(api.bp)
+    app.register_blueprint(predict.bp)
     app.register_blueprint(ops.bp)
     return app

@@ -1,7 +1,9 @@
-"""Every error leaves as JSON `{"error": "<one sentence>"}`: never an HTML error page or a traceback.
+"""Every error leaves as JSON `{"error": "<one sentence>"}`, with its HTTP status chosen here and only here.
 
-Werkzeug's HTTP errors (404, 405, 413, ...) get short messages of our own; anything unexpected is logged and
-answered with a generic 500 so internals never reach the client.
+Views raise what went wrong (`InvalidRequest`, `UnsupportedContentType`, the contract's `PerformanceError`s);
+`STATUS` maps each kind to its status. Werkzeug's HTTP errors (404, 405, 413, ...) keep their codes with short
+messages of our own; anything unexpected is logged and answered with a generic 500 so internals never reach the
+client.
 """
 
 from __future__ import annotations
@@ -11,15 +13,41 @@ from urllib.parse import quote
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from robojam_format.performance import PerformanceError, TooManyRows
+from service.admission import QueueFull, RateLimited, Refused
 
-class ApiError(Exception):
-    """A client error with the HTTP status and the one-sentence message to send."""
 
-    def __init__(self, status: int, message: str, headers: dict | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers
+class InvalidRequest(ValueError):
+    """The request's body or fields cannot be used; the message says why in one sentence."""
+
+
+class UnsupportedContentType(ValueError):
+    """The body is in an encoding the endpoint does not read."""
+
+
+class TooCostly(ValueError):
+    """The request asks for more work than one request may (rows x seconds)."""
+
+
+class BodyTimeout(ValueError):
+    """The request body did not arrive within the read deadline (service/worker.py)."""
+
+
+STATUS: dict[type[Exception], int] = {
+    InvalidRequest: 400,
+    PerformanceError: 400,
+    BodyTimeout: 408,
+    TooManyRows: 413,
+    TooCostly: 413,
+    UnsupportedContentType: 415,
+    RateLimited: 429,
+    QueueFull: 503,
+}
+
+
+def status_of(exc: Exception) -> int:
+    """The status of the most specific kind in STATUS that `exc` is."""
+    return next(STATUS[kind] for kind in type(exc).__mro__ if kind in STATUS)
 
 
 def error_response(status: int, message: str, headers: dict | None = None):
@@ -30,7 +58,7 @@ def error_response(status: int, message: str, headers: dict | None = None):
 
 
 def _shown_path() -> str:
-    """The request path as it may appear in a message: percent-encoded (no markup, quotes or controls), short."""
+    """The request path as a message may show it: percent-encoded (no markup, quotes or controls), and short."""
     shown = quote(request.path, safe="/-._~")
     return shown if len(shown) <= 100 else shown[:100] + "..."
 
@@ -50,9 +78,12 @@ def _http_message(exc: HTTPException, max_body: int | None) -> str:
 
 
 def register(app: Flask) -> None:
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError):
-        return error_response(exc.status, exc.message, exc.headers)
+    def _client_error(exc: Exception):
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Refused) else None
+        return error_response(status_of(exc), str(exc), headers)
+
+    for kind in STATUS:
+        app.register_error_handler(kind, _client_error)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

@@ -1,7 +1,8 @@
 """Prometheus metrics: requests by status, latency, requests in flight, batch sizes and the admission queue.
 
-Under gunicorn every worker is its own process, so the config module sets PROMETHEUS_MULTIPROC_DIR before the
-app is imported; prometheus-client keeps values in per-process files and /metrics sums them over workers.
+Under gunicorn every worker is its own process, so the config module sets PROMETHEUS_MULTIPROC_DIR
+(service.settings.prepare_metrics_dir) before the app is imported; prometheus-client keeps values in per-process
+files and /metrics sums them over workers.
 Every label value comes from a fixed set, so no client can add series: endpoints are the matched URL rule (or
 "unmatched"), methods outside METHODS are "other". A worker whose metric files could not be reserved
 (service/metrics_space.py) runs with metrics off (`disable`) rather than risk SIGBUS on a full tmpfs.
@@ -41,6 +42,7 @@ IN_FLIGHT = Gauge(
     "HTTP requests being answered now.",
     multiprocess_mode="livesum",
 )
+
 BATCH_SIZE = Histogram(
     "robojam_batch_size",
     "Requests advanced together in one iteration of the batching loop.",
@@ -96,11 +98,11 @@ def _endpoint() -> str:
     return rule.rule if rule is not None else "unmatched"
 
 
-def render() -> Response:
-    """The exposition text, summed over all worker processes when running multiprocess."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+def render(multiprocess_dir: str | None) -> Response:
+    """The exposition text, summed over all worker processes when running multiprocess (settings: the dir)."""
+    if multiprocess_dir:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)
     else:
         registry = REGISTRY
     try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from service.schemas import PredictRequest
+from service.predict import PredictRequest
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 

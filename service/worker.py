@@ -80,7 +80,7 @@ def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
 class JsonErrorThreadWorker(gthread.ThreadWorker):
     def init_process(self):
         util.write_error = write_json_error
-        self.read_timeout = settings.from_env()["ROBOJAM_READ_TIMEOUT"]
+        self.read_timeout = settings.read_timeout()
         super().init_process()
 
     def handle(self, conn):
