@@ -17,7 +17,7 @@ import json
 import numpy as np
 from flask import Blueprint, Request, current_app, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
 
 from robojam_format import performance
 from service import metrics
@@ -120,10 +120,10 @@ def _read_body(req: Request) -> bytes:
     """
     try:
         data = req.get_data(cache=True)
+    except (TimeoutError, ClientDisconnected):  # stalled past the read deadline (service.worker) or cut short
+        raise BodyTimeout("the request body did not arrive in time.") from None
     except HTTPException:
         raise
-    except TimeoutError:  # service.worker.ReadTimeout: the body stalled past the read deadline
-        raise BodyTimeout("the request body did not arrive in time.") from None
     except Exception:
         raise InvalidRequest("the request body is malformed and could not be read.") from None
     limit = req.max_content_length
