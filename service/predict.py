@@ -16,7 +16,7 @@ import json
 
 import numpy as np
 from flask import Blueprint, Request, current_app, jsonify, request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
 
 from robojam_format import performance
@@ -55,6 +55,14 @@ class PredictRequest(BaseModel):
     seed: int | None = Field(
         None, ge=0, le=SEED_MAX, description="Random seed; the same seed and input give the same reply."
     )
+
+    @field_validator("seed", mode="before")
+    @classmethod
+    def _integral_number(cls, value):
+        """1.0 is an integer to JSON Schema (and to the OpenAPI document): take it as 1; 1.5 stays refused."""
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
 
 
 def describe(error: ValidationError) -> str:
