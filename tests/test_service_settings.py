@@ -48,3 +48,25 @@ def test_listen_is_parsed_once_for_gunicorn_and_the_healthcheck():
     default = settings.listen({"ROBOJAM_BIND": " "})
     assert default.addresses == ["127.0.0.1:5000"] and default.scheme == "http"
     default.check_tls()  # neither file: plain HTTP is fine
+
+
+def test_only_settings_reads_the_environment():
+    """No other service module touches os.environ or os.getenv: each variable has one reader and one parser."""
+    import ast
+
+    offenders = []
+    for path in sorted((REPO_ROOT / "service").rglob("*.py")):
+        if path.name == "settings.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute):
+                name = node.attr
+            elif isinstance(node, ast.Name):
+                name = node.id
+            elif isinstance(node, ast.alias):  # from os import environ
+                name = node.name
+            else:
+                continue
+            if name in ("environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"):
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert offenders == []
