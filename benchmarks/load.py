@@ -4,7 +4,7 @@ One gunicorn worker with the service's own config, pinned to one core with `task
 127.0.0.1; the clients run in this process, pinned to another core. For each weights file (the shipped 2x256 and
 random 2x512 weights written with the contract's artifact writer) and each setting (ROBOJAM_MAX_BATCH=1, i.e.
 off, and the default), closed-loop clients at 1, 4, 16 and 64 concurrent each send the typical request (100 touches,
-5 s, a fresh seed each time) for a fixed time. Reported: served req/s, p50 and p99 of served requests, the share
+5 s, a fresh seed each time) for a fixed time; a client told 503 waits Retry-After seconds. Reported: served req/s, p50 and p99 of served requests, the share
 answered 503, and the worker's RSS before and after. Raw results: benchmarks/load.json.
 
     python -m benchmarks.load [--seconds 8] [--out benchmarks/load.json]
@@ -161,8 +161,8 @@ def load(port: int, clients: int, seconds: float, perf: str) -> dict:
                     counts["shed"] += 1
                 else:
                     counts["failed"] += 1
-            if status == 503:
-                time.sleep(0.05)  # a polite client backs off a little (Retry-After is 1 s)
+            if status == 503:  # a well-behaved client waits as told (the app does not retry at all)
+                time.sleep(float(response.headers.get("Retry-After", "1")))
         conn.close()
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]

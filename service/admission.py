@@ -64,6 +64,11 @@ class Admission:
         """(admitted requests, their total cost) right now."""
         return self._requests, self._cost
 
+    def check_room(self, cost: int = 2) -> None:
+        """QueueFull now if not even a request of `cost` would fit: lets a full worker refuse before parsing."""
+        if self._requests and self._cost + cost > self.capacity:
+            raise QueueFull("the server is at capacity; retry in a moment.")
+
     def admit(self, cost: int) -> _Ticket:
         """A ticket to use as a context manager around the work, or QueueFull.
 

@@ -25,9 +25,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from service.engine import MAX_STEPS, MIN_DT, Engine, _check_number
+from service.engine import MAX_STEPS, MIN_DT, Engine, Sampler, _check_number
 
 F32 = np.float32
+SCALAR_SAMPLE_MAX = 8  # up to this many draws in an iteration, the engine's scalar Sampler is the faster
+PREFILL_CHUNK = 32  # conditioning rows a lone request runs at a time, layer by layer (see _prefill_alone)
 GEMM_MIN_ROWS = 4  # measured: OpenBLAS sgemm on 2-3 rows costs more than 2-3 sgemv calls (it packs W)
 
 
@@ -36,7 +38,7 @@ class _Job:
 
     __slots__ = (
         "scaled", "seconds", "inv_temperature", "choices", "noise", "generated", "pos", "steps", "total",
-        "done", "result", "error", "cancelled", "events", "temperature", "sigma_temperature", "rng",
+        "done", "result", "error", "cancelled", "events", "temperature", "sigma_temperature", "rng", "out", "sampler",
     )  # fmt: skip
 
     def __init__(self, events, seconds, temperature, sigma_temperature, rng):
@@ -61,6 +63,8 @@ class _Job:
         with np.errstate(over="ignore"):
             self.inv_temperature = 1.0 / float(self.temperature)  # inf for a subnormal temperature: argmax
         self.generated = np.empty((MAX_STEPS, d), dtype=F32)
+        self.out = np.empty(engine.output_size, dtype=F32)  # this request's MDN output, for its own Sampler
+        self.sampler = Sampler(self.out, engine.mixtures, d, self.temperature, engine.sigma_epsilon, engine.scale)
 
     def finish(self, result: np.ndarray | None = None, error: BaseException | None = None) -> None:
         self.result, self.error = result, error
@@ -233,6 +237,9 @@ class Batcher:
             return
         if self._observe_batch is not None:
             self._observe_batch(n)
+        if n == 1 and jobs[0].pos < len(jobs[0].scaled) and not self._pending:
+            self._prefill_alone(batch, jobs[0])
+            return
         d = engine.dimension
         z = batch.z[:n]
         for row, job in enumerate(jobs):
@@ -261,6 +268,36 @@ class Batcher:
         if sampling:
             self._sample(batch, sampling)
 
+    def _prefill_alone(self, batch: _Batch, job: _Job) -> None:
+        """Condition a lone request on up to PREFILL_CHUNK rows the engine's way, layer by layer.
+
+        Alone, a request gains nothing from stepping all layers at once, and layer by layer each layer's weights
+        stay in cache for the whole chunk (as in Engine._condition); a chunk at a time, so a request that arrives
+        meanwhile joins within a few milliseconds and conditions batched.
+        """
+        engine, u = self.engine, self.engine.units
+        start = job.pos
+        layer_in = job.scaled[start : start + PREFILL_CHUNK]
+        g = batch.g[0]
+        for layer in range(engine.layers):
+            proj = np.matmul(layer_in, engine._kernels[layer])  # every event's input projection at once
+            np.add(proj, engine._biases[layer], out=proj)
+            lo, hi = batch.h[layer]
+            h, recurrent = batch.z[0, lo:hi], engine._recurrent[layer]
+            seq = np.empty((len(layer_in), u), dtype=F32)
+            for t in range(len(layer_in)):
+                np.matmul(h, recurrent, out=g)
+                np.add(g, proj[t], out=g)
+                self._cell(batch, layer, 1)
+                seq[t] = h
+            layer_in = seq
+        job.pos = start + len(seq)
+        if job.pos == len(job.scaled):  # conditioned: the head's output and the first draw
+            lo, hi = batch.h[-1]
+            np.matmul(batch.z[:1, lo:hi], engine._head, out=batch.out[:1])
+            np.add(batch.out[:1], engine._head_bias, out=batch.out[:1])
+            self._sample(batch, [0])
+
     def _cell(self, batch: _Batch, layer: int, n: int) -> None:
         """Vectorised LSTM cell for rows 0..n-1 (same operations as the engine's `_Workspace.cell`)."""
         u = self.engine.units
@@ -278,11 +315,38 @@ class Batcher:
         np.multiply(o, tmp, out=h)
 
     def _sample(self, batch: _Batch, rows: list[int]) -> None:
-        """RoboJam's draw (Engine's Sampler) for the given rows at once; finished jobs leave the batch."""
-        engine, jobs, md = self.engine, batch.jobs, self._md
-        d = engine.dimension
+        """RoboJam's draw for the given rows; finished jobs leave the batch, the others feed their touch back."""
+        engine, jobs, d = self.engine, batch.jobs, self.engine.dimension
         picked = [jobs[row] for row in rows]
-        out = batch.out[rows]
+        if len(rows) <= SCALAR_SAMPLE_MAX:
+            touches = self._sample_each(batch, rows, picked)
+        else:
+            touches = self._sample_vectorised(batch.out[rows], picked)
+        scale, finished = F32(engine.scale), []
+        for row, job, touch in zip(rows, picked, touches, strict=True):
+            job.steps += 1
+            job.total += touch.item(d - 1)
+            if job.total >= job.seconds or job.steps >= MAX_STEPS:
+                finished.append(row)
+                job.finish(job.generated[: job.steps].copy())
+            else:
+                np.multiply(touch, scale, out=batch.z[row, :d])  # feed the touch back, in the scaled space
+        for row in sorted(finished, reverse=True):
+            batch.remove(row)
+
+    def _sample_each(self, batch: _Batch, rows: list[int], picked: list[_Job]) -> list[np.ndarray]:
+        """Few rows: the engine's own Sampler per row (plain floats beat a chain of small NumPy calls)."""
+        touches = []
+        for row, job in zip(rows, picked, strict=True):
+            job.out[:] = batch.out[row]
+            touch = job.generated[job.steps]
+            job.sampler.sample(job.choices[job.steps], job.noise[job.steps], out=touch)
+            touches.append(touch)
+        return touches
+
+    def _sample_vectorised(self, out: np.ndarray, picked: list[_Job]) -> np.ndarray:
+        """Many rows: the Sampler's arithmetic across the rows at once (k, output_size) -> (k, d) touches."""
+        engine, md, d = self.engine, self._md, self.engine.dimension
         logits = out[:, 2 * md :].astype(np.float64)
         diff = logits - logits.max(axis=1, keepdims=True)
         inv_temperature = np.array([job.inv_temperature for job in picked])
@@ -307,19 +371,9 @@ class Batcher:
         sample /= F32(engine.scale)
         np.fmax(sample, self._low, out=sample)
         np.fmin(sample, self._high, out=sample)
-
-        scale, finished = F32(engine.scale), []
-        for row, job, touch in zip(rows, picked, sample, strict=True):
+        for job, touch in zip(picked, sample, strict=True):
             job.generated[job.steps] = touch
-            job.steps += 1
-            job.total += touch.item(d - 1)
-            if job.total >= job.seconds or job.steps >= MAX_STEPS:
-                finished.append(row)
-                job.finish(job.generated[: job.steps].copy())
-            else:
-                np.multiply(touch, scale, out=batch.z[row, :d])  # feed the touch back, in the scaled space
-        for row in sorted(finished, reverse=True):
-            batch.remove(row)
+        return sample
 
 
 class _Arrival:

@@ -180,6 +180,7 @@ def predict():
         if runtime.limiter is not None:
             forwarded = request.headers.get("X-Forwarded-For")
             runtime.limiter.check(client_address(request.remote_addr, forwarded, config["ROBOJAM_TRUSTED_PROXIES"]))
+        runtime.admission.check_room()  # a full queue refuses before the body is even read
         with runtime.batcher.arriving():
             params, events = parse_request(request, config["ROBOJAM_MAX_ROWS"])
         _check_cost(len(events), params.seconds, config["ROBOJAM_MAX_ROW_SECONDS"])

@@ -145,9 +145,12 @@ def test_the_queue_is_bounded_in_cost_units_and_frees_on_release():
     with pytest.raises(QueueFull) as refused:
         admission.admit(1)
     assert refused.value.retry_after >= 1
+    with pytest.raises(QueueFull):
+        admission.check_room()  # full: refused before the body is read
     with first:
         pass
     assert admission.load == (1, 300)
+    admission.check_room()  # 200 free
     with admission.admit(200), second:
         assert admission.load == (2, 500)
     assert admission.load == (0, 0) and changes[-1] == (0, 0)
