@@ -3,9 +3,10 @@
 One gunicorn worker with the service's own config, pinned to one core with `taskset` (a 1 vCPU droplet), on
 127.0.0.1; the clients run in this process, pinned to another core. For each weights file (the shipped 2x256 and
 random 2x512 weights written with the contract's artifact writer) and each setting (ROBOJAM_MAX_BATCH=1, i.e.
-off, and the default), closed-loop clients at 1, 4, 16 and 64 concurrent each send the typical request (100 touches,
-5 s, a fresh seed each time) for a fixed time; a client told 503 waits Retry-After seconds. Reported: served req/s, p50 and p99 of served requests, the share
-answered 503, and the worker's RSS before and after. Raw results: benchmarks/load.json.
+off, and the default), closed-loop clients at 1, 4, 16 and 64 concurrent each send the typical request (100
+touches, 5 s, a fresh seed each time) for a fixed time; a client told 503 waits Retry-After seconds. Reported:
+served req/s, p50 and p99 of served requests, the share answered 503, and the worker's RSS before and after.
+Raw results: benchmarks/load.json.
 
     python -m benchmarks.load [--seconds 8] [--out benchmarks/load.json]
 """
