@@ -28,7 +28,7 @@ import numpy as np
 from service.engine import MAX_STEPS, MIN_DT, Engine, Sampler, _check_number
 
 F32 = np.float32
-SCALAR_SAMPLE_MAX = 8  # up to this many draws in an iteration, the engine's scalar Sampler is the faster
+SCALAR_SAMPLE_MAX = 6  # up to this many draws in an iteration, the engine's scalar Sampler is the faster
 PREFILL_CHUNK = 32  # conditioning rows a lone request runs at a time, layer by layer (see _prefill_alone)
 GEMM_MIN_ROWS = 4  # measured: OpenBLAS sgemm on 2-3 rows costs more than 2-3 sgemv calls (it packs W)
 
@@ -38,7 +38,8 @@ class _Job:
 
     __slots__ = (
         "scaled", "seconds", "inv_temperature", "choices", "noise", "generated", "pos", "steps", "total",
-        "done", "result", "error", "cancelled", "events", "temperature", "sigma_temperature", "rng", "out", "sampler",
+        "done", "result", "error", "cancelled", "events", "temperature", "sigma_temperature", "rng", "out",
+        "sampler", "rows",
     )  # fmt: skip
 
     def __init__(self, events, seconds, temperature, sigma_temperature, rng):
@@ -57,6 +58,7 @@ class _Job:
             self.scaled = (self.events * engine.scale).astype(F32)
         if not np.isfinite(self.scaled).all():
             raise ValueError("events are too large to scale in float32.")
+        self.rows = len(self.scaled)
         self.choices = self.rng.random(MAX_STEPS)
         self.noise = self.rng.standard_normal((MAX_STEPS, d), dtype=F32)
         self.noise *= F32(math.sqrt(self.sigma_temperature))
@@ -237,14 +239,14 @@ class Batcher:
             return
         if self._observe_batch is not None:
             self._observe_batch(n)
-        if n == 1 and jobs[0].pos < len(jobs[0].scaled) and not self._pending:
+        if n == 1 and jobs[0].pos < jobs[0].rows and not self._pending:
             self._prefill_alone(batch, jobs[0])
             return
         d = engine.dimension
         z = batch.z[:n]
-        for row, job in enumerate(jobs):
-            if job.pos < len(job.scaled):  # conditioning: feed the next input event
-                z[row, :d] = job.scaled[job.pos]
+        conditioning = [(row, job) for row, job in enumerate(jobs) if job.pos < job.rows]
+        for row, job in conditioning:  # feed each conditioning request its next input event
+            z[row, :d] = job.scaled[job.pos]
         for layer, (lo, hi) in enumerate(batch.inputs):
             g = batch.g[:n]
             if n < GEMM_MIN_ROWS:  # OpenBLAS's sgemm costs ~4 matrix-vector products below this: use those
@@ -259,12 +261,9 @@ class Batcher:
         np.matmul(z[:, lo:hi], engine._head, out=out)
         np.add(out, engine._head_bias, out=out)
 
-        sampling = []
-        for row, job in enumerate(jobs):
-            if job.pos < len(job.scaled):
-                job.pos += 1
-            if job.pos == len(job.scaled):
-                sampling.append(row)
+        for _, job in conditioning:
+            job.pos += 1
+        sampling = [row for row, job in enumerate(jobs) if job.pos == job.rows]
         if sampling:
             self._sample(batch, sampling)
 
@@ -292,7 +291,7 @@ class Batcher:
                 seq[t] = h
             layer_in = seq
         job.pos = start + len(seq)
-        if job.pos == len(job.scaled):  # conditioned: the head's output and the first draw
+        if job.pos == job.rows:  # conditioned: the head's output and the first draw
             lo, hi = batch.h[-1]
             np.matmul(batch.z[:1, lo:hi], engine._head, out=batch.out[:1])
             np.add(batch.out[:1], engine._head_bias, out=batch.out[:1])
@@ -358,8 +357,8 @@ class Batcher:
         threshold = u * cumulative[:, -1]
         chosen = np.minimum((cumulative < threshold[:, None]).sum(axis=1), engine.mixtures - 1)
         index = chosen[:, None] * d + self._columns
-        mus = np.take_along_axis(out[:, :md], index, axis=1)
-        raw = np.take_along_axis(out[:, md : 2 * md], index, axis=1)
+        rows = np.arange(len(picked))[:, None]
+        mus, raw = out[rows, index], out[rows, index + md]
         neg = np.minimum(raw, 0.0)
         np.expm1(neg, out=neg)
         sample = np.maximum(raw, 0.0)

@@ -91,6 +91,7 @@ def test_batched_mdn_outputs_match_the_engine_within_the_keras_tolerance(engine)
                 job = _Job(np.vstack([sequences[i], np.zeros((MAX_STEPS, 3), np.float32)]), 5.0, 1.5, 0.01, rng)
                 job.prepare(engine)
                 job.scaled = np.vstack([sequences[i], np.zeros((MAX_STEPS, 3), np.float32)])  # never samples
+                job.rows = len(job.scaled)
                 batch.add(job)
                 jobs[i] = job
         batcher._iterate(batch)
