@@ -25,10 +25,9 @@ CHANGES = {
     "gke": [
         "`replicas: 1`: podman runs one pod, and host networking gives every replica the same port",
         "`hostNetwork: true`",
-        "the container port (and so the probes' named port) is the free loopback port",
-        "probes become podman healthchecks that run `curl` inside the container, which the slim image lacks: "
-        "they are removed from the manifest and staging requests each probe's path itself",
-        "`resources` are dropped: the sandbox's cgroups cannot be delegated to podman",
+        "`ports` are dropped: podman refuses port mappings with host networking",
+        "probes are removed: podman turns them into healthchecks that run `curl` inside the container (the slim "
+        "image has none) on systemd timers (there is no systemd here); staging requests each probe's path itself",
     ],
     "caddy": [
         "TLS from Caddy's internal CA (`tls internal`) instead of ACME; its root is not installed anywhere",
@@ -80,15 +79,12 @@ def kube_deployment(deployment: dict, image: str, port: int) -> dict:
     pod["hostNetwork"] = True
     for container in pod["containers"]:
         container["image"] = image
-        for item in container.get("ports", []):
-            if item.get("containerPort") == CONTAINER_PORT:
-                item["containerPort"] = port
+        container.pop("ports", None)
         for env in container.get("env", []):
             if env.get("name") == "ROBOJAM_BIND":
                 env["value"] = f"127.0.0.1:{port}"
         for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
             container.pop(probe, None)
-        container.pop("resources", None)
     return manifest
 
 

@@ -3,7 +3,8 @@
 Podman and buildah read their configuration from the files named by CONTAINERS_CONF, CONTAINERS_STORAGE_CONF and
 CONTAINERS_REGISTRIES_CONF; we write all three under the build folder, so the host's /etc/containers and
 /var/lib/containers are never touched. What each setting is for:
-- vfs storage and chroot build isolation: work inside an unprivileged sandbox (no overlay mounts, no user namespaces);
+- overlay storage (ROBOJAM_STAGING_STORAGE=vfs where the kernel's overlayfs is not available: slower, same result)
+  and chroot build isolation (RUN steps need no user namespaces);
 - the cgroupfs cgroup manager: no systemd to ask for a scope;
 - host networking: no bridge or slirp needed; every check talks to 127.0.0.1;
 - open files and processes limits: the host's own (podman's defaults are above what a sandbox may grant);
@@ -18,8 +19,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+STORAGE_DRIVER = os.environ.get("ROBOJAM_STAGING_STORAGE", "overlay")
 MAX_PROCESSES = 32768
-TOOLS = ("podman", "buildah", "debootstrap", "runc", "caddy")
+TOOLS = ("podman", "buildah", "debootstrap", "runc", "catatonit", "caddy", "curl")
 
 
 class StagingError(RuntimeError):
@@ -48,7 +50,9 @@ class Engine:
         for sub in ("storage", "run", "tmp", "volumes"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         (self.root / "storage.conf").write_text(
-            f'[storage]\ndriver = "vfs"\ngraphroot = "{self.root / "storage"}"\nrunroot = "{self.root / "run"}"\n'
+            f'[storage]\ndriver = "{STORAGE_DRIVER}"\n'
+            f'graphroot = "{self.root / "storage"}"\n'
+            f'runroot = "{self.root / "run"}"\n'
         )
         (self.root / "containers.conf").write_text(
             "[containers]\n"
