@@ -99,8 +99,8 @@ def probe_paths(deployment: dict) -> dict[str, str]:
     return paths
 
 
-def caddy_json(config: dict, *, http_port: int, https_port: int, upstream_port: int, storage: str) -> dict:
-    """The adapted Caddyfile's JSON, changed only as CHANGES["caddy"] says."""
+def caddy_json(config: dict, *, http_port: int, https_port: int, upstream, storage: str) -> dict:
+    """The Caddyfile's JSON (`caddy adapt`), changed only as CHANGES["caddy"] says; `upstream(dial)` -> new dial."""
     config = copy.deepcopy(config)
     config["admin"] = {"disabled": True}
     config["storage"] = {"module": "file_system", "root": storage}
@@ -111,20 +111,31 @@ def caddy_json(config: dict, *, http_port: int, https_port: int, upstream_port: 
     for server in http.get("servers", {}).values():
         listen = [address.rsplit(":", 1)[-1] for address in server["listen"]]
         server["listen"] = [f"127.0.0.1:{ports.get(port, port)}" for port in listen]
-    _redirect_upstreams(http, upstream_port)
+    for node in _nodes(http):
+        if isinstance(node.get("dial"), str):
+            node["dial"] = upstream(node["dial"])
     apps["tls"] = {"automation": {"policies": [{"issuers": [{"module": "internal"}]}]}}
     apps["pki"] = {"certificate_authorities": {"local": {"install_trust": False}}}
     return config
 
 
-def _redirect_upstreams(node, port: int) -> None:
-    """Point every reverse_proxy upstream on the container port at the container's loopback port."""
+def blocked_paths(config: dict) -> list[str]:
+    """Paths the Caddy config answers itself with an error status (what the infra says is not public)."""
+    paths = []
+    for node in _nodes(config):
+        handlers = node.get("handle") or []
+        if any(h.get("handler") == "static_response" and int(h.get("status_code", 200)) >= 400 for h in handlers):
+            for matcher in node.get("match") or []:
+                paths += [p.rstrip("*").rstrip("/") or "/" for p in matcher.get("path", [])]
+    return sorted(set(paths))
+
+
+def _nodes(node):
+    """Every dict in a JSON tree."""
     if isinstance(node, dict):
-        dial = node.get("dial")
-        if isinstance(dial, str) and dial.rsplit(":", 1)[-1] == str(CONTAINER_PORT):
-            node["dial"] = f"127.0.0.1:{port}"
+        yield node
         for value in node.values():
-            _redirect_upstreams(value, port)
+            yield from _nodes(value)
     elif isinstance(node, list):
         for value in node:
-            _redirect_upstreams(value, port)
+            yield from _nodes(value)

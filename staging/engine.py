@@ -8,6 +8,7 @@ CONTAINERS_REGISTRIES_CONF; we write all three under the build folder, so the ho
 - the cgroupfs cgroup manager: no systemd to ask for a scope;
 - host networking: no bridge or slirp needed; every check talks to 127.0.0.1;
 - open files and processes limits: the host's own (podman's defaults are above what a sandbox may grant);
+- network configs (kube play writes one) under the build folder, not /etc/cni;
 - no unqualified-search registries: nothing is ever pulled (there is no registry to pull from).
 """
 
@@ -47,7 +48,7 @@ class Engine:
         files = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         processes = min(resource.getrlimit(resource.RLIMIT_NPROC)[1], MAX_PROCESSES)
         ulimits = f'"nofile={files}:{files}", "nproc={processes}:{processes}"'
-        for sub in ("storage", "run", "tmp", "volumes"):
+        for sub in ("storage", "run", "tmp", "volumes", "networks"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         (self.root / "storage.conf").write_text(
             f'[storage]\ndriver = "{STORAGE_DRIVER}"\n'
@@ -67,6 +68,8 @@ class Engine:
             f'tmp_dir = "{self.root / "tmp"}"\n'
             f'volume_path = "{self.root / "volumes"}"\n'
             f'static_dir = "{self.root / "storage" / "libpod"}"\n'
+            "[network]\n"
+            f'network_config_dir = "{self.root / "networks"}"\n'
         )
         (self.root / "registries.conf").write_text("unqualified-search-registries = []\n")
 
