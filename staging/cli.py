@@ -88,12 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     build_dir.mkdir(parents=True, exist_ok=True)
     ctx = Context(build_dir=build_dir, engine=Engine.under(build_dir))
     results = run_steps(ctx, chosen)
-
-    print("\n" + table(results))
     if args.json:
         args.json.write_text(json.dumps([r.as_dict() for r in results], indent=2) + "\n")
-    failed = [r for r in results if r.result != "ok"]
-    for r in failed:
+    return finish(results)
+
+
+def finish(results: list[StepResult], out=sys.stdout, err=sys.stderr) -> int:
+    """Print the summary table and each failed step's log tail; 0 only if every step passed."""
+    print("\n" + table(results), file=out)
+    for r in results:
         if r.result == "failed":
-            print(f"\n--- {r.name} failed: last lines of {r.log} ---\n{log_tail(r.log)}", file=sys.stderr)
-    return 1 if failed else 0
+            print(f"\n--- {r.name} failed: last lines of {r.log} ---\n{log_tail(r.log)}", file=err)
+    return 0 if results and all(r.result == "ok" for r in results) else 1
