@@ -50,7 +50,7 @@ test: venv tools
 
 bench: venv
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 \
-		$(PY) -m service.bench
+		$(PY) -m benchmarks.inference
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -1,125 +1,419 @@
 """One typed, validated view of the stack's config; a wrong value stops the program before any resource.
 
-Every key the program reads is declared once in KEYS (targets, default, meaning): the parser, the
-"does not apply to this target" rule and the README's config table all come from that one list.
+Every key the program reads is declared once, in KEYS: its targets, default, meaning and parser. Parsers are
+built from a few combinators (pattern, integer, number, boolean, choice, string list, CIDR list); a parsed
+key lands in the settings field named after it (`robojam:maxRunHours` -> `max_run_hours`). Only rules that
+relate two keys are written by hand, in `_cross_checks`. The README's config table is checked against KEYS.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import ipaddress
 import json
 import pathlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 
+from infra.gpus import GPU_TYPES, gpu_problem
 from robojam_format.layout import REPO_ROOT
 
 TARGETS = ("droplet", "gke", "gpu-vm")
 GCP_TARGETS = ("gke", "gpu-vm")
 SERVING_TARGETS = ("droplet", "gke")
-
-# GPU type -> the machine-type family it attaches to (GCP attaches T4/P4/V100/P100 to N1 only).
-GPU_MACHINE_FAMILIES = {
-    "nvidia-tesla-t4": "n1",
-    "nvidia-tesla-p4": "n1",
-    "nvidia-tesla-v100": "n1",
-    "nvidia-tesla-p100": "n1",
-    "nvidia-l4": "g2",
-    "nvidia-tesla-a100": "a2",
-}
 GPU_COUNTS = (1, 2, 4, 8)
 TERMINATION_ACTIONS = ("STOP", "DELETE")
 MAX_RUN_HOURS_LIMIT = 168  # a week: the hard stop exists so a forgotten VM stops costing money
+
+# Public: the costs engine prices by region with the same rules.
+ZONE_PATTERN = re.compile(r"^([a-z]+-[a-z]+[0-9]+)-[a-z]$")
+REGION_PATTERN = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
+
+
+def region_of(zone: str) -> str:
+    """The GCP region holding a zone: us-central1-a -> us-central1 (ConfigError if it is not a zone)."""
+    match = ZONE_PATTERN.match(zone)
+    if not match:
+        raise ConfigError(f"gcp:zone must be a GCP zone such as us-central1-a, got {zone!r}.")
+    return match.group(1)
 
 
 class ConfigError(ValueError):
     """A stack config value is wrong; the message is one sentence that names the key."""
 
 
+Parser = Callable[[str, str], Any]  # (key, raw string) -> value, or ConfigError naming the key
+
+
+# --- combinators -------------------------------------------------------------------------------------------
+
+
+def text(key: str, raw: str) -> str:
+    return raw.strip()
+
+
+def pattern(regex: str, what: str, normalize: Callable[[str], str] = str.strip) -> Parser:
+    compiled = re.compile(regex)
+
+    def parse(key: str, raw: str) -> str:
+        value = normalize(raw)
+        if not compiled.match(value):
+            raise ConfigError(f"{key} must be {what}, got {value!r}.")
+        return value
+
+    return parse
+
+
+def optional(parser: Parser) -> Parser:
+    """Empty stays empty (the key's "not set"); anything else goes through `parser`."""
+    return lambda key, raw: parser(key, raw) if raw.strip() else ""
+
+
+def integer(low: int | None = None, high: int | None = None) -> Parser:
+    def parse(key: str, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{key} must be a whole number, got {raw!r}.") from None
+        if low is not None and value < low:
+            raise ConfigError(f"{key} must be at least {low}, got {value}.")
+        if high is not None and value > high:
+            raise ConfigError(f"{key} must be at most {high}, got {value}.")
+        return value
+
+    return parse
+
+
+def number(what: str, above: float, at_most: float) -> Parser:
+    def parse(key: str, raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{key} must be {what}, got {raw!r}.") from None
+        if not above < value <= at_most:
+            raise ConfigError(f"{key} must be above {above:g} and at most {at_most:g}, got {value:g}.")
+        return value
+
+    return parse
+
+
+def boolean(key: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in ("true", "false"):
+        raise ConfigError(f"{key} must be true or false, got {raw!r}.")
+    return value == "true"
+
+
+def optional_boolean(key: str, raw: str) -> bool | None:
+    """Empty = decided by another key (see `_cross_checks`)."""
+    return None if not raw.strip() else boolean(key, raw)
+
+
+def _one_of(options) -> str:
+    options = [str(o) for o in options]
+    return f"{options[0]} or {options[1]}" if len(options) == 2 else "one of " + ", ".join(options)
+
+
+def choice(options: tuple, convert: Callable[[str], Any] = str.strip) -> Parser:
+    def parse(key: str, raw: str):
+        value = convert(raw)
+        if value not in options:
+            raise ConfigError(f"{key} must be {_one_of(options)}, got {value!r}.")
+        return value
+
+    return parse
+
+
+def int_choice(options: tuple[int, ...]) -> Parser:
+    whole = integer()
+
+    def parse(key: str, raw: str) -> int:
+        value = whole(key, raw)
+        if value not in options:
+            raise ConfigError(f"{key} must be {_one_of(options)}, got {value}.")
+        return value
+
+    return parse
+
+
+def string_list(item: Parser | None = None, nonempty: str = "") -> Parser:
+    """A YAML/JSON list of strings; `item` checks each entry; `nonempty` is the message when it is empty."""
+
+    def parse(key: str, raw: str) -> tuple:
+        try:
+            value = json.loads(raw) if raw.strip() else []
+        except json.JSONDecodeError:
+            value = None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key} must be a list (pulumi config set --path '{key}[0]' VALUE), got {raw!r}.")
+        if nonempty and not value:
+            raise ConfigError(f"{key} {nonempty}.")
+        return tuple(item(key, v) if item else v.strip() for v in value)
+
+    return parse
+
+
+def entry(regex: str, what: str) -> Parser:
+    """One list entry matching `regex` ("KEY entry 'x' is WHAT.")."""
+    compiled = re.compile(regex)
+
+    def parse(key: str, raw: str) -> str:
+        value = raw.strip()
+        if not compiled.match(value):
+            raise ConfigError(f"{key} entry {value!r} is {what}.")
+        return value
+
+    return parse
+
+
+def cidr_list(opens: str) -> Parser:
+    """CIDRs, never the whole internet (that would open `opens` to everyone)."""
+
+    def cidr(key: str, raw: str) -> str:
+        item = raw.strip()
+        try:
+            network = ipaddress.ip_network(item, strict=True)
+        except ValueError:
+            raise ConfigError(f"{key} entry {item!r} is not a valid CIDR such as 203.0.113.7/32.") from None
+        if network.prefixlen == 0:
+            raise ConfigError(f"{key} must not open {opens} to the whole internet ({item}); list your own CIDRs.")
+        return str(network)
+
+    return string_list(cidr)
+
+
+def existing_file(key: str, raw: str) -> pathlib.Path:
+    path = pathlib.Path(raw.strip())
+    path = path if path.is_absolute() else REPO_ROOT / path
+    if not path.is_file():
+        raise ConfigError(f"{key} {path} is not a file.")
+    return path.resolve()
+
+
+# --- the keys ----------------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Key:
-    """One config key: which targets read it, its default (None = required) and what it means."""
+    """One config key: which targets read it, its default (None = required), meaning and parser.
+
+    `parse=None` marks a key the provider reads itself (documented and target-checked, not parsed here).
+    """
 
     name: str
     targets: tuple[str, ...]
     default: Any
     meaning: str
+    parse: Parser | None = text
 
+    @property
+    def field(self) -> str:
+        """The settings field it fills: `robojam:maxRunHours` -> `max_run_hours`."""
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", self.name.split(":", 1)[1]).lower()
+
+
+GCE_MACHINE = r"^[a-z][a-z0-9]*-[a-z0-9-]+$"
+CPU = pattern(r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$", "a CPU quantity such as 250m or 1")
+MEMORY = pattern(r"^[0-9]+(Ki|Mi|Gi|Ti|K|M|G|T)?$", "a memory quantity such as 256Mi")
 
 KEYS: tuple[Key, ...] = (
-    Key("robojam:target", TARGETS, None, "which target this stack builds: droplet, gke or gpu-vm"),
+    Key("robojam:target", TARGETS, None, "which target this stack builds: droplet, gke or gpu-vm", choice(TARGETS)),
     Key(
         "robojam:image",
         SERVING_TARGETS,
         "",
         "prebuilt image to run; empty = build the Dockerfile and push it",
+        optional(
+            pattern(
+                r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+                r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$",
+                "an image reference like registry/name:tag",
+            )
+        ),
     ),
-    Key("robojam:sshCidrs", ("droplet", "gpu-vm"), [], "CIDRs allowed to SSH in; empty = no SSH rule at all"),
-    Key("gcp:project", GCP_TARGETS, None, "GCP project id"),
-    Key("gcp:zone", GCP_TARGETS, "us-central1-a", "GCP zone of the VM / zonal cluster"),
+    Key(
+        "robojam:sshCidrs",
+        ("droplet", "gpu-vm"),
+        [],
+        "CIDRs allowed to SSH in; empty = no SSH rule at all",
+        cidr_list("SSH"),
+    ),
+    Key(
+        "gcp:project",
+        GCP_TARGETS,
+        None,
+        "GCP project id",
+        pattern(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", "a GCP project id (6-30 lowercase letters, digits or hyphens)"),
+    ),
+    Key(
+        "gcp:zone",
+        GCP_TARGETS,
+        "us-central1-a",
+        "GCP zone of the VM / zonal cluster",
+        pattern(ZONE_PATTERN.pattern, "a GCP zone such as us-central1-a"),
+    ),
     Key(
         "gcp:region",
         GCP_TARGETS,
         "",
         "GCP region (bucket, Artifact Registry); must hold the zone",
+        optional(pattern(REGION_PATTERN.pattern, "a GCP region such as us-central1")),
     ),
-    Key("robojam:machineType", ("gpu-vm",), "n1-standard-4", "VM machine type"),
-    Key("robojam:gpuType", ("gpu-vm",), "nvidia-tesla-t4", "GPU type: " + ", ".join(GPU_MACHINE_FAMILIES)),
-    Key("robojam:gpuCount", ("gpu-vm",), 1, "GPUs attached: 1, 2, 4 or 8"),
+    Key(
+        "robojam:machineType",
+        ("gpu-vm",),
+        "n1-standard-4",
+        "VM machine type",
+        pattern(GCE_MACHINE, "a Compute Engine machine type such as n1-standard-4"),
+    ),
+    Key("robojam:gpuType", ("gpu-vm",), "nvidia-tesla-t4", "GPU type: " + ", ".join(GPU_TYPES), choice(GPU_TYPES)),
+    Key("robojam:gpuCount", ("gpu-vm",), 1, "GPUs attached: 1, 2, 4 or 8, as the GPU allows", int_choice(GPU_COUNTS)),
     Key(
         "robojam:imageFamily",
         ("gpu-vm",),
         "common-cu128-ubuntu-2204-nvidia-570",
         "Deep Learning VM image family (project deeplearning-platform-release)",
+        pattern(r"^[a-z][a-z0-9-]{0,61}[a-z0-9]$", "an image family name"),
     ),
     Key(
         "robojam:bootDiskGb",
         ("gpu-vm",),
         100,
         "boot disk size in GB (at least 50 for Deep Learning VM images)",
+        integer(low=50, high=2000),
     ),
-    Key("robojam:spot", ("gpu-vm",), False, "use Spot provisioning (cheaper, can be preempted)"),
-    Key("robojam:maxRunHours", ("gpu-vm",), 6, f"hard run limit in hours (at most {MAX_RUN_HOURS_LIMIT})"),
-    Key("robojam:terminationAction", ("gpu-vm",), "STOP", "what the run limit does: STOP or DELETE"),
+    Key("robojam:spot", ("gpu-vm",), False, "use Spot provisioning (cheaper, can be preempted)", boolean),
+    Key(
+        "robojam:maxRunHours",
+        ("gpu-vm",),
+        6,
+        f"hard run limit in hours (at most {MAX_RUN_HOURS_LIMIT})",
+        number("a number of hours", above=0, at_most=MAX_RUN_HOURS_LIMIT),
+    ),
+    Key(
+        "robojam:terminationAction",
+        ("gpu-vm",),
+        "STOP",
+        "what the run limit does: STOP or DELETE",
+        choice(TERMINATION_ACTIONS, convert=lambda raw: raw.strip().upper()),
+    ),
     Key(
         "robojam:corpusPath",
         ("gpu-vm",),
         None,
         "local corpus file uploaded to the bucket (relative to the repo)",
+        existing_file,
     ),
-    Key("robojam:runName", ("gpu-vm",), "gpu", "run folder name: runs/NAME and model/weights/NAME.npz"),
-    Key("robojam:epochs", ("gpu-vm",), 100, "training epochs (early stopping may end sooner)"),
-    Key("digitalocean:token", ("droplet",), None, "DigitalOcean API token, set with --secret, never in a file"),
-    Key("robojam:region", ("droplet",), "nyc3", "DigitalOcean region slug"),
-    Key("robojam:size", ("droplet",), "s-1vcpu-1gb", "droplet size slug"),
+    Key(
+        "robojam:runName",
+        ("gpu-vm",),
+        "gpu",
+        "run folder name: runs/NAME and model/weights/NAME.npz",
+        pattern(r"^[a-z0-9][a-z0-9_-]{0,62}$", "lowercase letters, digits, '-' or '_'"),
+    ),
+    Key("robojam:epochs", ("gpu-vm",), 100, "training epochs (early stopping may end sooner)", integer(low=1)),
+    Key(
+        "digitalocean:token",
+        ("droplet",),
+        None,
+        "DigitalOcean API token, set with --secret, never in a file",
+        None,
+    ),
+    Key(
+        "robojam:region",
+        ("droplet",),
+        "nyc3",
+        "DigitalOcean region slug",
+        pattern(r"^[a-z]{3}[0-9]$", "a DigitalOcean region slug like nyc3"),
+    ),
+    Key(
+        "robojam:size",
+        ("droplet",),
+        "s-1vcpu-1gb",
+        "droplet size slug",
+        pattern(r"^[a-z0-9]+(-[a-z0-9]+)+$", "a droplet size slug like s-1vcpu-1gb"),
+    ),
     Key(
         "robojam:sshKeys",
         ("droplet",),
-        None,
+        [],  # required all the same: the parser refuses an empty list with its own sentence
         "fingerprints or ids of SSH keys already in the DigitalOcean account",
+        string_list(
+            entry(r"^([0-9a-f]{2}:){15}[0-9a-f]{2}$|^[0-9]+$", "neither an MD5 fingerprint (aa:bb:...) nor a key id"),
+            nonempty="must list at least one DigitalOcean SSH key (password login stays off)",
+        ),
     ),
-    Key("robojam:reservedIp", ("droplet",), False, "attach a reserved (static) IP"),
-    Key("robojam:domain", ("droplet",), "", "domain pointing at the droplet; set = Caddy with automatic HTTPS"),
-    Key("robojam:acmeEmail", ("droplet",), "", "contact e-mail for the certificate authority (needs domain)"),
-    Key("robojam:registryName", ("droplet",), "robojam", "DigitalOcean Container Registry name"),
-    Key("robojam:createRegistry", ("droplet",), True, "create the registry (false = it already exists)"),
-    Key("robojam:nodeMachineType", ("gke",), "e2-medium", "node pool machine type"),
-    Key("robojam:minNodes", ("gke",), 1, "node pool autoscaling minimum"),
-    Key("robojam:maxNodes", ("gke",), 3, "node pool autoscaling maximum"),
-    Key("robojam:replicas", ("gke",), 2, "Deployment replicas (HPA minimum)"),
-    Key("robojam:maxReplicas", ("gke",), 6, "HPA maximum replicas"),
-    Key("robojam:cpuTargetPercent", ("gke",), 70, "HPA target average CPU utilisation, 1-100"),
-    Key("robojam:cpuRequest", ("gke",), "250m", "container CPU request"),
-    Key("robojam:cpuLimit", ("gke",), "1", "container CPU limit"),
-    Key("robojam:memoryRequest", ("gke",), "256Mi", "container memory request"),
-    Key("robojam:memoryLimit", ("gke",), "512Mi", "container memory limit"),
+    Key(
+        "robojam:reservedIp",
+        ("droplet",),
+        False,
+        "attach a reserved (static) IP",
+        boolean,
+    ),
+    Key(
+        "robojam:domain",
+        ("droplet",),
+        "",
+        "domain pointing at the droplet; set = Caddy with automatic HTTPS",
+        optional(
+            pattern(
+                r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+                "a domain name such as jam.example.org",
+                normalize=lambda raw: raw.strip().lower().rstrip("."),
+            )
+        ),
+    ),
+    Key(
+        "robojam:acmeEmail",
+        ("droplet",),
+        "",
+        "contact e-mail for the certificate authority (needs domain)",
+        optional(pattern(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", "an e-mail address")),
+    ),
+    Key(
+        "robojam:registryName",
+        ("droplet",),
+        "robojam",
+        "DigitalOcean Container Registry name",
+        optional(
+            pattern(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "lowercase letters, digits and hyphens (at most 63)")
+        ),
+    ),
+    Key("robojam:createRegistry", ("droplet",), True, "create the registry (false = it already exists)", boolean),
+    Key(
+        "robojam:nodeMachineType",
+        ("gke",),
+        "e2-medium",
+        "node pool machine type",
+        pattern(GCE_MACHINE, "a Compute Engine machine type such as e2-medium"),
+    ),
+    Key("robojam:minNodes", ("gke",), 1, "node pool autoscaling minimum", integer(low=0)),
+    Key("robojam:maxNodes", ("gke",), 3, "node pool autoscaling maximum", integer(low=1)),
+    Key(
+        "robojam:replicas", ("gke",), 2, "HPA minimum replicas (the Deployment leaves replicas to the HPA)", integer(1)
+    ),
+    Key("robojam:maxReplicas", ("gke",), 6, "HPA maximum replicas", integer(low=1)),
+    Key(
+        "robojam:cpuTargetPercent",
+        ("gke",),
+        70,
+        "HPA target average CPU utilisation, 1-100",
+        integer(low=1, high=100),
+    ),
+    Key("robojam:cpuRequest", ("gke",), "250m", "container CPU request", CPU),
+    Key("robojam:cpuLimit", ("gke",), "1", "container CPU limit", CPU),
+    Key("robojam:memoryRequest", ("gke",), "256Mi", "container memory request", MEMORY),
+    Key("robojam:memoryLimit", ("gke",), "512Mi", "container memory limit", MEMORY),
 )
 KEYS_BY_NAME = {k.name: k for k in KEYS}
+
+
+# --- the settings each target reads (field names are the keys' fields) --------------------------------------
 
 
 @dataclass(frozen=True)
@@ -183,92 +477,8 @@ class StackConfig:
     gke: GkeSettings | None = None
 
 
-# --- value parsers: each raises ConfigError naming the key -------------------------------------------------
-
+SECTIONS = {"gpu-vm": ("gpu_vm", GpuVmSettings), "droplet": ("droplet", DropletSettings), "gke": ("gke", GkeSettings)}
 _STACK = re.compile(r"^[a-z]([a-z0-9-]{0,14}[a-z0-9])?$")  # fits GCP account ids, bucket and droplet names
-_ZONE = re.compile(r"^([a-z]+-[a-z]+[0-9]+)-[a-z]$")
-_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
-_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-_GCE_MACHINE = re.compile(r"^[a-z][a-z0-9]*-[a-z0-9-]+$")
-_IMAGE_FAMILY = re.compile(r"^[a-z][a-z0-9-]{0,61}[a-z0-9]$")
-_DO_REGION = re.compile(r"^[a-z]{3}[0-9]$")
-_DO_SIZE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)+$")
-_SSH_KEY = re.compile(r"^([0-9a-f]{2}:){15}[0-9a-f]{2}$|^[0-9]+$")
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_DOCR_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_RUN_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_IMAGE_REF = re.compile(
-    r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
-    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$"
-)
-_CPU = re.compile(r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$")
-_MEMORY = re.compile(r"^[0-9]+(Ki|Mi|Gi|Ti|K|M|G|T)?$")
-
-
-def _text(key: str, raw: str) -> str:
-    value = raw.strip()
-    if not value and KEYS_BY_NAME[key].default is None:
-        raise ConfigError(f"{key} must be set.")
-    return value
-
-
-def _matching(key: str, raw: str, pattern: re.Pattern, what: str) -> str:
-    value = _text(key, raw)
-    if not pattern.match(value):
-        raise ConfigError(f"{key} must be {what}, got {value!r}.")
-    return value
-
-
-def _int(key: str, raw: str, low: int | None = None, high: int | None = None) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{key} must be a whole number, got {raw!r}.") from None
-    if low is not None and value < low:
-        raise ConfigError(f"{key} must be at least {low}, got {value}.")
-    if high is not None and value > high:
-        raise ConfigError(f"{key} must be at most {high}, got {value}.")
-    return value
-
-
-def _bool(key: str, raw: str) -> bool:
-    value = raw.strip().lower()
-    if value not in ("true", "false"):
-        raise ConfigError(f"{key} must be true or false, got {raw!r}.")
-    return value == "true"
-
-
-def _str_list(key: str, raw: str) -> tuple[str, ...]:
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = None
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{key} must be a list (pulumi config set --path '{key}[0]' VALUE), got {raw!r}.")
-    return tuple(v.strip() for v in value)
-
-
-def _cidrs(key: str, raw: str) -> tuple[str, ...]:
-    cidrs = []
-    for item in _str_list(key, raw):
-        try:
-            network = ipaddress.ip_network(item, strict=True)
-        except ValueError:
-            raise ConfigError(f"{key} entry {item!r} is not a valid CIDR such as 203.0.113.7/32.") from None
-        if network.prefixlen == 0:
-            raise ConfigError(f"{key} must not open SSH to the whole internet ({item}); list your own CIDRs.")
-        cidrs.append(str(network))
-    return tuple(cidrs)
-
-
-def _default_string(key: str) -> str:
-    default = KEYS_BY_NAME[key].default
-    if isinstance(default, bool):
-        return "true" if default else "false"
-    if isinstance(default, list | tuple):
-        return json.dumps(list(default))
-    return "" if default is None else str(default)
 
 
 # --- loading -----------------------------------------------------------------------------------------------
@@ -290,205 +500,102 @@ def load() -> StackConfig:
     return parse(values, stack=pulumi.get_stack(), secret_keys=secret_keys)
 
 
+def default_string(key: Key) -> str:
+    """A key's default as Pulumi would hand it over (config values are strings)."""
+    if isinstance(key.default, bool):
+        return "true" if key.default else "false"
+    if isinstance(key.default, list | tuple):
+        return json.dumps(list(key.default))
+    return "" if key.default is None else str(key.default)
+
+
 def parse(values: Mapping[str, str], stack: str = "", secret_keys: set[str] | frozenset = frozenset()) -> StackConfig:
     """Turn raw config strings into a StackConfig, checking every rule before anything is created."""
     if stack and not _STACK.match(stack):
         raise ConfigError(
             f"stack name {stack!r} names cloud resources, so it must be 1-16 lowercase letters, digits or hyphens."
         )
-    target = values.get("robojam:target", "").strip()
-    if target not in TARGETS:
-        raise ConfigError(f"robojam:target must be one of {', '.join(TARGETS)}, got {target!r}.")
-    _check_keys(values, target)
-    if "digitalocean:token" in values and "digitalocean:token" not in secret_keys:
-        raise ConfigError("digitalocean:token must be set with `pulumi config set --secret`, never in plain text.")
-
-    def get(key: str) -> str:
-        return values[key] if key in values else _default_string(key)
-
-    image = get("robojam:image").strip()
-    if image and not _IMAGE_REF.match(image):
-        raise ConfigError(f"robojam:image must be an image reference like registry/name:tag, got {image!r}.")
-    config = {"stack": stack, "target": target, "image": image}
+    target = KEYS_BY_NAME["robojam:target"].parse("robojam:target", values.get("robojam:target", ""))
+    _check_names(values, target)
+    for key in KEYS:
+        if key.parse is None and key.name in values and key.name not in secret_keys:
+            raise ConfigError(f"{key.name} must be set with `pulumi config set --secret`, never in plain text.")
+    parsed = {}
+    for key in KEYS:
+        if target not in key.targets or key.parse is None or key.name == "robojam:target":
+            continue
+        raw = values.get(key.name, default_string(key))
+        if key.default is None and not raw.strip():
+            raise ConfigError(f"{key.name} must be set.")
+        parsed[key.field] = key.parse(key.name, raw)
+    _cross_checks(target, parsed, _Names(target))
+    config = {"stack": stack, "target": target, "image": parsed.get("image", "")}
     if target in GCP_TARGETS:
-        config["gcp"] = _gcp(get, values)
-    if target == "gpu-vm":
-        config["gpu_vm"] = _gpu_vm(get)
-    elif target == "droplet":
-        config["droplet"] = _droplet(get)
-    else:
-        config["gke"] = _gke(get)
+        config["gcp"] = _section(GcpSettings, parsed)
+    attribute, settings = SECTIONS[target]
+    config[attribute] = _section(settings, parsed)
     return StackConfig(**config)
 
 
-def _check_keys(values: Mapping[str, str], target: str) -> None:
-    for key in sorted(values):
-        namespace = key.split(":", 1)[0]
-        spec = KEYS_BY_NAME.get(key)
-        if spec is None and namespace == "robojam":
-            close = difflib.get_close_matches(key, [k.name for k in KEYS], n=1)
+def _section(settings: type, parsed: dict):
+    return settings(**{f.name: parsed[f.name] for f in dataclasses.fields(settings) if f.name in parsed})
+
+
+def _check_names(values: Mapping[str, str], target: str) -> None:
+    for name in sorted(values):
+        key = KEYS_BY_NAME.get(name)
+        if key is None and name.split(":", 1)[0] == "robojam":
+            close = difflib.get_close_matches(name, list(KEYS_BY_NAME), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ConfigError(f"{key} is not a config key this program reads{hint}.")
-        if spec is not None and target not in spec.targets:
-            raise ConfigError(f"{key} does not apply to target {target}; remove it from this stack.")
+            raise ConfigError(f"{name} is not a config key this program reads{hint}.")
+        if key is not None and target not in key.targets:
+            raise ConfigError(f"{name} does not apply to target {target}; remove it from this stack.")
 
 
-def _gcp(get, values: Mapping[str, str]) -> GcpSettings:
-    if not values.get("gcp:project", "").strip():
-        raise ConfigError("gcp:project must be set (pulumi config set gcp:project YOUR_PROJECT).")
-    project = _matching(
-        "gcp:project",
-        get("gcp:project"),
-        _PROJECT,
-        "a GCP project id (6-30 lowercase letters, digits or hyphens)",
-    )
-    zone = _matching("gcp:zone", get("gcp:zone"), _ZONE, "a GCP zone such as us-central1-a")
-    zone_region = _ZONE.match(zone).group(1)
-    region = values.get("gcp:region", "").strip() or zone_region
-    if not _REGION.match(region):
-        raise ConfigError(f"gcp:region must be a GCP region such as us-central1, got {region!r}.")
-    if region != zone_region:
-        raise ConfigError(f"gcp:zone {zone} is not in gcp:region {region}.")
-    return GcpSettings(project=project, region=region, zone=zone)
+class _Names:
+    """Config key names by settings field, for the messages of the cross-key rules."""
+
+    def __init__(self, target: str):
+        self._names = {k.field: k.name for k in KEYS if target in k.targets}
+
+    def __getattr__(self, field: str) -> str:
+        return self._names[field]
 
 
-def _gpu_vm(get) -> GpuVmSettings:
-    machine_type = _matching(
-        "robojam:machineType",
-        get("robojam:machineType"),
-        _GCE_MACHINE,
-        "a Compute Engine machine type such as n1-standard-4",
-    )
-    gpu_type = get("robojam:gpuType").strip()
-    if gpu_type not in GPU_MACHINE_FAMILIES:
-        raise ConfigError(f"robojam:gpuType must be one of {', '.join(GPU_MACHINE_FAMILIES)}, got {gpu_type!r}.")
-    family = GPU_MACHINE_FAMILIES[gpu_type]
-    if not machine_type.startswith(family + "-"):
-        raise ConfigError(f"robojam:gpuType {gpu_type} attaches only to {family}-* machine types, not {machine_type}.")
-    gpu_count = _int("robojam:gpuCount", get("robojam:gpuCount"))
-    if gpu_count not in GPU_COUNTS:
-        raise ConfigError(f"robojam:gpuCount must be one of {', '.join(map(str, GPU_COUNTS))}, got {gpu_count}.")
-    try:
-        max_run_hours = float(get("robojam:maxRunHours"))
-    except ValueError:
-        raise ConfigError(
-            f"robojam:maxRunHours must be a number of hours, got {get('robojam:maxRunHours')!r}."
-        ) from None
-    if not 0 < max_run_hours <= MAX_RUN_HOURS_LIMIT:
-        raise ConfigError(
-            f"robojam:maxRunHours must be above 0 and at most {MAX_RUN_HOURS_LIMIT}, got {max_run_hours:g}."
-        )
-    action = get("robojam:terminationAction").strip().upper()
-    if action not in TERMINATION_ACTIONS:
-        raise ConfigError(
-            f"robojam:terminationAction must be STOP or DELETE, got {get('robojam:terminationAction')!r}."
-        )
-    corpus = pathlib.Path(_text("robojam:corpusPath", get("robojam:corpusPath")))
-    if not corpus.is_absolute():
-        corpus = REPO_ROOT / corpus
-    if not corpus.is_file():
-        raise ConfigError(f"robojam:corpusPath {corpus} is not a file.")
-    return GpuVmSettings(
-        machine_type=machine_type,
-        gpu_type=gpu_type,
-        gpu_count=gpu_count,
-        image_family=_matching(
-            "robojam:imageFamily", get("robojam:imageFamily"), _IMAGE_FAMILY, "an image family name"
-        ),
-        boot_disk_gb=_int("robojam:bootDiskGb", get("robojam:bootDiskGb"), low=50, high=2000),
-        spot=_bool("robojam:spot", get("robojam:spot")),
-        max_run_hours=max_run_hours,
-        termination_action=action,
-        corpus_path=corpus.resolve(),
-        run_name=_matching(
-            "robojam:runName", get("robojam:runName"), _RUN_NAME, "lowercase letters, digits, '-' or '_'"
-        ),
-        epochs=_int("robojam:epochs", get("robojam:epochs"), low=1),
-        ssh_cidrs=_cidrs("robojam:sshCidrs", get("robojam:sshCidrs")),
-    )
+# --- rules that relate keys --------------------------------------------------------------------------------
 
 
-def _droplet(get) -> DropletSettings:
-    ssh_keys = _str_list("robojam:sshKeys", get("robojam:sshKeys")) if get("robojam:sshKeys") else ()
-    if not ssh_keys:
-        raise ConfigError("robojam:sshKeys must list at least one DigitalOcean SSH key (password login stays off).")
-    for key in ssh_keys:
-        if not _SSH_KEY.match(key):
-            raise ConfigError(f"robojam:sshKeys entry {key!r} is neither an MD5 fingerprint (aa:bb:...) nor a key id.")
-    domain = get("robojam:domain").strip().lower().rstrip(".")
-    if domain and not _DOMAIN.match(domain):
-        raise ConfigError(f"robojam:domain must be a domain name such as jam.example.org, got {domain!r}.")
-    email = get("robojam:acmeEmail").strip()
-    if email and not domain:
-        raise ConfigError("robojam:acmeEmail only applies with robojam:domain set.")
-    if email and not _EMAIL.match(email):
-        raise ConfigError(f"robojam:acmeEmail must be an e-mail address, got {email!r}.")
-    return DropletSettings(
-        region=_matching("robojam:region", get("robojam:region"), _DO_REGION, "a DigitalOcean region slug like nyc3"),
-        size=_matching("robojam:size", get("robojam:size"), _DO_SIZE, "a droplet size slug like s-1vcpu-1gb"),
-        ssh_keys=ssh_keys,
-        ssh_cidrs=_cidrs("robojam:sshCidrs", get("robojam:sshCidrs")),
-        reserved_ip=_bool("robojam:reservedIp", get("robojam:reservedIp")),
-        domain=domain,
-        acme_email=email,
-        registry_name=_matching(
-            "robojam:registryName",
-            get("robojam:registryName"),
-            _DOCR_NAME,
-            "lowercase letters, digits and hyphens (at most 63)",
-        ),
-        create_registry=_bool("robojam:createRegistry", get("robojam:createRegistry")),
-    )
+def _cross_checks(target: str, v: dict, key: _Names) -> None:
+    """The rules no single key's parser can check; `v` maps field -> parsed value (updated in place)."""
+    if target in GCP_TARGETS:
+        zone_region = region_of(v["zone"])
+        v["region"] = v["region"] or zone_region
+        if v["region"] != zone_region:
+            raise ConfigError(f"{key.zone} {v['zone']} is not in {key.region} {v['region']}.")
+    if target == "gpu-vm":
+        problem = gpu_problem(v["gpu_type"], v["gpu_count"], v["machine_type"], v["zone"])
+        if problem:
+            setting, sentence = problem
+            raise ConfigError(f"{getattr(key, setting)} {sentence}.")
+    if target == "droplet":
+        if v["acme_email"] and not v["domain"]:
+            raise ConfigError(f"{key.acme_email} only applies with {key.domain} set.")
+    if target == "gke":
+        _not_above(v, key, "min_nodes", "max_nodes")
+        if v["max_replicas"] < v["replicas"]:
+            raise ConfigError(
+                f"{key.max_replicas} ({v['max_replicas']}) must be at least {key.replicas} ({v['replicas']})."
+            )
+        _not_above(v, key, "cpu_request", "cpu_limit", measure=_quantity)
+        _not_above(v, key, "memory_request", "memory_limit", measure=_quantity)
 
 
-def _gke(get) -> GkeSettings:
-    min_nodes = _int("robojam:minNodes", get("robojam:minNodes"), low=0)
-    max_nodes = _int("robojam:maxNodes", get("robojam:maxNodes"), low=1)
-    if min_nodes > max_nodes:
-        raise ConfigError(f"robojam:minNodes ({min_nodes}) must not exceed robojam:maxNodes ({max_nodes}).")
-    replicas = _int("robojam:replicas", get("robojam:replicas"), low=1)
-    max_replicas = _int("robojam:maxReplicas", get("robojam:maxReplicas"), low=1)
-    if max_replicas < replicas:
-        raise ConfigError(f"robojam:maxReplicas ({max_replicas}) must be at least robojam:replicas ({replicas}).")
-    cpu = "a CPU quantity such as 250m or 1"
-    memory = "a memory quantity such as 256Mi"
-    settings = GkeSettings(
-        node_machine_type=_matching(
-            "robojam:nodeMachineType",
-            get("robojam:nodeMachineType"),
-            _GCE_MACHINE,
-            "a Compute Engine machine type such as e2-medium",
-        ),
-        min_nodes=min_nodes,
-        max_nodes=max_nodes,
-        replicas=replicas,
-        max_replicas=max_replicas,
-        cpu_target_percent=_int("robojam:cpuTargetPercent", get("robojam:cpuTargetPercent"), low=1, high=100),
-        cpu_request=_matching("robojam:cpuRequest", get("robojam:cpuRequest"), _CPU, cpu),
-        cpu_limit=_matching("robojam:cpuLimit", get("robojam:cpuLimit"), _CPU, cpu),
-        memory_request=_matching("robojam:memoryRequest", get("robojam:memoryRequest"), _MEMORY, memory),
-        memory_limit=_matching("robojam:memoryLimit", get("robojam:memoryLimit"), _MEMORY, memory),
-    )
-    for kind, request, limit in (
-        ("cpu", settings.cpu_request, settings.cpu_limit),
-        ("memory", settings.memory_request, settings.memory_limit),
-    ):
-        if _quantity(request) > _quantity(limit):
-            raise ConfigError(f"robojam:{kind}Request ({request}) must not exceed robojam:{kind}Limit ({limit}).")
-    return settings
+def _not_above(v: dict, key: _Names, low: str, high: str, measure: Callable[[Any], float] = float) -> None:
+    if measure(v[low]) > measure(v[high]):
+        raise ConfigError(f"{getattr(key, low)} ({v[low]}) must not exceed {getattr(key, high)} ({v[high]}).")
 
 
-_SUFFIX = {
-    "m": 1e-3,
-    "K": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-}
+_SUFFIX = {"m": 1e-3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 
 
 def _quantity(text: str) -> float:

@@ -122,13 +122,9 @@ def _resolve_stack_file(stack: str | pathlib.Path) -> pathlib.Path:
     return path
 
 
-def plan_stack(stack: str | pathlib.Path, overrides: dict | None = None) -> Plan:
-    """Run the program for one stack under mocks; `overrides` ("ns:key" -> value, None deletes) patch config.
-
-    Config errors (infra.config.ConfigError) propagate unchanged.
-    """
+def stack_config(stack: str | pathlib.Path, overrides: dict | None = None) -> tuple[str, dict, set[str]]:
+    """A stack file's config with `overrides` applied ("ns:key" -> value, None deletes): (name, config, secret keys)."""
     path = _resolve_stack_file(stack)
-    name = stack_name(path)
     config = load_stack_config(path)
     for key, value in (overrides or {}).items():
         if value is None:
@@ -136,6 +132,20 @@ def plan_stack(stack: str | pathlib.Path, overrides: dict | None = None) -> Plan
         else:
             config[key] = value
     secret_keys = {k for k, v in config.items() if v == SECRET_PLACEHOLDER or isinstance(v, SecretValue)}
+    return stack_name(path), config, secret_keys
+
+
+def config_strings(config: dict) -> dict[str, str]:
+    """Config values as Pulumi hands them to a program: strings, structured values as JSON."""
+    return {k: _config_string(v) for k, v in config.items()}
+
+
+def plan_stack(stack: str | pathlib.Path, overrides: dict | None = None) -> Plan:
+    """Run the program for one stack under mocks; `overrides` ("ns:key" -> value, None deletes) patch config.
+
+    Config errors (infra.config.ConfigError) propagate unchanged.
+    """
+    name, config, secret_keys = stack_config(stack, overrides)
     # A thread of its own with an empty context: its own event loop, and every ContextVar the Pulumi runtime
     # sets (settings, config, root stack) dies with it, whatever the caller's thread has going on.
     with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="plan-stack") as pool:
@@ -183,7 +193,7 @@ def _plan_in_context(name: str, config: dict, secret_keys: set[str]) -> Plan:
     exports: dict = {}
     try:
         runtime_settings.reset_options(project=PROJECT, stack=name)
-        runtime_config.set_all_config({k: _config_string(v) for k, v in config.items()}, sorted(secret_keys))
+        runtime_config.set_all_config(config_strings(config), sorted(secret_keys))
         pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=name, preview=False)
         root = runtime_settings.get_root_resource()
 

@@ -1,13 +1,12 @@
 """The MicroJam corpus: load it from any of its three forms, clean it, split it by performance, cut windows.
 
 Everything here is NumPy (plus h5py for the .h5 form) so the CLIs can reject bad data before TensorFlow loads.
-A performance is a float32 array of shape (n, 3) with rows `[x, y, dt]`: x, y in [0, 1] (position / view size),
-dt = seconds since the previous touch (0 for the first touch).
+A performance, its CSV form and its cleaning are defined once in `robojam_format.performance`, shared with the
+service: a float32 array of shape (n, 3) with rows `[x, y, dt]`.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import logging
 import os
@@ -16,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from robojam_format.performance import NoTouches, PerformanceError, clean, parse_csv
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,6 @@ NPZ_NAME = "microjam-performances.npz"
 # The corpus's public home (github.com/cpmpercussion/creative-prediction-datasets) and its published digest.
 H5_URL = "https://raw.githubusercontent.com/cpmpercussion/creative-prediction-datasets/main/datasets/" + H5_NAME
 H5_SHA256 = "097f167dd775a761de35033fd94180a393dcb279d9f93820da707b925aff6416"
-
-MAX_DT = 5.0
 
 
 class DataError(ValueError):
@@ -112,19 +111,6 @@ def load_corpus(path: str | os.PathLike | None = None, *, download: bool = False
     return Corpus(performances=performances, source=p, sha256=digest)
 
 
-def clean(events: np.ndarray) -> np.ndarray:
-    """Drop non-finite rows (counted in the log), clip x, y to [0, 1] and dt to [0, 5]."""
-    events = np.asarray(events, dtype=np.float32)
-    finite = np.isfinite(events).all(axis=1)
-    dropped = int((~finite).sum())
-    if dropped:
-        log.warning("dropped %d non-finite rows", dropped)
-    out = events[finite].copy()
-    np.clip(out[:, :2], 0.0, 1.0, out=out[:, :2])
-    np.clip(out[:, 2], 0.0, MAX_DT, out=out[:, 2])
-    return out
-
-
 def _check_events(arr: np.ndarray, where: str) -> np.ndarray:
     if arr.ndim != 2 or arr.shape[1] != 3:
         raise DataError(f"{where} has shape {arr.shape}, expected (n, 3) rows of [x, y, dt].")
@@ -166,32 +152,21 @@ def _read_npz(p: Path) -> list[np.ndarray]:
     return [events[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
 
 
-def read_microjam_csv(text: str, where: str = "CSV") -> np.ndarray:
-    """Parse one MicroJam performance CSV (`time,x,y,z,moving`, as the app writes it) into [x, y, dt] rows."""
-    reader = csv.DictReader(text.splitlines(), skipinitialspace=True)
-    fields = [f.strip() for f in (reader.fieldnames or [])]
-    missing = [c for c in ("time", "x", "y") if c not in fields]
-    if missing:
-        raise DataError(f"{where} lacks column(s) {', '.join(missing)}; the header must name time, x and y.")
-    reader.fieldnames = fields
-    rows = []
-    for line_no, row in enumerate(reader, start=2):
-        try:
-            rows.append((float(row["time"]), float(row["x"]), float(row["y"])))
-        except (TypeError, ValueError) as exc:
-            raise DataError(f"{where} line {line_no}: time, x and y must be numbers.") from exc
-    if not rows:
-        return np.zeros((0, 3), np.float32)
-    t = np.array(rows, dtype=np.float64)
-    dt = np.diff(t[:, 0], prepend=t[0, 0])
-    return np.column_stack([t[:, 1], t[:, 2], dt]).astype(np.float32)
-
-
 def _read_csv_dir(p: Path) -> list[np.ndarray]:
     files = sorted(p.glob("*.csv"))
     if not files:
         raise DataError(f"{p} holds no .csv performances (and no {H5_NAME} or {NPZ_NAME}).")
-    return [read_microjam_csv(f.read_text(encoding="utf-8"), where=f.name) for f in files]
+    return [_read_csv(f) for f in files]
+
+
+def _read_csv(p: Path) -> np.ndarray:
+    """One performance file in the app's CSV (robojam_format.performance); a header alone is an empty one."""
+    try:
+        return parse_csv(p.read_text(encoding="utf-8"), name=p.name)
+    except NoTouches:
+        return np.zeros((0, 3), np.float32)
+    except PerformanceError as exc:
+        raise DataError(str(exc)) from None
 
 
 def split_by_performance(

@@ -1,7 +1,14 @@
-"""RoboJam's served configuration and the constants shared by training, export and serving (no TensorFlow here)."""
+"""RoboJam's training defaults, and the constants training shares with export and serving (no TensorFlow here).
 
-SCALE = 10.0  # events are multiplied by this before the network; samples are divided by it
-DIMENSION = 3  # x, y, dt
+DIMENSION (x, y, dt) and SCALE (events are multiplied by it before the network, samples divided by it) are the
+contract's (`robojam_format`), recorded in every artifact; the sizes are this package's defaults.
+"""
+
+from robojam_format.artifact import SCALE
+from robojam_format.performance import DIMENSION
+
+__all__ = ["SCALE", "DIMENSION", "DEFAULT_UNITS", "DEFAULT_LAYERS", "DEFAULT_MIXTURES"]
+
 DEFAULT_UNITS = 512
 DEFAULT_LAYERS = 2
 DEFAULT_MIXTURES = 5

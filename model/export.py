@@ -1,5 +1,7 @@
 """Export a trained Keras MDRNN to the framework-free weights artifact (model/ARTIFACT.md), and back.
 
+The format itself (keys, shapes, metadata, container) is `robojam_format.artifact`, shared with the service.
+
 CLI: python -m model.export runs/NAME/best.keras --out model/weights/NAME.npz
 """
 
@@ -13,11 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from model.cli import cli_main, fail
-
-FORMAT = "robojam-mdrnn-weights"
-FORMAT_VERSION = 1
-SIGMA_EPSILON = 1e-7
-MDN_PARTS = ("mdn_mus", "mdn_sigmas", "mdn_pi")
+from robojam_format import artifact as spec
 
 
 def _keras_arrays(model) -> dict[str, np.ndarray]:
@@ -26,60 +24,41 @@ def _keras_arrays(model) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {}
     lstms = [layer for layer in model.layers if isinstance(layer, keras.layers.LSTM)]
     for i, layer in enumerate(lstms):
-        kernel, recurrent, bias = (np.asarray(w, dtype=np.float32) for w in layer.get_weights())
-        arrays[f"lstm_{i}_kernel"] = kernel
-        arrays[f"lstm_{i}_recurrent_kernel"] = recurrent
-        arrays[f"lstm_{i}_bias"] = bias
+        for key, weight in zip(spec.lstm_keys(i), layer.get_weights(), strict=True):
+            arrays[key] = np.asarray(weight, dtype=np.float32)
     head = model.get_layer("mdn").layer
-    for part in MDN_PARTS:
-        kernel, bias = (np.asarray(w, dtype=np.float32) for w in getattr(head, part).get_weights())
-        arrays[f"{part}_kernel"] = kernel
-        arrays[f"{part}_bias"] = bias
+    for part in spec.MDN_PARTS:
+        for key, weight in zip(spec.mdn_keys(part), getattr(head, part).get_weights(), strict=True):
+            arrays[key] = np.asarray(weight, dtype=np.float32)
     return arrays
 
 
 def export_artifact(model, path, extra_metadata: dict | None = None) -> Path:
-    """Write `model`'s weights and metadata as a format-1 artifact at `path`."""
+    """Write `model`'s weights and metadata as an artifact at `path` (robojam_format.artifact's format)."""
     import keras
 
-    from model.mdrnn import DIMENSION, SCALE, architecture
+    from model.mdrnn import architecture
 
     arch = architecture(model)
     lstm = model.get_layer("lstm_0")
-    metadata = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "dimension": DIMENSION,
-        **arch,
-        "scale": SCALE,
-        "lstm_gate_order": "ifco",
-        "lstm_activation": keras.activations.serialize(lstm.activation),
-        "lstm_recurrent_activation": keras.activations.serialize(lstm.recurrent_activation),
-        "mdn_sigma_activation": "elu_plus_one_plus_epsilon",
-        "mdn_sigma_epsilon": SIGMA_EPSILON,
-        "data_sha256": None,
-        "val_nll": None,
-        "train_nll": None,
-        "keras_version": keras.__version__,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    metadata.update(extra_metadata or {})
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp.npz")
-    np.savez(tmp, metadata=np.array(json.dumps(metadata, sort_keys=True)), **_keras_arrays(model))
-    tmp.replace(out)
-    return out
+    metadata = spec.new_metadata(
+        arch["units"],
+        arch["layers"],
+        arch["mixtures"],
+        # What the model really computes, so a reader refuses a model its engine would mis-run.
+        lstm_activation=keras.activations.serialize(lstm.activation),
+        lstm_recurrent_activation=keras.activations.serialize(lstm.recurrent_activation),
+        keras_version=keras.__version__,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        **(extra_metadata or {}),
+    )
+    return spec.write(path, metadata, _keras_arrays(model))
 
 
 def read_artifact(path) -> tuple[dict, dict[str, np.ndarray]]:
-    """(metadata, arrays) from an artifact file; no validation beyond the format tag (the service validates)."""
-    with np.load(path, allow_pickle=False) as z:
-        metadata = json.loads(str(z["metadata"]))
-        arrays = {k: z[k] for k in z.files if k != "metadata"}
-    if metadata.get("format") != FORMAT or metadata.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path} is not a {FORMAT} v{FORMAT_VERSION} artifact.")
-    return metadata, arrays
+    """(metadata, arrays) of a valid artifact file, checked as every reader checks it (spec.ArtifactError)."""
+    loaded = spec.load(path)
+    return loaded.metadata, loaded.arrays
 
 
 def model_from_artifact(path):
@@ -89,12 +68,10 @@ def model_from_artifact(path):
     metadata, arrays = read_artifact(path)
     model = build_model(metadata["units"], metadata["layers"], metadata["mixtures"])
     for i in range(metadata["layers"]):
-        model.get_layer(f"lstm_{i}").set_weights(
-            [arrays[f"lstm_{i}_kernel"], arrays[f"lstm_{i}_recurrent_kernel"], arrays[f"lstm_{i}_bias"]]
-        )
+        model.get_layer(f"lstm_{i}").set_weights([arrays[key] for key in spec.lstm_keys(i)])
     head = model.get_layer("mdn").layer
-    for part in MDN_PARTS:
-        getattr(head, part).set_weights([arrays[f"{part}_kernel"], arrays[f"{part}_bias"]])
+    for part in spec.MDN_PARTS:
+        getattr(head, part).set_weights([arrays[key] for key in spec.mdn_keys(part)])
     return model
 
 

@@ -6,12 +6,14 @@ gunicorn (service/gunicorn_conf.py) preloads it in the master so all workers sha
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from flask import Flask
 from flask_cors import CORS
 
-from service import api, errors, metrics, ops, settings, wire
+from robojam_format.performance import format_csv
+from service import errors, metrics, model_info, ops, predict, settings, web
 from service.engine import Engine
 from service.readiness import Readiness
 
@@ -33,7 +35,7 @@ class Runtime:
 
 def _warm_up(engine: Engine) -> None:
     generated = engine.continue_performance(_WARM_UP_EVENTS, rng=np.random.default_rng(0))
-    wire.format_performance(generated)
+    format_csv(generated)
 
 
 def start_warm_up(app: Flask) -> None:
@@ -43,17 +45,18 @@ def start_warm_up(app: Flask) -> None:
         runtime.readiness.start()
 
 
-def create_app(config: dict | None = None) -> Flask:
-    """Build the app. `config` overrides the environment-derived settings (see service.settings).
-
-    Set "ROBOJAM_ENGINE" to an already loaded engine to skip loading the weights file.
-    """
+def create_app(config: dict | None = None, *, engine: Engine | None = None) -> Flask:
+    """Build the app. `config` overrides the environment-derived settings (see service.settings); `engine`, an
+    already loaded engine, skips loading the weights file."""
     app = Flask(__name__, static_folder=None)
     app.config.from_mapping(settings.from_env())
     app.config.update(config or {})
     app.json.sort_keys = False
 
-    engine = app.config.get("ROBOJAM_ENGINE") or Engine.load(app.config["ROBOJAM_WEIGHTS"])
+    weights = None  # the file this app loaded, if it loaded one (GET /api/model reports its checksum)
+    if engine is None:
+        weights = Path(app.config["ROBOJAM_WEIGHTS"])
+        engine = Engine.load(weights)
     readiness = Readiness(lambda: _warm_up(engine))
     app.extensions["robojam"] = Runtime(engine=engine, readiness=readiness)
 
@@ -70,6 +73,8 @@ def create_app(config: dict | None = None) -> Flask:
     metrics.init_app(app)  # first, so its timing covers the other hooks
     app.before_request(readiness.start)
     errors.register(app)
-    app.register_blueprint(api.bp)
+    app.register_blueprint(predict.bp)
     app.register_blueprint(ops.bp)
+    model_info.init_app(app, weights)
+    app.register_blueprint(web.bp)
     return app

@@ -108,9 +108,9 @@ class Sampler:
         out += F32(1.0)
         out += self.epsilon
 
-    def choose(self, u: float) -> int:
+    def choose(self, u: float, logits: np.ndarray | None = None) -> int:
         """Mixture index ~ softmax(logits / temperature): the first whose cumulative weight reaches u."""
-        logits = self.logits.tolist()  # M is small: plain floats beat a chain of tiny NumPy calls
+        logits = (self.logits if logits is None else logits).tolist()  # M is small: plain floats beat NumPy calls
         top = max(logits)
         weights = [math.exp((v - top) * self.inv_temperature) for v in logits]
         threshold, m, acc = u * sum(weights), 0, weights[0]
@@ -123,8 +123,20 @@ class Sampler:
         """out = clip((mu_m + (elu(s_m) + 1 + eps) * noise) / scale); `noise` already carries sqrt(sigma_temp)."""
         begin = self.choose(u) * self.d
         self.sigma_into(self.sigmas[begin : begin + self.d], out)
+        self._finish(self.mus[begin : begin + self.d], noise, out)
+
+    def sample_activated(self, output: np.ndarray, u: float, noise: np.ndarray, *, out: np.ndarray) -> None:
+        """The same draw from another MDN output vector `mus|sigmas|pi_logits` whose sigmas are already activated
+        (a Keras model's output): the benchmark compares Keras against the engine with it."""
+        md = self.mus.size
+        begin = self.choose(u, output[2 * md :]) * self.d
+        out[:] = output[md + begin : md + begin + self.d]
+        self._finish(output[begin : begin + self.d], noise, out)
+
+    def _finish(self, mus: np.ndarray, noise: np.ndarray, out: np.ndarray) -> None:
+        """out holds the chosen sigmas: scale the noise by them, add the means, unscale, clip."""
         out *= noise
-        out += self.mus[begin : begin + self.d]
+        out += mus
         out /= self.scale
         np.fmax(out, self.low, out=out)  # fmax/fmin also map a NaN to the bound: every row stays valid
         np.fmin(out, self.high, out=out)

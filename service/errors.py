@@ -1,7 +1,9 @@
-"""Every error leaves as JSON `{"error": "<one sentence>"}`: never an HTML error page or a traceback.
+"""Every error leaves as JSON `{"error": "<one sentence>"}`, with its HTTP status chosen here and only here.
 
-Werkzeug's HTTP errors (404, 405, 413, ...) get short messages of our own; anything unexpected is logged and
-answered with a generic 500 so internals never reach the client.
+Views raise what went wrong (`InvalidRequest`, `UnsupportedContentType`, the contract's `PerformanceError`s);
+`STATUS` maps each kind to its status. Werkzeug's HTTP errors (404, 405, 413, ...) keep their codes with short
+messages of our own; anything unexpected is logged and answered with a generic 500 so internals never reach the
+client.
 """
 
 from __future__ import annotations
@@ -9,14 +11,28 @@ from __future__ import annotations
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from robojam_format.performance import PerformanceError, TooManyRows
 
-class ApiError(Exception):
-    """A client error with the HTTP status and the one-sentence message to send."""
 
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class InvalidRequest(ValueError):
+    """The request's body or fields cannot be used; the message says why in one sentence."""
+
+
+class UnsupportedContentType(ValueError):
+    """The body is in an encoding the endpoint does not read."""
+
+
+STATUS: dict[type[Exception], int] = {
+    InvalidRequest: 400,
+    PerformanceError: 400,
+    TooManyRows: 413,
+    UnsupportedContentType: 415,
+}
+
+
+def status_of(exc: Exception) -> int:
+    """The status of the most specific kind in STATUS that `exc` is."""
+    return next(STATUS[kind] for kind in type(exc).__mro__ if kind in STATUS)
 
 
 def error_response(status: int, message: str, headers: dict | None = None):
@@ -40,9 +56,11 @@ def _http_message(exc: HTTPException, max_body: int | None) -> str:
 
 
 def register(app: Flask) -> None:
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError):
-        return error_response(exc.status, exc.message)
+    def _client_error(exc: Exception):
+        return error_response(status_of(exc), str(exc))
+
+    for kind in STATUS:
+        app.register_error_handler(kind, _client_error)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

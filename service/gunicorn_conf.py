@@ -1,4 +1,4 @@
-"""gunicorn settings for RoboJam, every one overridable by a ROBOJAM_* environment variable.
+"""gunicorn settings for RoboJam, every one overridable by a ROBOJAM_* environment variable (service.settings).
 
     gunicorn -c service/gunicorn_conf.py 'service.app:create_app()'
 
@@ -10,96 +10,36 @@ Stdlib (and the stdlib-only service.settings) at import time, so the file loads 
 
 from __future__ import annotations
 
-import glob
-import os
 import shutil
-import tempfile
 
-from service.settings import env_int
+from service import settings
 
-SHM = "/dev/shm"
+_listen = settings.listen()
+_listen.check_tls()  # as the original server served HTTPS on :5000: both files or neither
+_server = settings.server()
 
-
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, "").strip() or default
-
-
-def _int(name: str, default: int, minimum: int = 0) -> int:
-    return env_int(os.environ, name, default, minimum)
-
-
-def _bool(name: str, default: bool) -> bool:
-    raw = _env(name, "1" if default else "0").lower()
-    if raw not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        raise ValueError(f"{name} must be a boolean (1/0, true/false), got {raw!r}.")
-    return raw in ("1", "true", "yes", "on")
-
-
-def _writable_dir(path: str) -> bool:
-    return os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
-
-
-def cgroup_cpus(path: str = "/sys/fs/cgroup/cpu.max") -> int | None:
-    """CPUs allowed by a cgroup v2 quota ("200000 100000" -> 2), None when unlimited or unknown."""
-    try:
-        with open(path) as f:
-            quota, period = f.read().split()[:2]
-        return max(1, -(-int(quota) // int(period)))  # ceiling
-    except (OSError, ValueError):  # missing file, "max", malformed
-        return None
-
-
-def default_workers() -> int:
-    """One worker per usable CPU (inference is CPU-bound), capped by a container's CPU quota."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    quota = cgroup_cpus()
-    return max(1, min(cpus, quota) if quota else cpus)
-
-
-bind = [address.strip() for address in _env("ROBOJAM_BIND", "127.0.0.1:5000").split(",") if address.strip()]
-workers = _int("ROBOJAM_WORKERS", default_workers(), minimum=1)
+bind = _listen.addresses
+certfile = _listen.certfile
+keyfile = _listen.keyfile
+workers = _server.workers
 worker_class = "service.worker.JsonErrorThreadWorker"  # gthread, JSON for HTTP-level errors
-threads = _int("ROBOJAM_THREADS", 2, minimum=1)
-timeout = _int("ROBOJAM_TIMEOUT", 30, minimum=1)
-graceful_timeout = _int("ROBOJAM_GRACEFUL_TIMEOUT", 30, minimum=1)
-keepalive = _int("ROBOJAM_KEEPALIVE", 5, minimum=0)
-max_requests = _int("ROBOJAM_MAX_REQUESTS", 0)
-max_requests_jitter = _int("ROBOJAM_MAX_REQUESTS_JITTER", 0)
-preload_app = _bool("ROBOJAM_PRELOAD", True)
-# The heartbeat file is touched constantly; on a disk-backed /tmp that can stall workers, so prefer tmpfs.
-worker_tmp_dir = _env("ROBOJAM_WORKER_TMP_DIR", SHM if _writable_dir(SHM) else tempfile.gettempdir())
-accesslog = _env("ROBOJAM_ACCESS_LOG", "-")
-errorlog = _env("ROBOJAM_ERROR_LOG", "-")
-loglevel = _env("ROBOJAM_LOG_LEVEL", "info")
+threads = _server.threads
+timeout = _server.timeout
+graceful_timeout = _server.graceful_timeout
+keepalive = _server.keepalive
+max_requests = _server.max_requests
+max_requests_jitter = _server.max_requests_jitter
+preload_app = _server.preload_app
+worker_tmp_dir = _server.worker_tmp_dir
+accesslog = _server.accesslog
+errorlog = _server.errorlog
+loglevel = _server.loglevel
 proc_name = "robojam"
 # gunicorn 24+ opens a control socket under $HOME by default: a non-root container user may have no writable
 # home, and two servers on one machine would fight over the path. Nothing here uses it.
 control_socket_disable = True
 
-# Optional TLS, as the original server served HTTPS on :5000: both files or neither.
-certfile = os.environ.get("ROBOJAM_CERTFILE") or None
-keyfile = os.environ.get("ROBOJAM_KEYFILE") or None
-if bool(certfile) != bool(keyfile):
-    raise ValueError("set both ROBOJAM_CERTFILE and ROBOJAM_KEYFILE for TLS, or neither.")
-for _path in (certfile, keyfile):
-    if _path and not os.path.isfile(_path):
-        raise ValueError(f"TLS file not found: {_path}.")
-
-# Multiprocess metrics, set up before the app (and so prometheus_client) is imported: an operator-given
-# PROMETHEUS_MULTIPROC_DIR is emptied of stale files; otherwise a private directory is made (on tmpfs when
-# possible) and removed when the master exits. The marker variables keep this to the first read of this file
-# (gunicorn re-reads it on SIGHUP while workers are still writing there).
-_CREATED_MARKER, _PREPARED_MARKER = "ROBOJAM_CREATED_METRICS_DIR", "ROBOJAM_PREPARED_METRICS_DIR"
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    _created = tempfile.mkdtemp(prefix="robojam-metrics-", dir=SHM if _writable_dir(SHM) else None)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ[_CREATED_MARKER] = _created
-METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
-_OWN_METRICS_DIR = METRICS_DIR == os.environ.get(_CREATED_MARKER)
-if os.environ.get(_PREPARED_MARKER) != METRICS_DIR:
-    os.makedirs(METRICS_DIR, exist_ok=True)
-    for _stale in glob.glob(os.path.join(METRICS_DIR, "*.db")):
-        os.remove(_stale)
-    os.environ[_PREPARED_MARKER] = METRICS_DIR
+METRICS_DIR, _OWN_METRICS_DIR = settings.prepare_metrics_dir()
 
 
 def post_worker_init(worker):

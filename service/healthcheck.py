@@ -1,28 +1,29 @@
 """Container HEALTHCHECK: GET /healthz on the address gunicorn binds, exit 0 if it answers 200, else 1.
 
-The slim image has no curl; this uses the standard library and follows ROBOJAM_BIND and the TLS settings, so
-the check keeps working when the port or scheme is changed by env.
+The slim image has no curl; this uses the standard library and reads the same bind and TLS settings as the
+gunicorn config (service.settings.listen), so the check keeps working when the port or scheme is changed by env.
 """
 
 from __future__ import annotations
 
-import os
 import ssl
 import sys
 import urllib.request
+
+from service import settings
 
 WILDCARDS = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "[::]": "[::1]", "::": "[::1]"}
 
 
 def url() -> str:
-    """The /healthz URL for the first address in ROBOJAM_BIND (wildcard hosts become loopback)."""
-    address = os.environ.get("ROBOJAM_BIND", "127.0.0.1:5000").split(",")[0].strip()
+    """The /healthz URL for the first address gunicorn binds (wildcard hosts become loopback)."""
+    listen = settings.listen()
+    address = listen.addresses[0]
     if address.startswith("unix:"):
         raise ValueError("ROBOJAM_BIND is a unix socket; this check needs a TCP address.")
     host, _, port = address.rpartition(":")
     host = WILDCARDS.get(host, host)
-    scheme = "https" if os.environ.get("ROBOJAM_CERTFILE") else "http"
-    return f"{scheme}://{host}:{port or '5000'}/healthz"
+    return f"{listen.scheme}://{host}:{port or '5000'}/healthz"
 
 
 def main() -> int:

@@ -1,13 +1,13 @@
 """Prometheus metrics: requests by status, latency histogram and requests in flight.
 
-Under gunicorn every worker is its own process, so the config module sets PROMETHEUS_MULTIPROC_DIR before the
-app is imported; prometheus-client keeps values in per-process files and /metrics sums them over workers.
+Under gunicorn every worker is its own process, so the config module sets PROMETHEUS_MULTIPROC_DIR
+(service.settings.prepare_metrics_dir) before the app is imported; prometheus-client keeps values in per-process
+files and /metrics sums them over workers.
 Endpoint labels come from the matched URL rule (or "unmatched"), so probing random paths adds no series.
 """
 
 from __future__ import annotations
 
-import os
 import time
 
 from flask import Flask, Response, g, request
@@ -45,11 +45,11 @@ def _endpoint() -> str:
     return rule.rule if rule is not None else "unmatched"
 
 
-def render() -> Response:
-    """The exposition text, summed over all worker processes when running multiprocess."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+def render(multiprocess_dir: str | None) -> Response:
+    """The exposition text, summed over all worker processes when running multiprocess (settings: the dir)."""
+    if multiprocess_dir:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)
     else:
         registry = REGISTRY
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -27,7 +27,7 @@ def readyz():
 
 @bp.get("/metrics")
 def prometheus():
-    return metrics.render()
+    return metrics.render(current_app.config["ROBOJAM_METRICS_DIR"])
 
 
 @bp.get("/openapi.json")

@@ -1,4 +1,4 @@
-"""Shared test fixtures: where the corpus is, and the rule that a missing prerequisite fails in CI."""
+"""Shared fixtures only (helpers live in tests/support): where the corpus is."""
 
 from __future__ import annotations
 
@@ -6,19 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+from support import require
 
 from robojam_format.layout import REPO_ROOT
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def require(condition: bool, reason: str) -> None:
-    """Skip locally when a prerequisite is missing, but fail in CI (CI must never skip silently)."""
-    if condition:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"CI prerequisite missing: {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

@@ -14,14 +14,14 @@ import subprocess
 
 import pytest
 import requests
-from artifacts import write_random_artifact
-from conftest import require
 from docker.utils.build import PatternMatcher
 from dockerfile_parse import DockerfileParser
-from service_support import VENV_BIN, Server, check_reply, free_port, random_performance
+from support import require
+from support.artifacts import write_random_artifact
+from support.microjam import check_reply, random_performance
+from support.server import VENV_BIN, Server, free_port
 
-from robojam_format.layout import REPO_ROOT
-from service.artifact import DEFAULT_WEIGHTS
+from robojam_format.layout import REPO_ROOT, SHIPPED_WEIGHTS
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 CHECKOV = REPO_ROOT / ".tools" / "checkov" / "bin" / "checkov"
@@ -91,10 +91,16 @@ def test_only_serving_files_enter_the_build(parsed):
     assert sorted(sources) == ["model/weights/robojam.npz", "pyproject.toml", "robojam_format/", "service/"]
     for source in sources:
         assert not ignored(source.rstrip("/")), f"{source} is excluded by .dockerignore"
-    for path in ("robojam_format/layout.py", "service/app.py", "service/engine.py", "model/weights/robojam.npz"):
+    for path in (
+        "robojam_format/performance.py",
+        "robojam_format/artifact.py",
+        "service/app.py",
+        "service/engine.py",
+        "model/weights/robojam.npz",
+    ):
         assert not ignored(path)
     kept_out = (
-        "tests/test_engine.py",
+        "tests/test_engine_keras.py",
         "runs/run1/best.keras",
         "data/corpus.h5",
         ".git/config",
@@ -111,7 +117,7 @@ def test_only_serving_files_enter_the_build(parsed):
         "service/.env",
         "model/weights/tls.key",
         "deploy/keys/id_rsa",
-        "service/bench.py",
+        "benchmarks/inference.py",
         "benchmarks/latest.json",
     )
     for path in kept_out:
@@ -146,9 +152,9 @@ def test_cmd_serves_and_healthcheck_passes(parsed, tmp_path):
     env = {**os.environ, **image_env(parsed, port)}
     env.pop("ROBOJAM_WEIGHTS", None)
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    if not DEFAULT_WEIGHTS.is_file():  # before trained weights are shipped: the same CMD on random weights
+    if not SHIPPED_WEIGHTS.is_file():  # before trained weights are shipped: the same CMD on random weights
         if os.environ.get("CI"):
-            pytest.fail(f"CI prerequisite missing: the image's weights {DEFAULT_WEIGHTS}")
+            pytest.fail(f"CI prerequisite missing: the image's weights {SHIPPED_WEIGHTS}")
         env["ROBOJAM_WEIGHTS"] = str(write_random_artifact(tmp_path / "w.npz", units=32, mixtures=3))
     # exec form, run on the image-like PATH ("python" is the venv's, like /opt/venv/bin/python in the image)
     healthcheck = json.loads(instructions(parsed, "HEALTHCHECK")[0].split("CMD", 1)[1])

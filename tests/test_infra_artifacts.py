@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import require
+from support import require
 
 from infra.mock_plan import Plan, plan_stack, stack_files, stack_name
 from robojam_format.layout import REPO_ROOT

@@ -99,7 +99,7 @@ def test_gpu_vm_spot_delete_and_other_gpu_are_configurable():
             "robojam:spot": True,
             "robojam:terminationAction": "DELETE",
             "robojam:gpuType": "nvidia-l4",
-            "robojam:machineType": "g2-standard-8",
+            "robojam:machineType": "g2-standard-24",  # comes with exactly two L4s
             "robojam:gpuCount": 2,
             "robojam:maxRunHours": 1.5,
             "gcp:zone": "europe-west4-a",

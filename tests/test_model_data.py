@@ -5,14 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.data import (
-    DataError,
-    clean,
-    load_corpus,
-    make_windows,
-    read_microjam_csv,
-    split_by_performance,
-)
+from model.data import DataError, load_corpus, make_windows, split_by_performance
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +41,6 @@ def test_npz_raw_corpus_is_cleaned_into_range(npz_corpus, data_dir):
     np.testing.assert_array_equal(stream[untouched], raw[untouched])
 
 
-def test_clean_drops_non_finite_rows_and_logs_the_count(caplog):
-    events = np.array([[0.5, 0.5, 0.0], [np.nan, 0.1, 0.1], [2.0, -1.0, 9.0], [0.1, np.inf, 0.2]], np.float32)
-    with caplog.at_level("WARNING"):
-        out = clean(events)
-    np.testing.assert_array_equal(out, np.array([[0.5, 0.5, 0.0], [1.0, 0.0, 5.0]], np.float32))
-    assert "dropped 2 non-finite rows" in caplog.text
-
-
 def test_windows_on_real_samples_are_shifted_by_one_event(h5_corpus):
     perfs = h5_corpus.performances[:20]
     x, y = make_windows(perfs, seq_len=100, step=10)
@@ -86,19 +71,6 @@ def test_no_validation_window_contains_a_training_performance(h5_corpus):
     assert owners <= set(val) and owners.isdisjoint(train)
     x, _ = make_windows([perfs[i] for i in val], 100, 100)
     np.testing.assert_array_equal(x, stream[windows_idx][:, :-1, :3])
-
-
-def test_microjam_csv_reads_the_app_format_by_header_name():
-    text = (
-        "time,x,y,z,moving\n"
-        "0.000000, 0.500000, 0.250000, 38.000000, 0\n"
-        "0.100000, 0.600000, 0.300000, 38.000000, 1\n"
-        "0.350000, 1.200000, 0.350000, 38.000000, 1\n"
-    )
-    out = read_microjam_csv(text)
-    np.testing.assert_allclose(out, [[0.5, 0.25, 0.0], [0.6, 0.3, 0.1], [1.2, 0.35, 0.25]], atol=1e-6)
-    reordered = "y,extra,x,time\n0.25,a,0.5,0\n0.3,b,0.6,0.1\n"
-    np.testing.assert_allclose(read_microjam_csv(reordered), out[:2], atol=1e-6)
 
 
 def test_csv_directory_corpus(tmp_path):
@@ -138,3 +110,12 @@ def test_empty_and_all_nan_corpora_are_rejected(tmp_path):
     np.savez(tmp_path / "shape.npz", events=np.zeros((5, 2), np.float32), offsets=np.array([0, 5], np.int64))
     with pytest.raises(DataError, match=r"expected \(n, 3\)"):
         load_corpus(tmp_path / "shape.npz")
+
+
+def test_csv_corpus_follows_the_contract_rules(tmp_path):
+    """The corpus reads CSV as the service does: header case ignored, a non-finite value refused by file and line."""
+    (tmp_path / "a.csv").write_text("TIME, X, Y\n0, 0.5, 0.5\n0.1, 0.6, 0.5\n")
+    assert load_corpus(tmp_path).n_events == 2
+    (tmp_path / "b.csv").write_text("time,x,y\n0,0.5,0.5\n0.1,nan,0.5\n")
+    with pytest.raises(DataError, match=r"^b\.csv, line 3: the 'x' value 'nan' is not a finite number\.$"):
+        load_corpus(tmp_path)

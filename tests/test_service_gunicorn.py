@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from artifacts import write_random_artifact
-from conftest import require
-from service_support import VENV_BIN, Server, check_reply, child_pids, random_performance
+from support import require
+from support.artifacts import write_random_artifact
+from support.microjam import check_reply, random_performance
+from support.server import VENV_BIN, Server, child_pids
 
 from robojam_format.layout import REPO_ROOT
 
@@ -113,7 +114,7 @@ def test_every_setting_is_overridable_by_env(tmp_path, weights):
 def test_default_workers_respect_a_container_cpu_quota(tmp_path, content, cpus):
     cpu_max = tmp_path / "cpu.max"
     cpu_max.write_text(content)
-    code = "import sys; from service.gunicorn_conf import cgroup_cpus; print(cgroup_cpus(sys.argv[1]))"
+    code = "import sys; from service.settings import cgroup_cpus; print(cgroup_cpus(sys.argv[1]))"
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     done = subprocess.run(
         [sys.executable, "-c", code, str(cpu_max)],

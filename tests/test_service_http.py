@@ -1,6 +1,6 @@
 """The service end to end: a real gunicorn (2 workers, preloaded app) on a free port, over real HTTP.
 
-Weights are a small random artifact (tests/artifacts.py): these tests need no trained weights.
+Weights are a small random artifact (tests/support/artifacts.py): these tests need no trained weights.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from artifacts import write_random_artifact
-from service_support import Server, check_reply, child_pids, random_performance
+from support.artifacts import write_random_artifact
+from support.microjam import check_reply, random_performance
+from support.server import Server, child_pids
 
 pytestmark = pytest.mark.slow
 

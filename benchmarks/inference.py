@@ -1,6 +1,6 @@
 """Inference benchmark: Keras the way RoboJam served it vs the NumPy engine (`make bench`; not a test).
 
-    python -m service.bench [--quick] [--out benchmarks/latest.json]
+    python -m benchmarks.inference [--quick] [--out benchmarks/latest.json]
 
 One request = condition on 100 touches (5 s of playing) and generate a 5 s continuation with the default
 2 x 512 x 5 model (random weights; the dt means are biased to ~50 ms per touch so the continuation has a
@@ -13,7 +13,8 @@ Each method's wall-clock median and best, and its median process CPU time, are r
 the wall clock also counts other jobs' time slices, CPU time counts only the request's own work (and gives
 `requests_per_second_per_vcpu`). It also starts a real gunicorn server (one worker, the service's own config)
 on the same weights, sends one request and reads the worker's peak RSS. Single thread everywhere: the thread
-variables are set below before NumPy or TensorFlow load. A development tool: the serving code never imports it.
+variables are set below before NumPy or TensorFlow load. A development tool outside `service/` (it imports Keras
+and `model/`); the serving code and image never see it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ for _var in (
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
-import importlib  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import socket  # noqa: E402
@@ -48,6 +48,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from robojam_format.layout import REPO_ROOT  # noqa: E402
+from robojam_format.performance import APP_SEPARATOR, format_csv  # noqa: E402
 from service.engine import MAX_STEPS, Engine, Sampler  # noqa: E402
 
 EVENTS, SECONDS, DT = 100, 5.0, 0.05
@@ -64,13 +65,15 @@ def request_events(seed: int = SEED) -> np.ndarray:
 
 def build_models(tmp: Path):
     """(stateful batch-1 seq-1 Keras model, engine) sharing one set of random weights."""
+    import keras
+    import tensorflow as tf
+
     from model.export import export_artifact
     from model.mdrnn import SCALE, build_model
 
-    threading = importlib.import_module("tensorflow").config.threading  # besides the env vars, to be sure
-    threading.set_intra_op_parallelism_threads(1)
-    threading.set_inter_op_parallelism_threads(1)
-    importlib.import_module("keras").utils.set_random_seed(SEED)  # the same random weights every run
+    tf.config.threading.set_intra_op_parallelism_threads(1)  # besides the env vars, to be sure
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    keras.utils.set_random_seed(SEED)  # the same random weights every run
 
     model = build_model()  # 2 x 512, 5 mixtures: RoboJam's size
     head = model.get_layer("mdn").layer.mdn_mus
@@ -97,28 +100,16 @@ def keras_request(model, engine: Engine, events: np.ndarray, call) -> np.ndarray
     rng = np.random.default_rng(SEED)
     choices = rng.random(MAX_STEPS).tolist()
     noise = rng.standard_normal((MAX_STEPS, 3), dtype=np.float32) * np.float32(np.sqrt(0.01))
-    sampler = _ActivatedSampler(out, engine.mixtures, 3, 1.5, engine.sigma_epsilon, engine.scale)
+    sampler = Sampler(out, engine.mixtures, 3, 1.5, engine.sigma_epsilon, engine.scale)
     generated = np.empty((MAX_STEPS, 3), dtype=np.float32)
     total, steps = 0.0, 0
     while True:
-        sampler.use(out)
-        sampler.sample(choices[steps], noise[steps], out=generated[steps])
+        sampler.sample_activated(out, choices[steps], noise[steps], out=generated[steps])
         total += generated[steps].item(2)
         steps += 1
         if total >= SECONDS or steps >= MAX_STEPS:
             return generated[:steps].copy()
         out = np.asarray(call((generated[steps - 1] * scale)[None, None]), dtype=np.float32).reshape(-1)
-
-
-class _ActivatedSampler(Sampler):
-    """The engine's sampler for Keras outputs, whose sigmas are already activated."""
-
-    def use(self, out: np.ndarray) -> None:
-        md = self.mus.size
-        self.logits, self.mus, self.sigmas = out[2 * md :], out[:md], out[md : 2 * md]
-
-    def sigma_into(self, raw: np.ndarray, out: np.ndarray) -> None:
-        out[:] = raw
 
 
 class Timing:
@@ -144,16 +135,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _app_csv(events: np.ndarray) -> str:
-    """The performance as the MicroJam app posts it."""
-    times = np.cumsum(events[:, 2])
-    rows = "".join(
-        f"{t:f}, {x:f}, {y:f}, {38.0:f}, {int(i > 0)}\n"
-        for i, (t, (x, y, _)) in enumerate(zip(times, events, strict=True))
-    )
-    return "time,x,y,z,moving\n" + rows
 
 
 def _ready(base: str) -> bool:
@@ -184,7 +165,7 @@ def gunicorn_worker_rss_mb(weights: Path, events: np.ndarray) -> tuple[float, st
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise RuntimeError("the gunicorn server did not become ready within 120 s.")
                 time.sleep(0.2)
-            body = json.dumps({"perf": _app_csv(events)}).encode()
+            body = json.dumps({"perf": format_csv(events, separator=APP_SEPARATOR)}).encode()
             post = urllib.request.Request(base + "/api/predict", body, {"Content-Type": "application/json"})
             with urllib.request.urlopen(post, timeout=60) as reply:
                 if "response" not in json.load(reply):
@@ -229,7 +210,7 @@ def machine() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m service.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.inference", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (one slow model.predict request)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "latest.json")
     args = parser.parse_args(argv)

@@ -1,4 +1,4 @@
-"""Helpers for the service tests: the MicroJam app's own CSV reader and writer, and a real gunicorn server.
+"""The MicroJam app's side of the wire, for the tests: its own CSV reader (a port) and writer, and a reply check.
 
 `parse_touch_line` is a line-for-line port of the app's `TouchRecord(fromCSVLine:)` (microjam, Swift):
 
@@ -16,23 +16,14 @@ nothing (no surrounding whitespace, so a trailing CR drops the row).
 from __future__ import annotations
 
 import math
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import requests
 
-from robojam_format.layout import REPO_ROOT
+from robojam_format.performance import APP_SEPARATOR, HEADER, format_rows
 
-VENV_BIN = Path(sys.executable).parent
-HEADER = "time,x,y,z,moving"
+HEADER_LINE = ",".join(HEADER)
 
 _DECIMAL = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 _HEX = r"[+-]?0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?"
@@ -87,8 +78,7 @@ def parse_app_csv(text: str) -> list[Touch]:
 
 def app_csv(rows) -> str:
     """A performance exactly as the app writes it: header, then "%f, %f, %f, %f, %d\\n" per touch."""
-    line = "%f, %f, %f, %f, %d\n"  # the app's own String(format:) pattern, kept verbatim
-    return HEADER + "\n" + "".join(line % row for row in rows)  # noqa: UP031
+    return format_rows(rows, separator=APP_SEPARATOR)
 
 
 def random_performance(seed: int, seconds: float = 5.0) -> str:
@@ -110,7 +100,7 @@ def check_reply(text: str, seconds: float) -> list[Touch]:
     """Assert a reply is what the app can play: every row accepted and valid, duration in [s, s + last dt]."""
     assert "\r" not in text and text.endswith("\n")
     lines = text.split("\n")
-    assert lines[0] == HEADER and lines[-1] == ""
+    assert lines[0] == HEADER_LINE and lines[-1] == ""
     body = lines[1:-1]
     assert body, "the reply has no touches"
     for line in body:
@@ -134,83 +124,3 @@ def check_reply(text: str, seconds: float) -> list[Touch]:
     assert times[-1] >= seconds - tol, f"reply lasts {times[-1]:.4f} s, less than {seconds} s"
     assert times[-1] - dt[-1] < seconds + tol, "the reply went on after reaching the requested length"
     return touches
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def child_pids(pid: int) -> list[int]:
-    """Direct children of `pid` (gunicorn workers of a master), from /proc."""
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
-
-
-class Server:
-    """A real server subprocess (gunicorn by default) on 127.0.0.1:`port`; stopped by SIGTERM then SIGKILL."""
-
-    def __init__(self, log_path: Path, env: dict | None = None, cmd: list[str] | None = None, port: int = 0):
-        self.port = port or free_port()
-        self.env = {
-            **os.environ,
-            "ROBOJAM_BIND": f"127.0.0.1:{self.port}",
-            "ROBOJAM_WORKERS": "2",
-            **(env or {}),
-        }
-        self.env["PATH"] = f"{VENV_BIN}{os.pathsep}{self.env.get('PATH', '')}"
-        self.cmd = cmd or [
-            str(VENV_BIN / "gunicorn"),
-            "-c",
-            "service/gunicorn_conf.py",
-            "service.app:create_app()",
-        ]
-        self.log_path = log_path
-        self.scheme = "http"
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def start(self) -> Server:
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                self.cmd, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        return self
-
-    def wait_ready(self, timeout: float = 90.0, **kwargs) -> None:
-        """Until /readyz answers 200 on every worker: each worker warms up on its own, so ask a few times."""
-        deadline, streak = time.monotonic() + timeout, 0
-        while streak < 6:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"server not ready after {timeout} s:\n{self.log()[-4000:]}")
-            try:
-                ok = requests.get(self.url + "/readyz", timeout=5, **kwargs).status_code == 200
-            except requests.RequestException:
-                ok = False
-            streak = streak + 1 if ok else 0
-            time.sleep(0.05 if ok else 0.2)
-
-    def stop(self) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # our own session: only this server's processes
-            return self.proc.wait(timeout=10)
-
-    def __enter__(self) -> Server:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

@@ -1,0 +1,152 @@
+"""A MicroJam performance as CSV: the one definition of what the app writes, what it reads, and how it is cleaned.
+
+The app writes `time,x,y,z,moving` then rows formatted "%f, %f, %f, %f, %d\\n". It reads a CSV by splitting on
+"\\n", deleting spaces and parsing fields 0-4 as numbers, and crashes on a row whose first field parses but that has
+fewer than five fields, so what we write has exactly five plain numeric fields per row and LF line endings.
+
+Inside RoboJam a performance is an (n, 3) array of rows `[x, y, dt]`: x, y in [0, 1] (position / view size), dt the
+seconds since the previous touch (0 for the first). `parse_csv` reads the app's CSV into such rows as written,
+`clean` makes any rows usable (training corpus and requests alike), `format_csv` writes rows back as the app's CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+from collections.abc import Iterable
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+HEADER = ("time", "x", "y", "z", "moving")
+REQUIRED_COLUMNS = ("time", "x", "y")
+DIMENSION = 3  # a row is [x, y, dt]
+MAX_DT = 5.0  # seconds: longer pauses are clipped to this
+Z = 38.0  # touch radius in points; the model has no z, RoboJam always sent 38.0
+MOVING_GAP = 0.1  # seconds: a longer gap starts a new touch (moving = 0)
+APP_SEPARATOR = ", "  # the app's own rows: "%f, %f, %f, %f, %d\n"
+SEPARATOR = ","  # ours: no spaces, which the app's reader deletes anyway
+
+
+class PerformanceError(ValueError):
+    """The CSV cannot be read as a performance; the message is one sentence saying where and why."""
+
+
+class NoTouches(PerformanceError):
+    """The CSV has a header but no touch rows."""
+
+
+class TooManyRows(PerformanceError):
+    """The CSV has more rows than the caller allows."""
+
+
+def _number(text: str, column: str, where: str) -> float:
+    text = text.strip()
+    if not text:
+        raise PerformanceError(f"{where}: the '{column}' value is empty.")
+    try:
+        value = float(text)
+    except ValueError:
+        raise PerformanceError(f"{where}: the '{column}' value {text[:40]!r} is not a number.") from None
+    if not math.isfinite(value):
+        raise PerformanceError(f"{where}: the '{column}' value {text[:40]!r} is not a finite number.")
+    return value
+
+
+def _columns(header: list[str], name: str) -> dict[str, int]:
+    """Index of each required column, found by name (case and surrounding spaces ignored)."""
+    names = [field.strip().lower() for field in header]
+    missing = [column for column in REQUIRED_COLUMNS if column not in names]
+    if missing:
+        raise PerformanceError(
+            f"the header of {name} must name the columns {', '.join(REQUIRED_COLUMNS)} but lacks {', '.join(missing)}."
+        )
+    return {column: names.index(column) for column in REQUIRED_COLUMNS}
+
+
+def parse_csv(text: str, *, max_rows: int | None = None, name: str = "the performance") -> np.ndarray:
+    """The `[x, y, dt]` rows (n >= 1, 3) float64 of a MicroJam CSV, as written: not clipped (see `clean`).
+
+    Columns are found by header name (case and spaces ignored; `time`, `x`, `y` required, others ignored); blank
+    lines are skipped; dt = diff(time), the first 0. Every value must be a finite number. Anything else raises a
+    PerformanceError naming `name` (e.g. a file name) and the line.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
+    columns: dict[str, int] | None = None
+    rows: list[tuple[float, float, float]] = []
+    lines: list[int] = []
+    try:
+        for fields in reader:
+            if not any(field.strip() for field in fields):
+                continue
+            if columns is None:
+                columns = _columns(fields, name)
+                continue
+            if max_rows is not None and len(rows) == max_rows:
+                raise TooManyRows(f"{name} has more than {max_rows} rows.")
+            where = f"{name}, line {reader.line_num}"
+            need = max(columns.values()) + 1
+            if len(fields) < need:
+                raise PerformanceError(f"{where} has {len(fields)} fields but needs at least {need}.")
+            rows.append(tuple(_number(fields[columns[column]], column, where) for column in REQUIRED_COLUMNS))
+            lines.append(reader.line_num)
+    except csv.Error as exc:
+        raise PerformanceError(f"{name} is not valid CSV ({exc}).") from None
+    if columns is None:
+        raise PerformanceError(f"{name} is empty; it must be a CSV with a header line and at least one touch.")
+    if not rows:
+        raise NoTouches(f"{name} has a header but no touch rows.")
+    table = np.asarray(rows, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        dt = np.diff(table[:, 0], prepend=table[0, 0])
+    overflow = np.flatnonzero(~np.isfinite(dt))
+    if overflow.size:
+        raise PerformanceError(
+            f"{name}, line {lines[overflow[0]]}: the time step from the previous row is not a finite number."
+        )
+    return np.column_stack([table[:, 1:3], dt])
+
+
+def clean(events: np.ndarray) -> np.ndarray:
+    """Usable float32 rows: non-finite rows dropped (counted in the log), x, y clipped to [0, 1], dt to [0, MAX_DT].
+
+    Clipping dt at 0 means unsorted times cannot produce negative gaps.
+    """
+    events = np.asarray(events)
+    if events.ndim != 2 or events.shape[1] != DIMENSION:
+        raise PerformanceError(f"a performance has shape (n, {DIMENSION}) rows of [x, y, dt], got {events.shape}.")
+    finite = np.isfinite(events).all(axis=1)
+    dropped = int((~finite).sum())
+    if dropped:
+        log.warning("dropped %d non-finite rows", dropped)
+    out = events[finite]
+    out = np.column_stack([np.clip(out[:, :2], 0.0, 1.0), np.clip(out[:, 2], 0.0, MAX_DT)])
+    return out.astype(np.float32)
+
+
+def format_rows(rows: Iterable[tuple[float, float, float, float, int]], *, separator: str = SEPARATOR) -> str:
+    """The CSV of `(time, x, y, z, moving)` rows: the header, then each row with six decimals and LF endings."""
+    lines = [",".join(HEADER)]
+    lines += [
+        separator.join((f"{t:.6f}", f"{x:.6f}", f"{y:.6f}", f"{z:.6f}", f"{int(moving):d}"))
+        for t, x, y, z, moving in rows
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def format_csv(events: np.ndarray, *, separator: str = SEPARATOR) -> str:
+    """The app's CSV for `[x, y, dt]` rows: time = cumulative dt, z = Z, moving 0 on the first row and after gaps
+    over MOVING_GAP. `separator=APP_SEPARATOR` writes the rows exactly as the app itself does."""
+    events = np.asarray(events, dtype=np.float64)
+    if events.ndim != 2 or events.shape[1] != DIMENSION or len(events) == 0:
+        raise ValueError(f"expected generated events of shape (m>=1, 3), got {events.shape}.")
+    dt = events[:, 2]
+    times = np.cumsum(dt)
+    # Compared in float32, the engine's precision, so a generated dt of float32(0.1) counts as "not > 0.1".
+    moving = (dt.astype(np.float32) <= np.float32(MOVING_GAP)).astype(int)
+    moving[0] = 0
+    rows = zip(times, events[:, 0], events[:, 1], [Z] * len(events), moving, strict=True)
+    return format_rows(rows, separator=separator)

@@ -1,0 +1,141 @@
+"""The MicroJam CSV contract (robojam_format.performance) both ways: what the app sends, what it reads back.
+
+The service reads a request as `clean(parse_csv(...))` and answers with `format_csv`; the corpus loader uses the
+same `parse_csv` and `clean`, so these tests hold training and serving to one definition.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from support.microjam import app_csv, check_reply
+
+from robojam_format.performance import MAX_DT, PerformanceError, TooManyRows, clean, format_csv, parse_csv
+from service.errors import status_of
+
+
+def read(text: str, max_rows: int) -> np.ndarray:
+    """What the service does with a request's CSV."""
+    return clean(parse_csv(text, max_rows=max_rows))
+
+
+# ---- parsing what the app sends ----------------------------------------------------------------------------
+
+
+def test_parse_app_csv_gives_clean_xy_dt():
+    text = app_csv([(0.5, 0.1, 0.2, 25.0, 0), (0.75, 0.3, 0.4, 25.0, 1), (1.0, 0.5, 0.6, 38.0, 1)])
+    events = read(text, max_rows=10)
+    assert events.dtype == np.float32 and events.shape == (3, 3)
+    np.testing.assert_allclose(events, [[0.1, 0.2, 0.0], [0.3, 0.4, 0.25], [0.5, 0.6, 0.25]], atol=1e-6)
+
+
+def test_parse_clips_xy_and_dt():
+    text = "time,x,y\n10,-0.5,1.5\n9,0.5,0.5\n30,2,-1\n30.5,0.25,0.75\n"
+    events = read(text, max_rows=10)
+    np.testing.assert_allclose(
+        events, [[0, 1, 0], [0.5, 0.5, 0], [1, 0, MAX_DT], [0.25, 0.75, 0.5]], atol=1e-6
+    )  # time going backwards gives dt 0; a 21 s pause is clipped to 5 s
+
+
+def test_columns_found_by_name_extra_ignored_crlf_and_blank_lines_accepted():
+    text = " Moving , Y ,extra, X,TIME\r\n\r\n0, 0.2, a, 0.1, 1.0\r\n1, 0.4, b, 0.3, 1.5\r\n\r\n"
+    events = read(text, max_rows=10)
+    np.testing.assert_allclose(events, [[0.1, 0.2, 0.0], [0.3, 0.4, 0.5]], atol=1e-6)
+
+
+def test_row_limit_is_inclusive():
+    rows = [(0.01 * i, 0.5, 0.5, 20.0, 1) for i in range(5)]
+    assert len(read(app_csv(rows), max_rows=5)) == 5
+    with pytest.raises(TooManyRows, match="more than 4 rows") as raised:
+        read(app_csv(rows), max_rows=4)
+    assert status_of(raised.value) == 413
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty"),
+        ("\n\n", "empty"),
+        ("time,x,y,z,moving\n", "no touch rows"),
+        ("time,x,z\n1,2,3\n", "lacks y"),
+        ("0.1, 0.2, 0.3, 20.0, 0\n", "lacks time, x, y"),
+        ("time,x,y\n0.1,0.2\n", "line 2 has 2 fields but needs at least 3"),
+        ("time,x,y\n0.1,0.2,\n", "line 2: the 'y' value is empty"),
+        ("time,x,y\n0.1,zero,0.2\n", "line 2: the 'x' value 'zero' is not a number"),
+        ("time,x,y\n0,0,0\n0.1,0.2,Infinity\n", "line 3: the 'y' value 'Infinity' is not a finite number"),
+        ("time,x,y\n-nan,0.2,0.2\n", "is not a finite number"),
+        ("time,x,y\n0.1,0.\x002,0.3\n", "'0.\\\\x002' is not a number"),
+        ("time,x,y\n" + "1" * 140_000 + ",0,0\n", "not valid CSV"),  # past the csv module's field size limit
+    ],
+)
+def test_unusable_csv_raises_one_sentence(text, message):
+    with pytest.raises(PerformanceError, match=message) as raised:
+        read(text, max_rows=10)
+    assert status_of(raised.value) == 400 and str(raised.value).endswith(".")
+
+
+# ---- writing what the app reads ----------------------------------------------------------------------------
+
+
+def test_format_writes_cumulative_time_moving_and_z():
+    events = np.array([[0.1, 0.2, 0.05], [0.3, 0.4, 0.1], [0.5, 0.6, 0.25], [1.0, 0.0, 0.001]], np.float32)
+    text = format_csv(events)
+    lines = text.split("\n")
+    assert lines[0] == "time,x,y,z,moving" and lines[-1] == ""
+    assert lines[1].startswith("0.050000,0.100000,0.200000,38.000000,0")
+    times = [float(line.split(",")[0]) for line in lines[1:-1]]
+    np.testing.assert_allclose(times, [0.05, 0.15, 0.4, 0.401], atol=1e-6)
+    # first row starts a touch; dt 0.1 is still moving; dt 0.25 > 0.1 starts a new touch
+    assert [line.split(",")[4] for line in lines[1:-1]] == ["0", "1", "0", "1"]
+
+
+def test_format_then_parse_round_trips():
+    rng = np.random.default_rng(0)
+    events = np.column_stack([rng.random((50, 2)), rng.uniform(0.001, 0.3, 50)]).astype(np.float32)
+    back = read(format_csv(events), max_rows=100)
+    np.testing.assert_allclose(back[:, :2], events[:, :2], atol=1e-6)
+    np.testing.assert_allclose(back[1:, 2], events[1:, 2], atol=2e-6)
+
+
+def test_formatted_reply_is_accepted_by_the_app_reader():
+    rng = np.random.default_rng(1)
+    dt = rng.uniform(0.001, 0.2, 200)
+    dt = dt[: np.searchsorted(np.cumsum(dt), 5.0) + 1]  # stops at the first touch reaching 5 s, like the engine
+    events = np.column_stack([rng.random((len(dt), 2)), dt]).astype(np.float32)
+    touches = check_reply(format_csv(events), seconds=5.0)
+    assert len(touches) == len(dt)
+
+
+def test_format_refuses_empty_or_misshapen_events():
+    for bad in (np.zeros((0, 3)), np.zeros((4, 2)), np.zeros(3)):
+        with pytest.raises(ValueError, match="expected generated events"):
+            format_csv(bad)
+
+
+# ---- the corpus side: parse keeps values as written, clean makes them usable --------------------------------
+
+
+def test_microjam_csv_reads_the_app_format_by_header_name():
+    text = (
+        "time,x,y,z,moving\n"
+        "0.000000, 0.500000, 0.250000, 38.000000, 0\n"
+        "0.100000, 0.600000, 0.300000, 38.000000, 1\n"
+        "0.350000, 1.200000, 0.350000, 38.000000, 1\n"
+    )
+    out = parse_csv(text)
+    np.testing.assert_allclose(out, [[0.5, 0.25, 0.0], [0.6, 0.3, 0.1], [1.2, 0.35, 0.25]], atol=1e-6)
+    reordered = "y,extra,x,time\n0.25,a,0.5,0\n0.3,b,0.6,0.1\n"
+    np.testing.assert_allclose(parse_csv(reordered), out[:2], atol=1e-6)
+
+
+def test_clean_drops_non_finite_rows_and_logs_the_count(caplog):
+    events = np.array([[0.5, 0.5, 0.0], [np.nan, 0.1, 0.1], [2.0, -1.0, 9.0], [0.1, np.inf, 0.2]], np.float32)
+    with caplog.at_level("WARNING"):
+        out = clean(events)
+    np.testing.assert_array_equal(out, np.array([[0.5, 0.5, 0.0], [1.0, 0.0, 5.0]], np.float32))
+    assert "dropped 2 non-finite rows" in caplog.text
+
+
+def test_a_time_step_that_overflows_is_refused_naming_the_line():
+    with pytest.raises(PerformanceError, match=r"^perf\.csv, line 3: the time step .* not a finite number\.$"):
+        parse_csv("time,x,y\n1e308,0,0\n-1e308,0,0\n", name="perf.csv")
