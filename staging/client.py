@@ -7,7 +7,7 @@ import time
 import numpy as np
 import requests
 
-from service import wire
+from robojam_format import performance
 from staging.engine import StagingError
 
 
@@ -15,7 +15,7 @@ def microjam_performance(seed: int = 1, touches: int = 100) -> str:
     """A MicroJam app CSV (`time,x,y,z,moving`) of `touches` events, seeded."""
     rng = np.random.default_rng(seed)
     events = np.column_stack([rng.uniform(0.05, 0.95, (touches, 2)), rng.uniform(0.02, 0.08, touches)])
-    return wire.format_performance(events.astype(np.float32))
+    return performance.format_csv(events)
 
 
 def wait_for(url: str, status: int = 200, timeout: float = 120, **kwargs) -> float:
@@ -41,9 +41,9 @@ def predict(base_url: str, *, touches: int = 100, seconds: float = 5.0, seed: in
     if reply.status_code != 200:
         raise StagingError(f"/api/predict answered {reply.status_code}: {reply.text[:300]}")
     text = reply.json().get("response", "")
-    if not text.startswith(",".join(wire.HEADER) + "\n"):
+    if not text.startswith(",".join(performance.HEADER) + "\n"):
         raise StagingError(f"/api/predict's reply is not a MicroJam CSV: {text[:120]!r}")
-    events = wire.parse_performance(text, max_rows=100_000)
-    if len(events) == 0:
-        raise StagingError("/api/predict replied with no touches.")
-    return events
+    try:
+        return performance.parse_csv(text, name="the /api/predict reply")
+    except performance.PerformanceError as exc:
+        raise StagingError(str(exc)) from None

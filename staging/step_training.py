@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from infra.mock_plan import plan_stack
+from robojam_format import artifact as weights
 from robojam_format.layout import REPO_ROOT
-from service.artifact import load_artifact
 from staging.context import Context
 from staging.engine import StagingError
 
@@ -193,7 +193,7 @@ def run(ctx: Context) -> tuple[str, dict]:
     logs = [name for name in objects if name.startswith(f"logs/{RUN_NAME}-")]
     if missing or not logs:
         raise StagingError(f"the bucket lacks {missing or 'the log'} after training; it holds {objects}")
-    artifact = load_artifact(vm.buckets / vm.bucket / f"weights/{RUN_NAME}.npz")
+    artifact = weights.load(vm.buckets / vm.bucket / f"weights/{RUN_NAME}.npz")
     marker = vm.disk(f"/var/lib/robojam/done-{RUN_NAME}")
     if not marker.is_file():
         raise StagingError(f"no done marker at /var/lib/robojam/done-{RUN_NAME} after a successful run.")

@@ -17,7 +17,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from conftest import require
+from support import require
 
 from robojam_format.layout import REPO_ROOT
 from staging import adapt, cli
