@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 ROBOJAM_DATA ?= $(abspath ../shared/data)
 export ROBOJAM_DATA
 
-.PHONY: help venv serve-venv tools serve test bench bench-load lint costs policy-venv clean
+.PHONY: help venv serve-venv tools serve test bench bench-load lint costs policy-venv staging clean
 
 help:
 	@echo "make serve  - serve the shipped model on http://127.0.0.1:5000 (NumPy only, no TensorFlow)"
@@ -17,6 +17,7 @@ help:
 	@echo "make bench-load - the service under 1-64 concurrent clients, batching off vs on (benchmarks/load.json)"
 	@echo "make costs  - price every Pulumi stack offline from the bundled catalogue"
 	@echo "make lint   - ruff check + ruff format --check (fails on either)"
+	@echo "make staging - build the image with buildah and run each target's container with podman (root, Debian)"
 
 # The full development environment: serving, training, infra and test dependencies.
 venv: $(VENV)/.installed
@@ -69,6 +70,10 @@ policy/venv/.installed: policy/requirements.txt
 	$(PYTHON) -m venv policy/venv
 	policy/venv/bin/pip install -q -r policy/requirements.txt
 	touch $@
+
+# Staging on this machine: the image and every target run for real (see README "Staging"); state in build/staging.
+staging: venv
+	$(PY) -m staging
 
 clean:
 	rm -rf $(VENV) $(SERVE_VENV) $(TOOLS) .pytest_cache
