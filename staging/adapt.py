@@ -22,6 +22,13 @@ CHANGES = {
         "`--health-interval disable`: podman schedules HEALTHCHECKs with systemd timers and there is no systemd "
         "here; staging runs the image's HEALTHCHECK itself with `podman healthcheck run`",
     ],
+    "droplet rollout": [
+        "the rollout script runs with DOCKER = podman through staging/docker_shim.py, IMAGE = the local image, "
+        "PULL=0 and two free loopback slot ports for PORTS (Caddy's upstreams follow them); the deploy step's "
+        "one-run registry login (DOCKER_CONFIG) is not needed",
+        "`run --publish HOST:PORT:5000` becomes `--env ROBOJAM_BIND=HOST:PORT` (host networking has no port "
+        "mapping); `--health-interval disable` as above",
+    ],
     "gke": [
         "`replicas: 1`: podman runs one pod, and host networking gives every replica the same port",
         "`hostNetwork: true`",
