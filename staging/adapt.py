@@ -32,6 +32,8 @@ CHANGES = {
     "gke": [
         "`replicas: 1`: podman runs one pod, and host networking gives every replica the same port",
         "`hostNetwork: true`",
+        "sidecars (containers other than the service, e.g. a proxy) and the volumes only they mount are removed: "
+        "their images cannot be pulled here (the HTTPS step runs the droplet's Caddy config with Debian's caddy)",
         "`ports` are dropped: podman refuses port mappings with host networking",
         "probes are removed: podman turns them into healthchecks that run `curl` inside the container (the slim "
         "image has none) on systemd timers (there is no systemd here); staging requests each probe's path itself",
@@ -75,6 +77,11 @@ def droplet_stop(stop: DockerCommand | None, name: str) -> list[str]:
     return [*argv, *stop.args]
 
 
+def is_service(container: dict) -> bool:
+    """The service's own container (it is told where to listen), as opposed to a sidecar."""
+    return any(env.get("name") == "ROBOJAM_BIND" for env in container.get("env", []))
+
+
 def kube_deployment(deployment: dict, image: str, port: int) -> dict:
     """The recorded Deployment, changed only as CHANGES["gke"] says."""
     manifest = copy.deepcopy(deployment)
@@ -84,6 +91,10 @@ def kube_deployment(deployment: dict, image: str, port: int) -> dict:
     spec["replicas"] = 1
     pod = spec["template"]["spec"]
     pod["hostNetwork"] = True
+    pod["containers"] = [c for c in pod["containers"] if is_service(c)]
+    mounted = {m["name"] for c in pod["containers"] for m in c.get("volumeMounts", [])}
+    if "volumes" in pod:
+        pod["volumes"] = [v for v in pod["volumes"] if v["name"] in mounted]
     for container in pod["containers"]:
         container["image"] = image
         container.pop("ports", None)
@@ -96,9 +107,9 @@ def kube_deployment(deployment: dict, image: str, port: int) -> dict:
 
 
 def probe_paths(deployment: dict) -> dict[str, str]:
-    """Each probe's HTTP path in the recorded Deployment (what staging requests instead of podman)."""
+    """The service container's HTTP probe paths in the recorded Deployment (staging requests them itself)."""
     paths = {}
-    for container in deployment["spec"]["template"]["spec"]["containers"]:
+    for container in filter(is_service, deployment["spec"]["template"]["spec"]["containers"]):
         for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
             http = (container.get(probe) or {}).get("httpGet")
             if http:
