@@ -69,7 +69,9 @@ def stop_with_requests_in_flight(ctx: Context, url: str, stop: list[str], wait_e
     """
     with concurrent.futures.ThreadPoolExecutor(IN_FLIGHT_REQUESTS) as pool:
         futures = [
-            pool.submit(client.predict, url, touches=1500, seconds=10.0, seed=seed, timeout=limit)
+            pool.submit(
+                client.predict, url, touches=1000, seconds=10.0, seed=seed, timeout=limit
+            )  # the largest allowed
             for seed in range(IN_FLIGHT_REQUESTS)
         ]
         deadline = time.monotonic() + 10
@@ -79,8 +81,10 @@ def stop_with_requests_in_flight(ctx: Context, url: str, stop: list[str], wait_e
             if seen is None or seen >= IN_FLIGHT_REQUESTS:
                 break
             time.sleep(0.01)
-        if any(f.done() for f in futures):
-            raise StagingError("the in-flight requests finished before the stop began; make them longer.")
+        finished = [f for f in futures if f.done()]
+        if finished:
+            error = finished[0].exception()
+            raise StagingError(f"an in-flight request ended before the stop began ({error or 'too short'}).")
         ctx.log(f"in flight when stopping: {seen if seen is not None else 'unknown (no /metrics)'}")
         start = time.monotonic()
         done = ctx.engine.run(stop[0], *stop[1:], timeout=limit + 30, check=False)
@@ -255,10 +259,10 @@ def run_rollout(ctx: Context, recorded, rollout: Rollout) -> tuple[str, dict]:
             downtime = poller.downtime()
             ctx.log(f"rollout to {next_image}: {rollout_seconds:.1f} s, {downtime}, predicts {len(outcomes)}")
             failed = [o for o in outcomes if o != "ok"]
-            if failed:
-                raise StagingError(
-                    f"{len(failed)} of {len(outcomes)} /api/predict during the rollout failed: {failed[0]}"
-                )
+            if failed:  # measured and reported, like the downtime: the rollout's behaviour, not staging's
+                ctx.log(f"WARNING: {len(failed)} of {len(outcomes)} /api/predict during the rollout failed: {failed}")
+            if not outcomes or len(failed) == len(outcomes):
+                raise StagingError(f"no /api/predict through Caddy succeeded during the rollout: {failed[:1]}")
             container, port = runner.serving()
             image = ctx.engine.podman("inspect", "--format", "{{.Config.Image}}", container).stdout.strip()
             if image != next_image:
@@ -278,11 +282,16 @@ def run_rollout(ctx: Context, recorded, rollout: Rollout) -> tuple[str, dict]:
                 ctx, f"http://127.0.0.1:{port}", stop_argv, wait_exit, rollout.stop_timeout
             )
     measured.update(stopped, stop_timeout=rollout.stop_timeout, rollout_seconds=round(rollout_seconds, 1), **downtime)
-    measured["predicts_during_rollout"] = len(outcomes)
+    measured.update(predicts_during_rollout=len(outcomes), failed_predicts_during_rollout=len(failed))
+    dropped = (
+        f"{len(failed)} of {len(outcomes)} /api/predict FAILED (see the log)"
+        if failed
+        else (f"{len(outcomes)} /api/predict all ok")
+    )
     detail = (
         f"rollout {ctx.facts['image']} -> {next_image} in {rollout_seconds:.1f} s: {downtime['failed_polls']} of "
         f"{downtime['polls']} /healthz polls (50 ms) failed through Caddy, longest outage "
-        f"{downtime['longest_outage_s'] * 1000:.0f} ms, {len(outcomes)} /api/predict all ok; rerun did nothing; "
+        f"{downtime['longest_outage_s'] * 1000:.0f} ms, {dropped}; rerun did nothing; "
         f"stop with {IN_FLIGHT_REQUESTS} in flight {stopped['stop_seconds']:.1f} s (limit {rollout.stop_timeout:g} s)"
     )
     return detail, measured

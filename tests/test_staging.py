@@ -325,6 +325,9 @@ def test_droplet_serves_and_stops_within_the_units_timeout(staging_run):
     measured = step(staging_run, "droplet")
     assert measured["predict_touches"] > 0 and measured["stop_seconds"] < measured["stop_timeout"]
     assert measured["in_flight_at_stop"] is None or measured["in_flight_at_stop"] >= 2
+    if rollout_of(plan()) is not None:  # the rollout's downtime was measured through Caddy, every 50 ms
+        assert measured["polls"] >= measured["rollout_seconds"] * 10 and measured["predicts_during_rollout"] > 0
+        assert 0 <= measured["failed_polls"] <= measured["polls"] and measured["longest_outage_s"] >= 0
 
 
 @pytest.mark.timeout(1800)
