@@ -1,14 +1,12 @@
 """Every change staging makes to what the program deploys, so it runs under podman on one machine. Nothing else
 in `staging/` alters a flag, a manifest or a config: the rest is read from the rendered plan as it is.
 
-Podman takes docker's `run` flags and Kubernetes pod specs; what differs here is listed in CHANGES, per target.
+Podman takes docker's command line and Kubernetes pod specs; what differs here is listed in CHANGES, per target.
 """
 
 from __future__ import annotations
 
 import copy
-
-from staging.droplet_unit import DockerCommand
 
 CHANGES = {
     "all": [
@@ -17,17 +15,12 @@ CHANGES = {
         "so it cannot clash with other servers on this machine or be reached from outside it",
     ],
     "droplet": [
-        "`docker` becomes `podman`; docker's global options (`--config DIR`, registry credentials) are dropped",
-        "`--publish` is dropped: with host networking there is no port mapping",
-        "`--health-interval disable`: podman schedules HEALTHCHECKs with systemd timers and there is no systemd "
-        "here; staging runs the image's HEALTHCHECK itself with `podman healthcheck run`",
-    ],
-    "droplet rollout": [
         "the rollout script runs with DOCKER = podman through staging/docker_shim.py, IMAGE = the local image, "
         "PULL=0 and two free loopback slot ports for PORTS (Caddy's upstreams follow them); the deploy step's "
         "one-run registry login (DOCKER_CONFIG) is not needed",
-        "`run --publish HOST:PORT:5000` becomes `--env ROBOJAM_BIND=HOST:PORT` (host networking has no port "
-        "mapping); `--health-interval disable` as above",
+        "`run --publish HOST:PORT:5000` becomes `--env ROBOJAM_BIND=HOST:PORT` (host networking has no port mapping)",
+        "`run --health-interval disable`: podman schedules HEALTHCHECKs with systemd timers and there is no systemd "
+        "here; staging runs the image's HEALTHCHECK itself with `podman healthcheck run`",
     ],
     "gke": [
         "`replicas: 1`: podman runs one pod, and host networking gives every replica the same port",
@@ -47,34 +40,6 @@ CHANGES = {
 }
 
 CONTAINER_PORT = 5000  # the image's port; also in infra.components.image, checked in the GKE step
-
-
-def bind_env(port: int) -> str:
-    return f"ROBOJAM_BIND=127.0.0.1:{port}"
-
-
-def droplet_run(run: DockerCommand, image: str, port: int) -> list[str]:
-    """`podman run ...` for the unit's `docker run ...`."""
-    argv = ["podman", "run", "--health-interval", "disable"]
-    for name, value in run.options:
-        if name in ("--publish", "-p"):
-            continue
-        if name in ("--env", "-e") and value is not None and value.startswith("ROBOJAM_BIND="):
-            value = bind_env(port)
-        argv += [name] if value is None else [name, value]
-    if not any(v.startswith("ROBOJAM_BIND=") for v in run.values("--env", "-e")):
-        argv += ["--env", bind_env(port)]
-    return [*argv, image, *run.args[1:]]
-
-
-def droplet_stop(stop: DockerCommand | None, name: str) -> list[str]:
-    """`podman stop ...` for the unit's ExecStop (podman's stop also waits 10 s by default, as docker's)."""
-    if stop is None:
-        return ["podman", "stop", name]
-    argv = ["podman", "stop"]
-    for option, value in stop.options:
-        argv += [option] if value is None else [option, value]
-    return [*argv, *stop.args]
 
 
 def is_service(container: dict) -> bool:

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+import yaml
+
 from robojam_format.layout import REPO_ROOT
 from staging.context import Context, free_port
 from staging.engine import StagingError
@@ -40,6 +42,14 @@ class Rollout:
     @property
     def stop_timeout(self) -> float:
         return float(self.env.get("STOP_TIMEOUT", 40))
+
+
+def write_files(user_data: str) -> dict[str, str]:
+    """cloud-init's write_files as path -> content."""
+    data = yaml.safe_load(user_data)
+    if not isinstance(data, dict):
+        raise StagingError("the droplet's user-data is not a cloud-config mapping.")
+    return {entry["path"]: entry.get("content", "") for entry in data.get("write_files") or []}
 
 
 def rollout_of(plan) -> Rollout | None:

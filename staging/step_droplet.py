@@ -1,11 +1,12 @@
-"""Step 2: the droplet's container, run the way the program deploys it (read from the recorded `dev` plan).
+"""Step 2: the droplet's container, deployed the way the program deploys it (read from the recorded `dev` plan).
 
-With the rollout the program ships (a deploy step running robojam-rollout): Caddy in front with the droplet's
-rendered Caddyfile, a first rollout, then a rollout to a second image tag while a client polls /healthz through
-Caddy every 50 ms (the downtime is what it measures) and another keeps POSTing /api/predict (none may fail); a rerun
-with the same image does nothing. Without one (a systemd unit running `docker run`): the unit's flags.
-Either way: /readyz, a MicroJam-format /api/predict, the image's HEALTHCHECK, and a stop the way the droplet stops
-the container while requests are in flight: they all complete and the container exits cleanly within the limit.
+The program's deploy step runs robojam-rollout (blue/green behind Caddy) with the container's run flags. Here:
+Caddy in front with the droplet's rendered Caddyfile; a first rollout; /readyz, a MicroJam-format /api/predict
+and the image's HEALTHCHECK on the serving slot; a rollout to a second image tag while one client polls /healthz
+through Caddy every 50 ms and another keeps POSTing /api/predict: failed polls, the longest outage and failed
+predictions are measured and reported (the rollout's behaviour; staging fails only if nothing got through); a
+rerun with the serving image does nothing; then a stop the way the rollout stops a slot, with requests in flight:
+they all complete and the container exits 0 within the rollout's stop timeout.
 """
 
 from __future__ import annotations
@@ -23,10 +24,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from infra.mock_plan import plan_stack
 from staging import adapt, client
-from staging.containers import foreground
 from staging.context import IMAGE_NEXT, Context, free_port
-from staging.droplet_rollout import Rollout, deployed, rollout_of
-from staging.droplet_unit import droplet_unit, write_files
+from staging.droplet_rollout import Rollout, deployed, rollout_of, write_files
 from staging.engine import StagingError
 
 STACK = "dev"
@@ -38,10 +37,6 @@ POLL_SECONDS = 0.05
 
 def plan(overrides: dict | None = None):
     return plan_stack(STACK, overrides)
-
-
-def unit_for(stack: str = STACK, overrides: dict | None = None):
-    return droplet_unit(plan_stack(stack, overrides).one(DROPLET).inputs["userData"])
 
 
 def caddyfile_of(recorded) -> str | None:
@@ -297,38 +292,9 @@ def run_rollout(ctx: Context, recorded, rollout: Rollout) -> tuple[str, dict]:
     return detail, measured
 
 
-# --- a systemd unit running `docker run` --------------------------------------------------------------------
-
-
-def run_unit(ctx: Context, recorded) -> tuple[str, dict]:
-    unit = droplet_unit(recorded.one(DROPLET).inputs["userData"])
-    port = free_port()
-    name = (unit.run.values("--name") or ["robojam"])[-1]
-    argv = adapt.droplet_run(unit.run, ctx.facts["image"], port)
-    stop = adapt.droplet_stop(unit.stop, name)
-    ctx.log(f"unit image {unit.image}; stop timeout {unit.timeout_stop:g} s, docker stop waits {unit.stop_time:g} s")
-    ctx.log("$ " + " ".join(argv))
-    url = f"http://127.0.0.1:{port}"
-    with foreground(ctx.engine, argv, name, ctx.path("logs") / "droplet-container.log") as process:
-        measured = check_serving(ctx, url, name)
-
-        def wait_exit(seconds: float) -> int:
-            try:
-                return process.wait(timeout=seconds)
-            except subprocess.TimeoutExpired:
-                raise TimeoutError from None
-
-        stopped = stop_with_requests_in_flight(ctx, url, stop, wait_exit, unit.timeout_stop)
-    measured.update(stopped, stop_timeout=unit.timeout_stop)
-    detail = (
-        f"ready in {measured['ready_seconds']:.1f} s, /api/predict {measured['predict_touches']} touches, HEALTHCHECK "
-        f"ok, stopped in {stopped['stop_seconds']:.1f} s (limit {unit.timeout_stop:g} s) with {IN_FLIGHT_REQUESTS} "
-        "requests completed"
-    )
-    return detail, measured
-
-
 def run(ctx: Context) -> tuple[str, dict]:
     recorded = plan()
     rollout = rollout_of(recorded)
-    return run_rollout(ctx, recorded, rollout) if rollout else run_unit(ctx, recorded)
+    if rollout is None:
+        raise StagingError("the dev stack's plan has no droplet rollout (a remote command running robojam-rollout).")
+    return run_rollout(ctx, recorded, rollout)

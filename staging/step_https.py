@@ -14,12 +14,10 @@ import subprocess
 import time
 
 from staging import adapt, client
-from staging.containers import foreground
-from staging.context import Context, free_port
+from staging.context import Context
 from staging.droplet_rollout import deployed, rollout_of
-from staging.droplet_unit import droplet_unit
 from staging.engine import StagingError
-from staging.step_droplet import DROPLET, adapted_caddy, caddy_running, caddyfile_of, plan
+from staging.step_droplet import adapted_caddy, caddy_running, caddyfile_of, plan
 
 DOMAIN = "jam.example.org"
 OVERRIDES = {"robojam:domain": DOMAIN, "robojam:acmeEmail": "ops@example.org"}
@@ -41,21 +39,13 @@ def curl(*args: str) -> tuple[int, str]:
 
 @contextlib.contextmanager
 def service(ctx: Context, recorded):
-    """The service deployed as the plan says; yields (app URL, Caddy upstream mapping)."""
+    """The service rolled out as the plan says; yields (the serving slot's URL, Caddy's upstream mapping)."""
     rollout = rollout_of(recorded)
-    if rollout is not None:
-        with deployed(ctx, rollout, ctx.facts["image"]) as runner:
-            _, port = runner.serving()
-            yield f"http://127.0.0.1:{port}", runner.upstream
-        return
-    unit = droplet_unit(recorded.one(DROPLET).inputs["userData"])
-    port = free_port()
-    name = (unit.run.values("--name") or ["robojam"])[-1]
-    argv = adapt.droplet_run(unit.run, ctx.facts["image"], port)
-    with foreground(ctx.engine, argv, name, ctx.path("logs") / "https-container.log"):
-        url = f"http://127.0.0.1:{port}"
-        client.wait_for(f"{url}/readyz", timeout=120)
-        yield url, lambda dial: f"127.0.0.1:{port}"
+    if rollout is None:
+        raise StagingError("the plan with a domain has no droplet rollout to serve behind Caddy.")
+    with deployed(ctx, rollout, ctx.facts["image"]) as runner:
+        _, port = runner.serving()
+        yield f"http://127.0.0.1:{port}", runner.upstream
 
 
 def run(ctx: Context) -> tuple[str, dict]:

@@ -25,10 +25,9 @@ from staging import adapt, cli
 from staging.context import Context
 from staging.docker_shim import translate
 from staging.droplet_rollout import REMOTE_COMMAND, rollout_of
-from staging.droplet_unit import droplet_unit, parse_docker, parse_unit, seconds
 from staging.engine import TOOLS, Engine, StagingError
 from staging.report import StepResult
-from staging.step_droplet import DROPLET, plan
+from staging.step_droplet import caddyfile_of, plan
 from staging.step_gke import deployment
 from staging.step_training import STANDINS, uv_wheel
 
@@ -40,40 +39,16 @@ STEPS = ["image", "droplet", "https", "gke", "training"]
 # --- what staging reads from the plan, and the changes it makes -------------------------------------------
 
 
-UNIT_USER_DATA = """#cloud-config
-write_files:
-  - path: /etc/systemd/system/robojam.service
-    content: |
-      [Service]
-      ExecStart=/usr/bin/docker --config /etc/robojam/docker run --rm --name robojam --publish 80:5000 --env ROBOJAM_BIND=0.0.0.0:5000 --user 10001:10001 --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges registry.example/robojam@sha256:abc
-      ExecStop=/usr/bin/docker stop --time 40 robojam
-      TimeoutStopSec=60
-"""  # noqa: E501 - a unit's ExecStart is one line
-
-
-def test_a_units_docker_run_keeps_every_flag_but_the_listed_ones():
-    unit = droplet_unit(UNIT_USER_DATA)
-    assert unit.image == "registry.example/robojam@sha256:abc" and unit.timeout_stop == 60 and unit.stop_time == 40
-    argv = adapt.droplet_run(unit.run, "localhost/robojam:staging", 5099)
-    assert argv[:2] == ["podman", "run"] and argv[-1] == "localhost/robojam:staging"
-    assert "--publish" not in argv and "ROBOJAM_BIND=127.0.0.1:5099" in argv and unit.image not in argv
-    kept = [a for a in argv[4:-1] if a != "ROBOJAM_BIND=127.0.0.1:5099"]
-    assert kept == "--rm --name robojam --env --user 10001:10001 --read-only --tmpfs /tmp --cap-drop ALL " \
-        "--security-opt no-new-privileges".split()  # fmt: skip
-    assert adapt.droplet_stop(unit.stop, "robojam") == ["podman", "stop", "--time", "40", "robojam"]
-
-
-def test_the_plans_droplet_deploy_is_read_with_its_run_flags():
+def test_the_plans_droplet_rollout_is_read_with_its_run_flags_and_caddyfile():
     recorded = plan()
     rollout = rollout_of(recorded)
-    if rollout is None:  # a systemd unit running `docker run`
-        unit = droplet_unit(recorded.one(DROPLET).inputs["userData"])
-        flags = [name for name, _ in unit.run.options]
-    else:  # the rollout script, with the environment the deploy step gives it
-        assert rollout.script.startswith("#!") and "DOCKER" in rollout.script and len(rollout.ports) == 2
-        assert "DOCKER_CONFIG" not in rollout.env and rollout.stop_timeout > 30
-        flags = rollout.env["RUN_ARGS"].split()
+    assert rollout is not None, "the dev stack deploys no robojam-rollout"
+    assert rollout.script.startswith("#!") and "DOCKER" in rollout.script and len(rollout.ports) == 2
+    assert "DOCKER_CONFIG" not in rollout.env and rollout.stop_timeout > 30
+    flags = rollout.env["RUN_ARGS"].split()
     assert {"--read-only", "--user", "--cap-drop", "--tmpfs", "--security-opt"} <= set(flags)
+    caddyfile = caddyfile_of(recorded)
+    assert all(f"127.0.0.1:{port}" in caddyfile for port in rollout.ports)  # Caddy's upstreams are the slots
 
 
 def test_the_docker_shim_turns_a_port_mapping_into_the_service_bind():
@@ -105,18 +80,6 @@ class FakePlan:
 
     def of_type(self, type_token: str):
         return [SimpleNamespace(inputs={"stdin": self.stdin})] if type_token == REMOTE_COMMAND else []
-
-
-def test_docker_lines_parse_like_docker_and_unknown_flags_are_refused():
-    run = parse_docker("-/usr/bin/docker --config /etc/x run --rm -e A=1 --env=B=2 --name n img arg")
-    assert run.subcommand == "run" and run.args == ["img", "arg"]
-    assert run.options == [("--rm", None), ("-e", "A=1"), ("--env", "B=2"), ("--name", "n")]
-    stop = parse_docker("/usr/bin/docker stop --time 40 robojam")
-    assert stop.values("--time") == ["40"] and stop.args == ["robojam"]
-    with pytest.raises(StagingError, match="unknown docker run option --gpus"):
-        parse_docker("/usr/bin/docker run --gpus all img")
-    unit = parse_unit("[Service]\nExecStartPre=-a\nExecStartPre=b\nTimeoutStopSec=1min 30s\n")
-    assert unit["Service"]["ExecStartPre"] == ["-a", "b"] and seconds("1min 30s") == 90 and seconds("500ms") == 0.5
 
 
 def test_gke_manifest_changes_are_exactly_the_listed_ones():
@@ -325,9 +288,9 @@ def test_droplet_serves_and_stops_within_the_units_timeout(staging_run):
     measured = step(staging_run, "droplet")
     assert measured["predict_touches"] > 0 and measured["stop_seconds"] < measured["stop_timeout"]
     assert measured["in_flight_at_stop"] is None or measured["in_flight_at_stop"] >= 2
-    if rollout_of(plan()) is not None:  # the rollout's downtime was measured through Caddy, every 50 ms
-        assert measured["polls"] >= measured["rollout_seconds"] * 10 and measured["predicts_during_rollout"] > 0
-        assert 0 <= measured["failed_polls"] <= measured["polls"] and measured["longest_outage_s"] >= 0
+    # the rollout's downtime was measured through Caddy, every 50 ms
+    assert measured["polls"] > 0 and measured["predicts_during_rollout"] > 0
+    assert 0 <= measured["failed_polls"] <= measured["polls"] and measured["longest_outage_s"] >= 0
 
 
 @pytest.mark.timeout(1800)
