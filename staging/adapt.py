@@ -35,11 +35,9 @@ CHANGES = {
         "TLS from Caddy's internal CA (`tls internal`) instead of ACME; its root is not installed anywhere",
         "listens on free 127.0.0.1 ports instead of :80/:443; the domain is mapped to 127.0.0.1 by the client "
         "(curl --resolve)",
-        "the upstream is the container's loopback port; admin API off; certificates under the build folder",
+        "the upstreams are the rollout slots' loopback ports; admin API off; certificates under the build folder",
     ],
 }
-
-CONTAINER_PORT = 5000  # the image's port; also in infra.components.image, checked in the GKE step
 
 
 def is_service(container: dict) -> bool:
