@@ -1,14 +1,12 @@
 """Every change staging makes to what the program deploys, so it runs under podman on one machine. Nothing else
 in `staging/` alters a flag, a manifest or a config: the rest is read from the rendered plan as it is.
 
-Podman takes docker's `run` flags and Kubernetes pod specs; what differs here is listed in CHANGES, per target.
+Podman takes docker's command line and Kubernetes pod specs; what differs here is listed in CHANGES, per target.
 """
 
 from __future__ import annotations
 
 import copy
-
-from staging.droplet_unit import DockerCommand
 
 CHANGES = {
     "all": [
@@ -17,14 +15,18 @@ CHANGES = {
         "so it cannot clash with other servers on this machine or be reached from outside it",
     ],
     "droplet": [
-        "`docker` becomes `podman`; docker's global options (`--config DIR`, registry credentials) are dropped",
-        "`--publish` is dropped: with host networking there is no port mapping",
-        "`--health-interval disable`: podman schedules HEALTHCHECKs with systemd timers and there is no systemd "
+        "the rollout script runs with DOCKER = podman through staging/docker_shim.py, IMAGE = the local image, "
+        "PULL=0 and two free loopback slot ports for PORTS (Caddy's upstreams follow them); the deploy step's "
+        "one-run registry login (DOCKER_CONFIG) is not needed",
+        "`run --publish HOST:PORT:5000` becomes `--env ROBOJAM_BIND=HOST:PORT` (host networking has no port mapping)",
+        "`run --health-interval disable`: podman schedules HEALTHCHECKs with systemd timers and there is no systemd "
         "here; staging runs the image's HEALTHCHECK itself with `podman healthcheck run`",
     ],
     "gke": [
         "`replicas: 1`: podman runs one pod, and host networking gives every replica the same port",
         "`hostNetwork: true`",
+        "sidecars (containers other than the service, e.g. a proxy) and the volumes only they mount are removed: "
+        "their images cannot be pulled here (the HTTPS step runs the droplet's Caddy config with Debian's caddy)",
         "`ports` are dropped: podman refuses port mappings with host networking",
         "probes are removed: podman turns them into healthchecks that run `curl` inside the container (the slim "
         "image has none) on systemd timers (there is no systemd here); staging requests each probe's path itself",
@@ -33,39 +35,14 @@ CHANGES = {
         "TLS from Caddy's internal CA (`tls internal`) instead of ACME; its root is not installed anywhere",
         "listens on free 127.0.0.1 ports instead of :80/:443; the domain is mapped to 127.0.0.1 by the client "
         "(curl --resolve)",
-        "the upstream is the container's loopback port; admin API off; certificates under the build folder",
+        "the upstreams are the rollout slots' loopback ports; admin API off; certificates under the build folder",
     ],
 }
 
-CONTAINER_PORT = 5000  # the image's port; also in infra.components.image, checked in the GKE step
 
-
-def bind_env(port: int) -> str:
-    return f"ROBOJAM_BIND=127.0.0.1:{port}"
-
-
-def droplet_run(run: DockerCommand, image: str, port: int) -> list[str]:
-    """`podman run ...` for the unit's `docker run ...`."""
-    argv = ["podman", "run", "--health-interval", "disable"]
-    for name, value in run.options:
-        if name in ("--publish", "-p"):
-            continue
-        if name in ("--env", "-e") and value is not None and value.startswith("ROBOJAM_BIND="):
-            value = bind_env(port)
-        argv += [name] if value is None else [name, value]
-    if not any(v.startswith("ROBOJAM_BIND=") for v in run.values("--env", "-e")):
-        argv += ["--env", bind_env(port)]
-    return [*argv, image, *run.args[1:]]
-
-
-def droplet_stop(stop: DockerCommand | None, name: str) -> list[str]:
-    """`podman stop ...` for the unit's ExecStop (podman's stop also waits 10 s by default, as docker's)."""
-    if stop is None:
-        return ["podman", "stop", name]
-    argv = ["podman", "stop"]
-    for option, value in stop.options:
-        argv += [option] if value is None else [option, value]
-    return [*argv, *stop.args]
+def is_service(container: dict) -> bool:
+    """The service's own container (it is told where to listen), as opposed to a sidecar."""
+    return any(env.get("name") == "ROBOJAM_BIND" for env in container.get("env", []))
 
 
 def kube_deployment(deployment: dict, image: str, port: int) -> dict:
@@ -77,6 +54,10 @@ def kube_deployment(deployment: dict, image: str, port: int) -> dict:
     spec["replicas"] = 1
     pod = spec["template"]["spec"]
     pod["hostNetwork"] = True
+    pod["containers"] = [c for c in pod["containers"] if is_service(c)]
+    mounted = {m["name"] for c in pod["containers"] for m in c.get("volumeMounts", [])}
+    if "volumes" in pod:
+        pod["volumes"] = [v for v in pod["volumes"] if v["name"] in mounted]
     for container in pod["containers"]:
         container["image"] = image
         container.pop("ports", None)
@@ -89,9 +70,9 @@ def kube_deployment(deployment: dict, image: str, port: int) -> dict:
 
 
 def probe_paths(deployment: dict) -> dict[str, str]:
-    """Each probe's HTTP path in the recorded Deployment (what staging requests instead of podman)."""
+    """The service container's HTTP probe paths in the recorded Deployment (staging requests them itself)."""
     paths = {}
-    for container in deployment["spec"]["template"]["spec"]["containers"]:
+    for container in filter(is_service, deployment["spec"]["template"]["spec"]["containers"]):
         for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
             http = (container.get(probe) or {}).get("httpGet")
             if http:

@@ -1,14 +1,22 @@
-"""Step 2: the droplet's container, run with the flags its systemd unit uses (read from the rendered cloud-init).
+"""Step 2: the droplet's container, deployed the way the program deploys it (read from the recorded `dev` plan).
 
-Checks /readyz, a MicroJam-format /api/predict and the image's HEALTHCHECK, then stops it the way the unit does
-(its ExecStop) while requests are in flight: they must all complete and the stop must end, with the service's
-own clean exit, within the unit's stop timeout.
+The program's deploy step runs robojam-rollout (blue/green behind Caddy) with the container's run flags. Here:
+Caddy in front with the droplet's rendered Caddyfile; a first rollout; /readyz, a MicroJam-format /api/predict
+and the image's HEALTHCHECK on the serving slot; a rollout to a second image tag while one client polls /healthz
+through Caddy every 50 ms and another keeps POSTing /api/predict: failed polls, the longest outage and failed
+predictions are measured and reported (the rollout's behaviour; staging fails only if nothing got through); a
+rerun with the serving image does nothing; then a stop the way the rollout stops a slot, with requests in flight:
+they all complete and the container exits 0 within the rollout's stop timeout.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import json
+import os
 import subprocess
+import threading
 import time
 
 import requests
@@ -16,18 +24,23 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from infra.mock_plan import plan_stack
 from staging import adapt, client
-from staging.containers import foreground
-from staging.context import Context, free_port
-from staging.droplet_unit import droplet_unit
+from staging.context import IMAGE_NEXT, Context, free_port
+from staging.droplet_rollout import Rollout, deployed, rollout_of, write_files
 from staging.engine import StagingError
 
 STACK = "dev"
 DROPLET = "digitalocean:index/droplet:Droplet"
+CADDYFILE = "/etc/caddy/Caddyfile"
 IN_FLIGHT_REQUESTS = 2  # fewer than the service's threads, so /metrics can still answer while they run
+POLL_SECONDS = 0.05
 
 
-def unit_for(stack: str = STACK, overrides: dict | None = None):
-    return droplet_unit(plan_stack(stack, overrides).one(DROPLET).inputs["userData"])
+def plan(overrides: dict | None = None):
+    return plan_stack(STACK, overrides)
+
+
+def caddyfile_of(recorded) -> str | None:
+    return write_files(recorded.one(DROPLET).inputs["userData"]).get(CADDYFILE)
 
 
 def in_flight(url: str) -> float | None:
@@ -44,11 +57,16 @@ def in_flight(url: str) -> float | None:
     return None
 
 
-def stop_with_requests_in_flight(ctx: Context, url: str, stop: list[str], process, limit: float) -> dict:
-    """Start long requests, wait until the service is answering them, stop; every one must complete."""
+def stop_with_requests_in_flight(ctx: Context, url: str, stop: list[str], wait_exit, limit: float) -> dict:
+    """Start long requests, wait until the service is answering them, stop; every one must complete.
+
+    `wait_exit(seconds)` returns the container's exit code once it has exited, or raises TimeoutError.
+    """
     with concurrent.futures.ThreadPoolExecutor(IN_FLIGHT_REQUESTS) as pool:
         futures = [
-            pool.submit(client.predict, url, touches=1500, seconds=10.0, seed=seed, timeout=limit)
+            pool.submit(
+                client.predict, url, touches=1000, seconds=10.0, seed=seed, timeout=limit
+            )  # the largest allowed
             for seed in range(IN_FLIGHT_REQUESTS)
         ]
         deadline = time.monotonic() + 10
@@ -58,16 +76,18 @@ def stop_with_requests_in_flight(ctx: Context, url: str, stop: list[str], proces
             if seen is None or seen >= IN_FLIGHT_REQUESTS:
                 break
             time.sleep(0.01)
-        if any(f.done() for f in futures):
-            raise StagingError("the in-flight requests finished before the stop began; make them longer.")
+        finished = [f for f in futures if f.done()]
+        if finished:
+            error = finished[0].exception()
+            raise StagingError(f"an in-flight request ended before the stop began ({error or 'too short'}).")
         ctx.log(f"in flight when stopping: {seen if seen is not None else 'unknown (no /metrics)'}")
         start = time.monotonic()
         done = ctx.engine.run(stop[0], *stop[1:], timeout=limit + 30, check=False)
-        ctx.log(f"$ {' '.join(stop)} -> {done.returncode} {done.stdout.strip()} {done.stderr.strip()}")
+        ctx.log(f"$ {' '.join(stop)} -> {done.returncode} {done.stdout.strip()}")
         try:
-            exit_code = process.wait(timeout=max(limit - (time.monotonic() - start), 1))
-        except subprocess.TimeoutExpired:
-            raise StagingError(f"the container still ran {limit:.0f} s after the stop (the unit's limit).") from None
+            exit_code = wait_exit(max(limit - (time.monotonic() - start), 1))
+        except TimeoutError:
+            raise StagingError(f"the container still ran {limit:.0f} s after the stop began (the limit).") from None
         stop_seconds = time.monotonic() - start
         failures = []
         for f in futures:
@@ -82,26 +102,199 @@ def stop_with_requests_in_flight(ctx: Context, url: str, stop: list[str], proces
     return {"stop_seconds": round(stop_seconds, 2), "in_flight_at_stop": seen}
 
 
-def run(ctx: Context) -> tuple[str, dict]:
-    unit = unit_for()
-    port = free_port()
-    name = (unit.run.values("--name") or ["robojam"])[-1]
-    argv = adapt.droplet_run(unit.run, ctx.facts["image"], port)
-    stop = adapt.droplet_stop(unit.stop, name)
-    ctx.log(f"unit image {unit.image}; stop timeout {unit.timeout_stop:g} s, docker stop waits {unit.stop_time:g} s")
-    ctx.log("$ " + " ".join(argv))
-    url = f"http://127.0.0.1:{port}"
-    with foreground(ctx.engine, argv, name, ctx.path("logs") / "droplet-container.log") as process:
-        ready = client.wait_for(f"{url}/readyz", timeout=120)
-        events = client.predict(url)
-        health = ctx.engine.podman("healthcheck", "run", name, check=False)
-        if health.returncode != 0:
-            raise StagingError(f"the image's HEALTHCHECK failed: {(health.stdout + health.stderr).strip()}")
-        stopped = stop_with_requests_in_flight(ctx, url, stop, process, unit.timeout_stop)
-    measured = {"ready_seconds": round(ready, 1), "predict_touches": len(events), **stopped}
-    measured["stop_timeout"] = unit.timeout_stop
+def check_serving(ctx: Context, url: str, container: str) -> dict:
+    ready = client.wait_for(f"{url}/readyz", timeout=120)
+    events = client.predict(url)
+    health = ctx.engine.podman("healthcheck", "run", container, check=False)
+    if health.returncode != 0:
+        raise StagingError(f"the image's HEALTHCHECK failed: {(health.stdout + health.stderr).strip()}")
+    return {"ready_seconds": round(ready, 1), "predict_touches": len(events)}
+
+
+# --- Caddy, as the droplet runs it ------------------------------------------------------------------------
+
+
+def caddy_env(ctx: Context) -> dict:
+    home = ctx.path("caddy", "home")
+    return {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(home), "XDG_CONFIG_HOME": str(home)}
+
+
+def adapted_caddy(ctx: Context, caddyfile: str, upstream, name: str) -> tuple[dict, dict, int, int]:
+    """(rendered JSON, adapted JSON, http port, https port) for a rendered Caddyfile."""
+    source = ctx.path("caddy") / f"{name}.Caddyfile"
+    source.write_text(caddyfile)
+    env = caddy_env(ctx)
+    validated = subprocess.run(
+        ["caddy", "validate", "--config", str(source), "--adapter", "caddyfile"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    ctx.log(validated.stdout + validated.stderr)
+    if validated.returncode != 0:
+        raise StagingError(f"caddy validate rejects the rendered Caddyfile: {validated.stderr.strip()[-300:]}")
+    adapted = subprocess.run(
+        ["caddy", "adapt", "--config", str(source), "--adapter", "caddyfile"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    if adapted.returncode != 0:
+        raise StagingError(f"caddy adapt failed: {adapted.stderr.strip()[-300:]}")
+    rendered = json.loads(adapted.stdout)
+    http_port, https_port = free_port(), free_port()
+    config = adapt.caddy_json(
+        rendered,
+        http_port=http_port,
+        https_port=https_port,
+        upstream=upstream,
+        storage=str(ctx.path("caddy", "storage")),
+    )
+    return rendered, config, http_port, https_port
+
+
+@contextlib.contextmanager
+def caddy_running(ctx: Context, config: dict, name: str):
+    path = ctx.path("caddy") / f"{name}.json"
+    path.write_text(json.dumps(config, indent=2))
+    with (ctx.path("logs") / f"caddy-{name}.log").open("a") as log:
+        proxy = subprocess.Popen(["caddy", "run", "--config", str(path)], stdout=log, stderr=log, env=caddy_env(ctx))
+    try:
+        yield proxy
+    finally:
+        proxy.terminate()
+        try:
+            proxy.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proxy.kill()
+            proxy.wait(timeout=5)
+
+
+# --- the rollout --------------------------------------------------------------------------------------------
+
+
+class Poller:
+    """GET `url` every POLL_SECONDS in a thread; what failed and the longest failing stretch."""
+
+    def __init__(self, url: str):
+        self.url, self.results, self._stop = url, [], threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                ok = requests.get(self.url, timeout=1).status_code == 200
+            except requests.RequestException:
+                ok = False
+            self.results.append((started, ok))
+            self._stop.wait(max(POLL_SECONDS - (time.monotonic() - started), 0))
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def downtime(self) -> dict:
+        """Failed polls, and the longest stretch from a first failure to the next success (seconds)."""
+        failed = [t for t, ok in self.results if not ok]
+        longest, start = 0.0, None
+        for t, ok in self.results:
+            if not ok and start is None:
+                start = t
+            elif ok and start is not None:
+                longest, start = max(longest, t - start), None
+        if start is not None:
+            longest = max(longest, self.results[-1][0] - start + POLL_SECONDS)
+        return {"polls": len(self.results), "failed_polls": len(failed), "longest_outage_s": round(longest, 3)}
+
+
+def predict_loop(url: str, stop: threading.Event, outcomes: list) -> None:
+    while not stop.is_set():
+        try:
+            client.predict(url, timeout=30)
+            outcomes.append("ok")
+        except Exception as exc:  # noqa: BLE001 - each failure is a finding
+            outcomes.append(f"{type(exc).__name__}: {exc}")
+
+
+def second_image(ctx: Context) -> str:
+    """The same image under a second tag with its own ID (a label), as a new build would be."""
+    work = ctx.engine.buildah("from", "--pull-never", ctx.facts["image"]).stdout.strip().splitlines()[-1]
+    try:
+        ctx.engine.buildah("config", "--label", "robojam.staging.rollout=next", work)
+        ctx.engine.buildah("commit", "--quiet", work, IMAGE_NEXT, timeout=300)
+    finally:
+        ctx.engine.buildah("rm", work, check=False)
+    return IMAGE_NEXT
+
+
+def run_rollout(ctx: Context, recorded, rollout: Rollout) -> tuple[str, dict]:
+    caddyfile = caddyfile_of(recorded)
+    if caddyfile is None:
+        raise StagingError(f"the droplet's user-data writes no {CADDYFILE}; nothing is in front of gunicorn.")
+    next_image = second_image(ctx)
+    with deployed(ctx, rollout, ctx.facts["image"]) as runner:
+        _, config, http_port, _ = adapted_caddy(ctx, caddyfile, runner.upstream, "droplet")
+        front = f"http://127.0.0.1:{http_port}"
+        container, port = runner.serving()
+        measured = check_serving(ctx, f"http://127.0.0.1:{port}", container)
+        with caddy_running(ctx, config, "droplet"):
+            client.wait_for(f"{front}/readyz", timeout=30)
+            client.predict(front)
+            stop, outcomes = threading.Event(), []
+            worker = threading.Thread(target=predict_loop, args=(front, stop, outcomes), daemon=True)
+            with Poller(f"{front}/healthz") as poller:
+                worker.start()
+                started = time.monotonic()
+                runner.deploy(next_image)
+                rollout_seconds = time.monotonic() - started
+                time.sleep(0.5)  # a few polls after the switch
+                stop.set()
+                worker.join(timeout=60)
+            downtime = poller.downtime()
+            ctx.log(f"rollout to {next_image}: {rollout_seconds:.1f} s, {downtime}, predicts {len(outcomes)}")
+            failed = [o for o in outcomes if o != "ok"]
+            if failed:  # measured and reported, like the downtime: the rollout's behaviour, not staging's
+                ctx.log(f"WARNING: {len(failed)} of {len(outcomes)} /api/predict during the rollout failed: {failed}")
+            if not outcomes or len(failed) == len(outcomes):
+                raise StagingError(f"no /api/predict through Caddy succeeded during the rollout: {failed[:1]}")
+            container, port = runner.serving()
+            image = ctx.engine.podman("inspect", "--format", "{{.Config.Image}}", container).stdout.strip()
+            if image != next_image:
+                raise StagingError(f"after the rollout {container} runs {image}, not {next_image}.")
+            again = runner.deploy(next_image)
+            if "nothing to do" not in again or runner.serving() != (container, port):
+                raise StagingError(f"a second rollout of the serving image changed something: {again.strip()}")
+
+            def wait_exit(seconds: float) -> int:
+                done = ctx.engine.podman("wait", container, timeout=seconds + 5, check=False)
+                if done.returncode != 0:
+                    raise TimeoutError
+                return int(done.stdout.strip().splitlines()[-1])
+
+            stop_argv = ["podman", "stop", "--time", str(int(rollout.stop_timeout)), container]
+            stopped = stop_with_requests_in_flight(
+                ctx, f"http://127.0.0.1:{port}", stop_argv, wait_exit, rollout.stop_timeout
+            )
+    measured.update(stopped, stop_timeout=rollout.stop_timeout, rollout_seconds=round(rollout_seconds, 1), **downtime)
+    measured.update(predicts_during_rollout=len(outcomes), failed_predicts_during_rollout=len(failed))
+    dropped = (
+        f"{len(failed)} of {len(outcomes)} /api/predict FAILED (see the log)"
+        if failed
+        else (f"{len(outcomes)} /api/predict all ok")
+    )
     detail = (
-        f"ready in {ready:.1f} s, /api/predict {len(events)} touches, HEALTHCHECK ok, stopped in "
-        f"{stopped['stop_seconds']:.1f} s (limit {unit.timeout_stop:g} s) with {IN_FLIGHT_REQUESTS} requests completed"
+        f"rollout {ctx.facts['image']} -> {next_image} in {rollout_seconds:.1f} s: {downtime['failed_polls']} of "
+        f"{downtime['polls']} /healthz polls (50 ms) failed through Caddy, longest outage "
+        f"{downtime['longest_outage_s'] * 1000:.0f} ms, {dropped}; rerun did nothing; "
+        f"stop with {IN_FLIGHT_REQUESTS} in flight {stopped['stop_seconds']:.1f} s (limit {rollout.stop_timeout:g} s)"
     )
     return detail, measured
+
+
+def run(ctx: Context) -> tuple[str, dict]:
+    recorded = plan()
+    rollout = rollout_of(recorded)
+    if rollout is None:
+        raise StagingError("the dev stack's plan has no droplet rollout (a remote command running robojam-rollout).")
+    return run_rollout(ctx, recorded, rollout)

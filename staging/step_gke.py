@@ -51,7 +51,10 @@ def check_user(ctx: Context, container: str, uid: int) -> None:
 def run(ctx: Context) -> tuple[str, dict]:
     recorded = deployment()
     pod_spec = recorded["spec"]["template"]["spec"]
-    (container_spec,) = pod_spec["containers"]
+    services = [c for c in pod_spec["containers"] if adapt.is_service(c)]
+    if len(services) != 1:
+        raise StagingError(f"the Deployment has {len(services)} service containers (with ROBOJAM_BIND); expected 1.")
+    (container_spec,) = services
     uid = (container_spec.get("securityContext") or {}).get("runAsUser") or pod_spec["securityContext"]["runAsUser"]
     if uid == 0:
         raise StagingError("the Deployment runs its container as root.")

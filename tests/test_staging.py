@@ -15,6 +15,7 @@ import subprocess
 import sys
 import sysconfig
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from support import require
@@ -22,10 +23,11 @@ from support import require
 from robojam_format.layout import REPO_ROOT
 from staging import adapt, cli
 from staging.context import Context
-from staging.droplet_unit import parse_docker, parse_unit, seconds
+from staging.docker_shim import translate
+from staging.droplet_rollout import REMOTE_COMMAND, rollout_of
 from staging.engine import TOOLS, Engine, StagingError
 from staging.report import StepResult
-from staging.step_droplet import unit_for
+from staging.step_droplet import caddyfile_of, plan
 from staging.step_gke import deployment
 from staging.step_training import STANDINS, uv_wheel
 
@@ -37,48 +39,76 @@ STEPS = ["image", "droplet", "https", "gke", "training"]
 # --- what staging reads from the plan, and the changes it makes -------------------------------------------
 
 
-def test_droplet_run_keeps_every_flag_of_the_unit_but_the_listed_ones():
-    unit = unit_for()
-    flags = [name for name, _ in unit.run.options]
+def test_the_plans_droplet_rollout_is_read_with_its_run_flags_and_caddyfile():
+    recorded = plan()
+    rollout = rollout_of(recorded)
+    assert rollout is not None, "the dev stack deploys no robojam-rollout"
+    assert rollout.script.startswith("#!") and "DOCKER" in rollout.script and len(rollout.ports) == 2
+    assert "DOCKER_CONFIG" not in rollout.env and rollout.stop_timeout > 30
+    flags = rollout.env["RUN_ARGS"].split()
     assert {"--read-only", "--user", "--cap-drop", "--tmpfs", "--security-opt"} <= set(flags)
-    argv = adapt.droplet_run(unit.run, "localhost/robojam:staging", 5099)
-    assert argv[:2] == ["podman", "run"] and argv[-1] == "localhost/robojam:staging"
-    assert "--publish" not in argv and "-p" not in argv
-    assert "ROBOJAM_BIND=127.0.0.1:5099" in argv
-    for name, value in unit.run.options:  # everything else, in the unit's order
-        if name not in ("--publish", "-p") and not (value or "").startswith("ROBOJAM_BIND="):
-            assert name in argv and (value is None or argv[argv.index(name) + 1] == value or value in argv)
-    assert unit.image != "localhost/robojam:staging" and unit.image not in argv
+    caddyfile = caddyfile_of(recorded)
+    assert all(f"127.0.0.1:{port}" in caddyfile for port in rollout.ports)  # Caddy's upstreams are the slots
 
 
-def test_docker_lines_parse_like_docker_and_unknown_flags_are_refused():
-    run = parse_docker("-/usr/bin/docker --config /etc/x run --rm -e A=1 --env=B=2 --name n img arg")
-    assert run.subcommand == "run" and run.args == ["img", "arg"]
-    assert run.options == [("--rm", None), ("-e", "A=1"), ("--env", "B=2"), ("--name", "n")]
-    stop = parse_docker("/usr/bin/docker stop --time 40 robojam")
-    assert stop.values("--time") == ["40"] and stop.args == ["robojam"]
-    with pytest.raises(StagingError, match="unknown docker run option --gpus"):
-        parse_docker("/usr/bin/docker run --gpus all img")
-    unit = parse_unit("[Service]\nExecStartPre=-a\nExecStartPre=b\nTimeoutStopSec=1min 30s\n")
-    assert unit["Service"]["ExecStartPre"] == ["-a", "b"] and seconds("1min 30s") == 90 and seconds("500ms") == 0.5
+def test_the_docker_shim_turns_a_port_mapping_into_the_service_bind():
+    argv = ["run", "--detach", "--name", "r-a", "--publish", "127.0.0.1:6001:5000", "--env",
+            "ROBOJAM_BIND=0.0.0.0:5000", "--read-only", "img"]  # fmt: skip
+    assert translate(argv) == [
+        "podman", "run", "--health-interval", "disable", "--detach", "--name", "r-a", "--env",
+        "ROBOJAM_BIND=127.0.0.1:6001", "--read-only", "img",
+    ]  # fmt: skip
+    assert translate(["stop", "--time", "40", "r-a"]) == ["podman", "stop", "--time", "40", "r-a"]
+
+
+def test_the_deploy_steps_rollout_call_is_found_and_other_lines_are_not():
+    deploy = (
+        "cat > /usr/local/sbin/robojam-rollout <<'ROBOJAM_ROLLOUT'\n#!/usr/bin/env bash\necho hi\nROBOJAM_ROLLOUT\n"
+        "chmod 0755 /usr/local/sbin/robojam-rollout\n"
+        "DOCKER_CONFIG=\"$auth\" IMAGE=reg/x@sha256:1 PORTS='5001 5002' \\\n"
+        "  RUN_ARGS='--read-only' /usr/local/sbin/robojam-rollout\n"
+    )
+    found = rollout_of(FakePlan(deploy))
+    assert found.script == "#!/usr/bin/env bash\necho hi\n"
+    assert found.env == {"IMAGE": "reg/x@sha256:1", "PORTS": "5001 5002", "RUN_ARGS": "--read-only"}
+    assert rollout_of(FakePlan("echo no rollout here\n")) is None
+
+
+class FakePlan:
+    def __init__(self, stdin: str):
+        self.stdin = stdin
+
+    def of_type(self, type_token: str):
+        return [SimpleNamespace(inputs={"stdin": self.stdin})] if type_token == REMOTE_COMMAND else []
 
 
 def test_gke_manifest_changes_are_exactly_the_listed_ones():
     recorded = deployment()
     changed = adapt.kube_deployment(recorded, "localhost/robojam:staging", 5099)
-    assert changed["spec"]["replicas"] == 1 and changed["spec"]["template"]["spec"]["hostNetwork"] is True
-    (before,) = recorded["spec"]["template"]["spec"]["containers"]
-    (after,) = changed["spec"]["template"]["spec"]["containers"]
-    assert after["image"] == "localhost/robojam:staging"
+    pod_before, pod_after = recorded["spec"]["template"]["spec"], changed["spec"]["template"]["spec"]
+    assert changed["spec"]["replicas"] == 1 and pod_after["hostNetwork"] is True
+    (before,) = [c for c in pod_before["containers"] if adapt.is_service(c)]
+    (after,) = pod_after["containers"]  # sidecars removed
+    assert after["image"] == "localhost/robojam:staging" and before["image"] != after["image"]  # a copy
     assert {k for k in before if k not in after} <= {"ports", "livenessProbe", "readinessProbe", "startupProbe"}
     assert after["securityContext"] == before["securityContext"]  # read-only root, non-root UID: untouched
-    assert after["volumeMounts"] == before["volumeMounts"] and after["resources"] == before["resources"]
-    assert (
-        changed["spec"]["template"]["spec"]["securityContext"]
-        == recorded["spec"]["template"]["spec"]["securityContext"]
-    )
+    assert after["volumeMounts"] == before["volumeMounts"] and after.get("resources") == before.get("resources")
+    assert pod_after["securityContext"] == pod_before["securityContext"]
+    assert {v["name"] for v in pod_after["volumes"]} == {m["name"] for m in after["volumeMounts"]}
+    bind = [e["value"] for e in after["env"] if e["name"] == "ROBOJAM_BIND"]
+    assert bind == ["127.0.0.1:5099"]
     assert {"livenessProbe": "/healthz", "readinessProbe": "/readyz"}.items() <= adapt.probe_paths(recorded).items()
-    assert recorded["spec"]["template"]["spec"]["containers"][0]["image"] != "localhost/robojam:staging"  # a copy
+
+
+def test_gke_sidecars_and_their_volumes_are_removed():
+    service = {"name": "app", "image": "reg/app", "env": [{"name": "ROBOJAM_BIND", "value": "0.0.0.0:5000"}],
+               "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}  # fmt: skip
+    sidecar = {"name": "proxy", "image": "caddy", "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"},
+               {"name": "conf", "mountPath": "/etc/caddy"}]}  # fmt: skip
+    volumes = [{"name": "tmp", "emptyDir": {}}, {"name": "conf", "configMap": {"name": "c"}}]
+    recorded = {"spec": {"template": {"spec": {"containers": [service, sidecar], "volumes": volumes}}}}
+    pod = adapt.kube_deployment(recorded, "local", 6000)["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["containers"]] == ["app"] and [v["name"] for v in pod["volumes"]] == ["tmp"]
 
 
 def test_caddy_config_listens_on_loopback_with_the_internal_ca_and_finds_private_paths():
@@ -258,6 +288,9 @@ def test_droplet_serves_and_stops_within_the_units_timeout(staging_run):
     measured = step(staging_run, "droplet")
     assert measured["predict_touches"] > 0 and measured["stop_seconds"] < measured["stop_timeout"]
     assert measured["in_flight_at_stop"] is None or measured["in_flight_at_stop"] >= 2
+    # the rollout's downtime was measured through Caddy, every 50 ms
+    assert measured["polls"] > 0 and measured["predicts_during_rollout"] > 0
+    assert 0 <= measured["failed_polls"] <= measured["polls"] and measured["longest_outage_s"] >= 0
 
 
 @pytest.mark.timeout(1800)

@@ -1,0 +1,146 @@
+"""The droplet's image rollout (infra's robojam-rollout script, fed over SSH by a pulumi-command step), run here.
+
+From the recorded plan: the rollout script as the deploy step installs it (its heredoc) and the environment the
+deploy step runs it with. Here it runs with DOCKER = podman through staging.docker_shim, IMAGE = a local image,
+PULL=0 and free loopback slot ports (the changes staging.adapt lists); the rest of its environment is the plan's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import yaml
+
+from robojam_format.layout import REPO_ROOT
+from staging.context import Context, free_port
+from staging.engine import StagingError
+
+REMOTE_COMMAND = "command:remote:Command"
+INSTALLED_AS = "/usr/local/sbin/robojam-rollout"
+DROPPED_ENV = ("DOCKER_CONFIG",)  # the deploy's one-run registry login: nothing is pulled here
+
+
+@dataclass(frozen=True)
+class Rollout:
+    script: str  # the rollout script, as installed on the droplet
+    env: dict[str, str]  # the environment the deploy step runs it with
+
+    @property
+    def ports(self) -> list[int]:
+        return [int(p) for p in self.env.get("PORTS", "5001 5002").split()]
+
+    @property
+    def name(self) -> str:
+        return self.env.get("NAME", "robojam")
+
+    @property
+    def stop_timeout(self) -> float:
+        return float(self.env.get("STOP_TIMEOUT", 40))
+
+
+def write_files(user_data: str) -> dict[str, str]:
+    """cloud-init's write_files as path -> content."""
+    data = yaml.safe_load(user_data)
+    if not isinstance(data, dict):
+        raise StagingError("the droplet's user-data is not a cloud-config mapping.")
+    return {entry["path"]: entry.get("content", "") for entry in data.get("write_files") or []}
+
+
+def rollout_of(plan) -> Rollout | None:
+    """The plan's rollout, or None when the program deploys the droplet another way."""
+    commands = [r for r in plan.of_type(REMOTE_COMMAND) if INSTALLED_AS in (r.inputs.get("stdin") or "")]
+    if not commands:
+        return None
+    deploy = commands[0].inputs["stdin"]
+    heredoc = re.search(r"<<'(\w+)'\n(.*?)^\1$", deploy, re.DOTALL | re.MULTILINE)
+    if heredoc is None:
+        raise StagingError("the deploy step does not install the rollout script from a heredoc.")
+    calls = [_invocation(line) for line in deploy.replace("\\\n", " ").splitlines()]
+    calls = [env for env in calls if env is not None]
+    if len(calls) != 1:
+        raise StagingError(f"the deploy step runs {INSTALLED_AS} {len(calls)} times; expected once.")
+    env = {key: value for key, value in calls[0].items() if key not in DROPPED_ENV}
+    return Rollout(script=heredoc.group(2), env=env)
+
+
+def _invocation(line: str) -> dict[str, str] | None:
+    """The environment of a line `NAME=VALUE ... /usr/local/sbin/robojam-rollout`; None for any other line."""
+    try:
+        words = shlex.split(line, comments=True)
+    except ValueError:
+        return None
+    if not words or words[-1] != INSTALLED_AS or not all("=" in word for word in words[:-1]):
+        return None
+    return dict(word.split("=", 1) for word in words[:-1])
+
+
+class RolloutRunner:
+    """Runs the rollout script against podman, with private state, on free slot ports."""
+
+    def __init__(self, ctx: Context, rollout: Rollout):
+        self.ctx, self.rollout = ctx, rollout
+        folder = ctx.path("rollout")
+        self.script = folder / "robojam-rollout"
+        self.script.write_text(rollout.script)
+        self.docker = folder / "docker"
+        self.docker.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m staging.docker_shim "$@"\n')
+        self.docker.chmod(0o755)
+        self.ports = [free_port() for _ in rollout.ports]
+        self.log = ctx.path("logs") / "rollout.log"
+
+    def upstream(self, dial: str) -> str:
+        """Caddy's upstream for one of the droplet's slot ports: the same slot's port here."""
+        port = int(dial.rsplit(":", 1)[-1])
+        if port in self.rollout.ports:
+            return f"127.0.0.1:{self.ports[self.rollout.ports.index(port)]}"
+        return dial
+
+    def deploy(self, image: str, timeout: float = 300) -> str:
+        """One run of the rollout script; its output. A non-zero exit raises StagingError."""
+        env = {
+            **self.ctx.engine.env,
+            **self.rollout.env,
+            "PYTHONPATH": str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+            "DOCKER": str(self.docker),
+            "IMAGE": image,
+            "PULL": "0",
+            "HOST": "127.0.0.1",
+            "PORTS": " ".join(map(str, self.ports)),
+        }
+        done = subprocess.run(["bash", str(self.script)], env=env, capture_output=True, text=True, timeout=timeout)
+        with self.log.open("a") as f:
+            f.write(f"--- IMAGE={image} exit {done.returncode}\n{done.stdout}{done.stderr}")
+        if done.returncode != 0:
+            raise StagingError(f"the rollout of {image} exited {done.returncode}: {done.stderr.strip()[-300:]}")
+        return done.stdout
+
+    def serving(self) -> tuple[str, int]:
+        """(container, port) of the slot that serves now."""
+        for slot, port in zip(("a", "b"), self.ports, strict=False):
+            name = f"{self.rollout.name}-{slot}"
+            state = self.ctx.engine.podman("inspect", "--format", "{{.State.Running}}", name, check=False)
+            if state.stdout.strip() == "true":
+                return name, port
+        raise StagingError("no rollout slot is running.")
+
+    def remove_all(self) -> None:
+        for slot in ("a", "b"):
+            self.ctx.engine.podman("rm", "--force", "--time", "0", f"{self.rollout.name}-{slot}", check=False)
+
+
+@contextlib.contextmanager
+def deployed(ctx: Context, rollout: Rollout, image: str):
+    """The service rolled out once; every slot removed afterwards, whatever happened."""
+    runner = RolloutRunner(ctx, rollout)
+    runner.remove_all()
+    try:
+        runner.deploy(image)
+        yield runner
+    finally:
+        runner.remove_all()
