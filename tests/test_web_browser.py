@@ -318,6 +318,43 @@ def test_continue_sends_the_previous_reply_and_layers_download_as_csv(server, br
     assert page.problems == []
 
 
+def test_clear_drops_a_reply_still_on_its_way_and_a_queued_send(server, browser):
+    page = browser(**DESKTOP).open(server.url)
+    held = []  # every /api/predict request, held until the test lets it through
+    page.page.route("**/api/predict", lambda route: held.append(route))
+
+    def wait_held(count: int) -> None:
+        for _ in range(200):
+            if len(held) >= count:
+                return
+            page.page.wait_for_timeout(50)
+        raise AssertionError(f"{len(held)} requests held, expected {count}")
+
+    page.page.check("#auto")
+    page.mouse_stroke([(0.2, 0.2), (0.3, 0.3)])
+    wait_held(1)  # auto sent the first stroke
+    page.mouse_stroke([(0.7, 0.7), (0.8, 0.8)])  # played while the first call is out: queued behind it
+    page.page.wait_for_function("() => document.querySelectorAll('#layers li.layer-you').length === 2")
+    page.page.click("#clear")
+    with page.page.expect_response("**/api/predict"):
+        held[0].continue_()  # the reply to a call made before Clear arrives after it
+
+    page.page.uncheck("#auto")
+    page.mouse_stroke([(0.5, 0.9), (0.55, 0.85), (0.6, 0.9)])
+    page.page.click("#jam")
+    wait_held(2)
+    rows = sent_rows(held[1].request.post_data_json)
+    assert abs(rows[0][1] - 0.5) < 0.01 and abs(rows[0][2] - 0.9) < 0.01, "the next call is the new stroke"
+    with page.page.expect_response("**/api/predict"):
+        held[1].continue_()
+    page.page.wait_for_selector("#status[data-reply-touches]")
+    page.page.wait_for_timeout(2 * 600)  # past the auto pause: nothing queued before Clear goes out now
+    assert len(held) == 2
+    layers = page.page.locator("#layers li")
+    assert [layers.nth(i).get_attribute("class") for i in range(layers.count())] == ["layer-you", "layer-robojam"]
+    assert page.problems == []
+
+
 def test_phone_viewport_fits_and_a_touch_stroke_records_and_jams(server, browser, tmp_path):
     page = browser(**PHONE).open(server.url)
     width = page.page.evaluate("document.documentElement.scrollWidth")
