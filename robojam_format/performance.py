@@ -47,6 +47,8 @@ def _number(text: str, column: str, where: str) -> float:
     text = text.strip()
     if not text:
         raise PerformanceError(f"{where}: the '{column}' value is empty.")
+    if not text.isascii() or "_" in text:  # float() also takes other scripts' digits and 1_000; the app does not
+        raise PerformanceError(f"{where}: the '{column}' value {text[:40]!r} is not a number.")
     try:
         value = float(text)
     except ValueError:
@@ -57,8 +59,11 @@ def _number(text: str, column: str, where: str) -> float:
 
 
 def _columns(header: list[str], name: str) -> dict[str, int]:
-    """Index of each required column, found by name (case and surrounding spaces ignored)."""
+    """Index of each required column, found by name (case and surrounding spaces ignored); no name twice."""
     names = [field.strip().lower() for field in header]
+    repeated = sorted({n for n in names if n and names.count(n) > 1})
+    if repeated:
+        raise PerformanceError(f"the header of {name} names the column '{repeated[0]}' more than once.")
     missing = [column for column in REQUIRED_COLUMNS if column not in names]
     if missing:
         raise PerformanceError(
@@ -70,10 +75,12 @@ def _columns(header: list[str], name: str) -> dict[str, int]:
 def parse_csv(text: str, *, max_rows: int | None = None, name: str = "the performance") -> np.ndarray:
     """The `[x, y, dt]` rows (n >= 1, 3) float64 of a MicroJam CSV, as written: not clipped (see `clean`).
 
-    Columns are found by header name (case and spaces ignored; `time`, `x`, `y` required, others ignored); blank
-    lines are skipped; dt = diff(time), the first 0. Every value must be a finite number. Anything else raises a
+    Columns are found by header name (case and spaces ignored; `time`, `x`, `y` required, others ignored; no name
+    twice); a leading byte-order mark and blank lines are skipped; dt = diff(time), the first 0. Every value must be
+    a finite number in ASCII digits. Anything else raises a
     PerformanceError naming `name` (e.g. a file name) and the line.
     """
+    text = text.removeprefix("\ufeff")  # a byte-order mark, as spreadsheet exports start
     reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
     columns: dict[str, int] | None = None
     rows: list[tuple[float, float, float]] = []

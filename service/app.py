@@ -14,6 +14,8 @@ from flask_cors import CORS
 
 from robojam_format.performance import format_csv
 from service import errors, metrics, model_info, ops, predict, settings, web
+from service.admission import Admission, RateLimiter
+from service.batcher import Batcher
 from service.engine import Engine
 from service.readiness import Readiness
 
@@ -31,11 +33,20 @@ class Runtime:
 
     engine: Engine
     readiness: Readiness
+    batcher: Batcher
+    admission: Admission
+    limiter: RateLimiter | None
 
 
-def _warm_up(engine: Engine) -> None:
-    generated = engine.continue_performance(_WARM_UP_EVENTS, rng=np.random.default_rng(0))
+def _warm_up(batcher: Batcher) -> None:
+    """One request through this process's batching loop (which also starts the loop)."""
+    generated = batcher.generate(_WARM_UP_EVENTS, rng=np.random.default_rng(0))
     format_csv(generated)
+
+
+def _security_headers(response):
+    response.headers["X-Content-Type-Options"] = "nosniff"  # JSON and CSV are never to be sniffed as HTML
+    return response
 
 
 def start_warm_up(app: Flask) -> None:
@@ -57,8 +68,17 @@ def create_app(config: dict | None = None, *, engine: Engine | None = None) -> F
     if engine is None:
         weights = Path(app.config["ROBOJAM_WEIGHTS"])
         engine = Engine.load(weights)
-    readiness = Readiness(lambda: _warm_up(engine))
-    app.extensions["robojam"] = Runtime(engine=engine, readiness=readiness)
+    batcher = Batcher(
+        engine,
+        max_batch=app.config["ROBOJAM_MAX_BATCH"],
+        wait_seconds=app.config["ROBOJAM_BATCH_WAIT_MS"] / 1000.0,
+        observe_batch=metrics.observe_batch,
+    )
+    readiness = Readiness(lambda: _warm_up(batcher))
+    admission = Admission(app.config["ROBOJAM_QUEUE_COST"], on_change=metrics.set_queue)
+    per_minute = app.config["ROBOJAM_RATE_LIMIT"]
+    limiter = RateLimiter(per_minute, app.config["ROBOJAM_RATE_BURST"]) if per_minute else None
+    app.extensions["robojam"] = Runtime(engine, readiness, batcher, admission, limiter)
 
     origins = app.config["ROBOJAM_CORS_ORIGINS"]
     if origins:
@@ -71,6 +91,7 @@ def create_app(config: dict | None = None, *, engine: Engine | None = None) -> F
         )
 
     metrics.init_app(app)  # first, so its timing covers the other hooks
+    app.after_request(_security_headers)
     app.before_request(readiness.start)
     errors.register(app)
     app.register_blueprint(predict.bp)

@@ -111,8 +111,8 @@ class Sampler:
     def choose(self, u: float, logits: np.ndarray | None = None) -> int:
         """Mixture index ~ softmax(logits / temperature): the first whose cumulative weight reaches u."""
         logits = (self.logits if logits is None else logits).tolist()  # M is small: plain floats beat NumPy calls
-        top = max(logits)
-        weights = [math.exp((v - top) * self.inv_temperature) for v in logits]
+        top = max(logits)  # the top logit weighs exp(0) = 1 even when 1/temperature overflows to inf
+        weights = [math.exp((v - top) * self.inv_temperature) if v != top else 1.0 for v in logits]
         threshold, m, acc = u * sum(weights), 0, weights[0]
         while acc < threshold and m < self.last:
             m += 1

@@ -8,10 +8,13 @@ client.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from robojam_format.performance import PerformanceError, TooManyRows
+from service.admission import QueueFull, RateLimited, Refused
 
 
 class InvalidRequest(ValueError):
@@ -22,11 +25,23 @@ class UnsupportedContentType(ValueError):
     """The body is in an encoding the endpoint does not read."""
 
 
+class TooCostly(ValueError):
+    """The request asks for more work than one request may (rows x seconds)."""
+
+
+class BodyTimeout(ValueError):
+    """The request body did not arrive within the read deadline (service/worker.py)."""
+
+
 STATUS: dict[type[Exception], int] = {
     InvalidRequest: 400,
     PerformanceError: 400,
+    BodyTimeout: 408,
     TooManyRows: 413,
+    TooCostly: 413,
     UnsupportedContentType: 415,
+    RateLimited: 429,
+    QueueFull: 503,
 }
 
 
@@ -42,13 +57,20 @@ def error_response(status: int, message: str, headers: dict | None = None):
     return response
 
 
+def _shown_path() -> str:
+    """The request path as a message may show it: percent-encoded (no markup, quotes or controls), and short."""
+    shown = quote(request.path, safe="/-._~")
+    return shown if len(shown) <= 100 else shown[:100] + "..."
+
+
 def _http_message(exc: HTTPException, max_body: int | None) -> str:
     code = exc.code or 500
     if code == 404:
-        return f"there is no endpoint at {request.path}."
+        return f"there is no endpoint at {_shown_path()}."
     if code == 405:
         allowed = ", ".join(sorted(m for m in exc.valid_methods or () if m not in ("HEAD", "OPTIONS")))
-        return f"method {request.method} is not allowed on {request.path}; use {allowed or 'another method'}."
+        method = quote(request.method[:20], safe="")
+        return f"method {method} is not allowed on {_shown_path()}; use {allowed or 'another method'}."
     if code == 413:
         limit = f" of {max_body} bytes" if max_body else ""
         return f"the request body is larger than the limit{limit}."
@@ -57,7 +79,8 @@ def _http_message(exc: HTTPException, max_body: int | None) -> str:
 
 def register(app: Flask) -> None:
     def _client_error(exc: Exception):
-        return error_response(status_of(exc), str(exc))
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Refused) else None
+        return error_response(status_of(exc), str(exc), headers)
 
     for kind in STATUS:
         app.register_error_handler(kind, _client_error)

@@ -6,17 +6,47 @@ The app is preloaded in the master, so the weights are read once and shared copy
 Metrics run in prometheus-client's multiprocess mode: this module points PROMETHEUS_MULTIPROC_DIR at a fresh
 directory before the app (and prometheus_client) is imported, and drops a worker's live gauges when it exits.
 Stdlib (and the stdlib-only service.settings) at import time, so the file loads before anything else.
+
+Start-up problems (a bad setting, a bad weights file, an unusable or too small metrics directory) stop the
+master with one line, `robojam: cannot start: ...`, no traceback, and leave no metrics directory behind.
+Graceful shutdown: on SIGTERM a worker stops accepting, finishes its in-flight requests (the batching loop keeps
+running) and exits; ROBOJAM_GRACEFUL_TIMEOUT bounds that, so a platform's termination grace period (GKE's
+terminationGracePeriodSeconds, after any preStop delay) must be longer than it.
 """
 
 from __future__ import annotations
 
+import atexit
+import os
 import shutil
 
-from service import settings
+from service import metrics_space, settings  # stdlib only
 
-_listen = settings.listen()
-_listen.check_tls()  # as the original server served HTTPS on :5000: both files or neither
-_server = settings.server()
+settings.pin_blas_threads()  # before anything imports NumPy
+
+
+def _cannot_start(reason: object) -> SystemExit:
+    return SystemExit(f"robojam: cannot start: {reason}")
+
+
+def _check_app() -> None:
+    """The app's settings and the weights file, checked before anything is created (loaded again by the app)."""
+    from service.artifact import ArtifactError, load_artifact
+
+    try:
+        settings.from_env()
+        load_artifact(settings.weights_path())
+    except (ArtifactError, ValueError) as exc:
+        raise _cannot_start(exc) from None
+
+
+try:
+    _listen = settings.listen()
+    _listen.check_tls()  # as the original server served HTTPS on :5000: both files or neither
+    _server = settings.server()
+except ValueError as _exc:
+    raise _cannot_start(_exc) from None
+_check_app()
 
 bind = _listen.addresses
 certfile = _listen.certfile
@@ -39,7 +69,37 @@ proc_name = "robojam"
 # home, and two servers on one machine would fight over the path. Nothing here uses it.
 control_socket_disable = True
 
-METRICS_DIR, _OWN_METRICS_DIR = settings.prepare_metrics_dir()
+_MASTER_PID = os.getpid()
+try:
+    METRICS_DIR, _OWN_METRICS_DIR = settings.prepare_metrics_dir()
+except OSError as _exc:
+    raise _cannot_start(f"the metrics directory is unusable ({_exc}).") from None
+
+
+def _remove_own_metrics_dir() -> None:
+    if _OWN_METRICS_DIR and os.getpid() == _MASTER_PID:  # forked workers inherit atexit handlers: not theirs
+        shutil.rmtree(METRICS_DIR, ignore_errors=True)
+
+
+atexit.register(_remove_own_metrics_dir)  # also after a failed start, when gunicorn's on_exit never runs
+# Room for every worker and the master, checked by allocating it: a full tmpfs later would mean SIGBUS.
+_problem = metrics_space.check(METRICS_DIR, workers + 1)
+if _problem:
+    raise _cannot_start(_problem)
+try:
+    metrics_space.reserve(METRICS_DIR, os.getpid())  # the master writes metrics too (the app is preloaded)
+except OSError as _exc:
+    raise _cannot_start(f"the metrics directory {METRICS_DIR} is unusable ({_exc.strerror or _exc}).") from None
+
+
+def post_fork(server, worker):
+    """Reserve this worker's metric files; if that fails it serves without metrics instead of dying of SIGBUS."""
+    try:
+        metrics_space.reserve(METRICS_DIR, worker.pid)
+    except OSError as exc:
+        from service import metrics
+
+        metrics.disable(f"cannot reserve metric files in {METRICS_DIR} ({exc.strerror or exc})")
 
 
 def post_worker_init(worker):
@@ -56,5 +116,4 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    if _OWN_METRICS_DIR:
-        shutil.rmtree(METRICS_DIR, ignore_errors=True)
+    _remove_own_metrics_dir()

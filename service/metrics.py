@@ -1,13 +1,17 @@
-"""Prometheus metrics: requests by status, latency histogram and requests in flight.
+"""Prometheus metrics: requests by status, latency, requests in flight, batch sizes and the admission queue.
 
 Under gunicorn every worker is its own process, so the config module sets PROMETHEUS_MULTIPROC_DIR
 (service.settings.prepare_metrics_dir) before the app is imported; prometheus-client keeps values in per-process
 files and /metrics sums them over workers.
-Endpoint labels come from the matched URL rule (or "unmatched"), so probing random paths adds no series.
+Every label value comes from a fixed set, so no client can add series: endpoints are the matched URL rule (or
+"unmatched"), methods outside METHODS are "other". A worker whose metric files could not be reserved
+(service/metrics_space.py) runs with metrics off (`disable`) rather than risk SIGBUS on a full tmpfs.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 
 from flask import Flask, Response, g, request
@@ -39,6 +43,55 @@ IN_FLIGHT = Gauge(
     multiprocess_mode="livesum",
 )
 
+BATCH_SIZE = Histogram(
+    "robojam_batch_size",
+    "Requests advanced together in one iteration of the batching loop.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
+QUEUE_REQUESTS = Gauge(
+    "robojam_queue_requests",
+    "Predict requests admitted (queued or running), summed over workers.",
+    multiprocess_mode="livesum",
+)
+QUEUE_COST = Gauge(
+    "robojam_queue_cost_steps",
+    "Cost of the admitted predict requests in LSTM steps, summed over workers.",
+    multiprocess_mode="livesum",
+)
+SHED = Counter("robojam_requests_shed_total", "Predict requests refused by admission, by reason.", ["reason"])
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+_state = {"enabled": True}
+
+
+def disable(reason: str) -> None:
+    """Stop recording in this process (its metric files could not be reserved); serving goes on."""
+    _state["enabled"] = False
+    logging.getLogger(__name__).warning("metrics are off in process %d: %s", os.getpid(), reason)
+
+
+def enabled() -> bool:
+    return _state["enabled"]
+
+
+def method_label(method: str) -> str:
+    return method if method in METHODS else "other"
+
+
+def observe_batch(size: int) -> None:
+    if _state["enabled"]:
+        BATCH_SIZE.observe(size)
+
+
+def set_queue(requests: int, cost: int) -> None:
+    if _state["enabled"]:
+        QUEUE_REQUESTS.set(requests)
+        QUEUE_COST.set(cost)
+
+
+def count_shed(reason: str) -> None:
+    if _state["enabled"]:
+        SHED.labels(reason).inc()
+
 
 def _endpoint() -> str:
     rule = request.url_rule
@@ -52,12 +105,19 @@ def render(multiprocess_dir: str | None) -> Response:
         multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)
     else:
         registry = REGISTRY
-    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    try:
+        text = generate_latest(registry)
+    except (OSError, ValueError) as exc:  # the metrics directory vanished or holds a damaged file
+        logging.getLogger(__name__).warning("metrics could not be read: %s", exc)
+        return Response('{"error": "metrics are unavailable right now."}\n', 503, mimetype="application/json")
+    return Response(text, content_type=CONTENT_TYPE_LATEST)
 
 
 def init_app(app: Flask) -> None:
     @app.before_request
     def _start():
+        if not _state["enabled"]:
+            return
         g.metrics_start = time.perf_counter()
         IN_FLIGHT.inc()
 
@@ -67,7 +127,7 @@ def init_app(app: Flask) -> None:
         if start is not None:
             endpoint = _endpoint()
             LATENCY.labels(endpoint).observe(time.perf_counter() - start)
-            REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
+            REQUESTS.labels(endpoint, method_label(request.method), str(response.status_code)).inc()
         return response
 
     @app.teardown_request

@@ -17,6 +17,11 @@ def _error(description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": ERROR}}}
 
 
+def _retry_later(description: str) -> dict:
+    retry_after = {"description": "Seconds to wait before retrying.", "schema": {"type": "integer", "minimum": 1}}
+    return {**_error(description), "headers": {"Retry-After": retry_after}}
+
+
 def _status(description: str, example: str) -> dict:
     schema = {
         "type": "object",
@@ -68,8 +73,14 @@ def document() -> dict:
                         },
                         "400": _error("Malformed body, invalid field, or a CSV that cannot be used."),
                         "405": _error("Any method other than POST (and CORS preflight OPTIONS)."),
-                        "413": _error("Body larger than the byte limit, or more rows than the row limit."),
+                        "408": _error("The body did not arrive within the read timeout."),
+                        "413": _error(
+                            "Body larger than the byte limit, more rows than the row limit, or rows x seconds "
+                            "over its cap."
+                        ),  # fmt: skip
                         "415": _error("Content-Type other than JSON or a form post."),
+                        "429": _retry_later("This client is over its rate limit (when one is set)."),
+                        "503": _retry_later("The worker's queue is full: retry after Retry-After seconds."),
                     },
                 }
             },

@@ -16,11 +16,13 @@ import json
 
 import numpy as np
 from flask import Blueprint, Request, current_app, jsonify, request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
 
 from robojam_format import performance
-from service.errors import InvalidRequest, UnsupportedContentType
+from service import metrics
+from service.admission import Refused, client_address, request_cost
+from service.errors import BodyTimeout, InvalidRequest, QueueFull, TooCostly, UnsupportedContentType
 
 bp = Blueprint("predict", __name__, url_prefix="/api")
 
@@ -53,6 +55,14 @@ class PredictRequest(BaseModel):
     seed: int | None = Field(
         None, ge=0, le=SEED_MAX, description="Random seed; the same seed and input give the same reply."
     )
+
+    @field_validator("seed", mode="before")
+    @classmethod
+    def _integral_number(cls, value):
+        """1.0 is an integer to JSON Schema (and to the OpenAPI document): take it as 1; 1.5 stays refused."""
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
 
 
 def describe(error: ValidationError) -> str:
@@ -118,6 +128,8 @@ def _read_body(req: Request) -> bytes:
     """
     try:
         data = req.get_data(cache=True)
+    except (TimeoutError, ClientDisconnected):  # stalled past the read deadline (service.worker) or cut short
+        raise BodyTimeout("the request body did not arrive in time.") from None
     except HTTPException:
         raise
     except Exception:
@@ -153,15 +165,40 @@ def parse_request(req: Request, max_rows: int) -> tuple[PredictRequest, np.ndarr
 # ---- the view -----------------------------------------------------------------------------------------------
 
 
+def _check_cost(rows: int, seconds: float, limit: int) -> None:
+    if rows * seconds > limit:
+        raise TooCostly(
+            f"the performance has {rows} rows and asks for {seconds:g} s; rows x seconds must be at most {limit}."
+        )
+
+
 @bp.post("/predict")
 def predict():
-    params, events = parse_request(request, current_app.config["ROBOJAM_MAX_ROWS"])
-    engine = current_app.extensions["robojam"].engine
-    generated = engine.continue_performance(
-        events,
-        seconds=params.seconds,
-        temperature=params.temperature,
-        sigma_temperature=params.sigma_temperature,
-        rng=np.random.default_rng(params.seed),  # per request: no random state shared between requests
-    )
+    """Rate limit (optional), parse, cap the cost, admit or shed, then generate in this worker's batching loop."""
+    runtime, config = current_app.extensions["robojam"], current_app.config
+    try:
+        if runtime.limiter is not None:
+            forwarded = request.headers.get("X-Forwarded-For")
+            runtime.limiter.check(client_address(request.remote_addr, forwarded, config["ROBOJAM_TRUSTED_PROXIES"]))
+        runtime.admission.check_room()  # a full queue refuses before the body is even read
+        with runtime.batcher.arriving():
+            params, events = parse_request(request, config["ROBOJAM_MAX_ROWS"])
+        _check_cost(len(events), params.seconds, config["ROBOJAM_MAX_ROW_SECONDS"])
+        ticket = runtime.admission.admit(request_cost(len(events), params.seconds))
+    except Refused as refused:
+        metrics.count_shed(type(refused).__name__)
+        raise
+    with ticket:
+        try:
+            generated = runtime.batcher.generate(
+                events,
+                seconds=params.seconds,
+                temperature=params.temperature,
+                sigma_temperature=params.sigma_temperature,
+                rng=np.random.default_rng(params.seed),  # per request: no random state shared between requests
+                timeout=config["ROBOJAM_TIMEOUT"],
+            )
+        except TimeoutError:
+            metrics.count_shed("Timeout")
+            raise QueueFull("the server is at capacity; retry in a moment.") from None
     return jsonify(response=performance.format_csv(generated))

@@ -1,6 +1,17 @@
-"""gunicorn's gthread worker, with HTTP-level errors (bad request line, oversized URL or headers) as JSON.
+"""gunicorn's gthread worker, hardened against slow clients, with HTTP-level errors (bad request line, oversized
+URL or headers) as JSON.
 
-gunicorn answers those itself, before a request reaches Flask, with a small HTML page. Clients of this API get
+Slow clients: gthread hands a new connection to a pool thread, which waits up to 5 s for its first byte and then
+reads headers and body with blocking calls and no time limit. A few sockets that connect and say nothing, dribble
+headers, or announce a body they never send can so hold every thread. This worker
+- waits at most IDLE_WAIT for a new connection's first byte before parking it in the poller (no thread held), and
+- gives each request ROBOJAM_READ_TIMEOUT seconds in all to deliver its headers and body: a read past that
+  deadline fails with ReadTimeout (the connection is closed, or a late body is answered 408).
+With many threads (ROBOJAM_THREADS, default 64: waiting requests only wait on the batching loop) a bounded number
+of such sockets cannot stop other clients being served. In production a buffering proxy sits in front as well.
+Over TLS (gunicorn wraps the socket itself) the read deadline does not apply; serve TLS behind the proxy instead.
+
+Errors: gunicorn answers malformed HTTP itself with a small HTML page; clients of this API get
 `{"error": "<one sentence>"}` for every failure, so the worker swaps gunicorn's error writer for a JSON one in
 its own process; status codes and logging stay gunicorn's.
 """
@@ -8,9 +19,51 @@ its own process; status codes and logging stay gunicorn's.
 from __future__ import annotations
 
 import json
+import time
 
 from gunicorn import util
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.http.errors import NoMoreData
+from gunicorn.workers import gthread
+
+from service import settings
+
+IDLE_WAIT = 0.5  # seconds a new, silent connection may hold a thread before it waits in the poller instead
+
+
+class ReadTimeout(NoMoreData, TimeoutError):
+    """The request's headers or body did not arrive within the read deadline.
+
+    A NoMoreData, so gunicorn closes a connection whose headers are late without logging a traceback; a
+    TimeoutError, so the app can answer a late body with 408 without importing gunicorn.
+    """
+
+    def __str__(self) -> str:
+        return "the request did not arrive in time"
+
+
+class _DeadlineSocket:
+    """The connection's socket with an overall deadline on reads (set per request); everything else passes on."""
+
+    def __init__(self, sock):
+        self._sock = sock
+        self.deadline: float | None = None
+
+    def recv(self, size: int, *flags) -> bytes:
+        if self.deadline is None:
+            return self._sock.recv(size, *flags)
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise ReadTimeout()
+        self._sock.settimeout(remaining)
+        try:
+            return self._sock.recv(size, *flags)
+        except TimeoutError:
+            raise ReadTimeout() from None
+        finally:
+            self._sock.settimeout(None)  # blocking again, as gthread expects
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
 
 
 def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
@@ -19,12 +72,22 @@ def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     body = json.dumps({"error": f"{reason.lower()}: {detail}."})  # ASCII: safe for the latin-1 status line
     head = (
         f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
+        f"X-Content-Type-Options: nosniff\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     util.write_nonblock(sock, (head + body).encode("latin-1"))
 
 
-class JsonErrorThreadWorker(ThreadWorker):
+class JsonErrorThreadWorker(gthread.ThreadWorker):
     def init_process(self):
         util.write_error = write_json_error
+        self.read_timeout = settings.read_timeout()
         super().init_process()
+
+    def handle(self, conn):
+        if not conn.initialized and not conn.data_ready and not conn.wait_for_data(IDLE_WAIT):
+            return gthread._DEFER  # silent so far: wait in the poller, holding no thread
+        if not self.cfg.is_ssl:
+            if not isinstance(conn.sock, _DeadlineSocket):
+                conn.sock = _DeadlineSocket(conn.sock)
+            conn.sock.deadline = time.monotonic() + self.read_timeout
+        return super().handle(conn)

@@ -1,0 +1,261 @@
+"""`make bench-load`: the service under concurrent load, batching off vs on, in one run (not a test).
+
+One gunicorn worker with the service's own config, pinned to one core with `taskset` (a 1 vCPU droplet), on
+127.0.0.1; the clients run in this process, pinned to another core. For each weights file (the shipped 2x256 and
+random 2x512 weights written with the contract's artifact writer) and each setting (ROBOJAM_MAX_BATCH=1, i.e.
+off, and the default), closed-loop clients at 1, 4, 16 and 64 concurrent each send the typical request (100
+touches, 5 s, a fresh seed each time) for a fixed time; a client told 503 waits Retry-After seconds. Reported:
+served req/s, p50 and p99 of served requests, the share answered 503, and the worker's RSS before and after.
+Raw results: benchmarks/load.json.
+
+    python -m benchmarks.load [--seconds 8] [--out benchmarks/load.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from robojam_format import artifact as spec
+from robojam_format.layout import REPO_ROOT, SHIPPED_WEIGHTS
+from robojam_format.performance import format_rows
+
+CLIENTS = (1, 4, 16, 64)
+SERVER_CORE, CLIENT_CORE = 0, 1
+
+
+def typical_perf(rows: int = 100, seconds: float = 5.0) -> str:
+    """The typical request: `rows` touches over `seconds`, as the app writes them."""
+    rng = np.random.default_rng(7)
+    times = np.linspace(0.0, seconds, rows)
+    x = np.clip(0.5 + np.cumsum(rng.normal(0, 0.03, rows)), 0, 1)
+    y = np.clip(0.5 + np.cumsum(rng.normal(0, 0.03, rows)), 0, 1)
+    return format_rows((t, a, b, 20.0, int(i > 0)) for i, (t, a, b) in enumerate(zip(times, x, y, strict=True)))
+
+
+def random_weights(path: Path, units: int, layers: int = 2, mixtures: int = 5) -> Path:
+    """Random Glorot-uniform weights in the artifact format, dt means biased to ~50 ms per touch."""
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for key, shape in spec.expected_shapes(units, layers, mixtures).items():
+        if len(shape) == 2:
+            limit = np.sqrt(6.0 / sum(shape))
+            arrays[key] = rng.uniform(-limit, limit, size=shape).astype(np.float32)
+        else:
+            arrays[key] = np.zeros(shape, dtype=np.float32)
+    mus = arrays["mdn_mus_bias"]
+    mus[0::3], mus[1::3], mus[2::3] = 0.5 * spec.SCALE, 0.5 * spec.SCALE, 0.05 * spec.SCALE
+    metadata = spec.new_metadata(units, layers, mixtures, training={"note": "random weights for make bench-load"})
+    return spec.write(path, metadata, arrays)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Server:
+    """gunicorn, one worker, pinned to SERVER_CORE."""
+
+    def __init__(self, weights: Path, max_batch: int, log: Path):
+        self.port = free_port()
+        env = {
+            **os.environ,
+            "ROBOJAM_WEIGHTS": str(weights),
+            "ROBOJAM_BIND": f"127.0.0.1:{self.port}",
+            "ROBOJAM_WORKERS": "1",
+            "ROBOJAM_MAX_BATCH": str(max_batch),
+            "ROBOJAM_ACCESS_LOG": os.devnull,
+            "PROMETHEUS_MULTIPROC_DIR": "",
+        }
+        gunicorn = str(Path(sys.executable).parent / "gunicorn")
+        cmd = [
+            "taskset",
+            "-c",
+            str(SERVER_CORE),
+            gunicorn,
+            "-c",
+            "service/gunicorn_conf.py",
+            "service.app:create_app()",
+        ]
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True)  # fmt: skip
+        deadline = time.monotonic() + 120
+        while not self._ready():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"server did not start:\n{log.read_text()[-2000:]}")
+            time.sleep(0.2)
+
+    def _ready(self) -> bool:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+            conn.request("GET", "/readyz")
+            return conn.getresponse().status == 200
+        except OSError:
+            return False
+
+    @property
+    def worker(self) -> int:
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        return int(children[0])
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+
+def load(port: int, clients: int, seconds: float, perf: str) -> dict:
+    """Closed-loop clients for `seconds`; latencies of served requests and counts of 503s and failures."""
+    latencies: list[float] = []
+    counts = {"ok": 0, "shed": 0, "failed": 0}
+    lock = threading.Lock()
+    stop_at = time.monotonic() + seconds
+
+    def client(index: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        seed = index * 1_000_000
+        while time.monotonic() < stop_at:
+            seed += 1
+            body = json.dumps({"perf": perf, "seed": seed})
+            start = time.perf_counter()
+            try:
+                conn.request("POST", "/api/predict", body, {"Content-Type": "application/json"})
+                response = conn.getresponse()
+                response.read()
+                status = response.status
+            except OSError:
+                status = None
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            elapsed = time.perf_counter() - start
+            with lock:
+                if status == 200:
+                    counts["ok"] += 1
+                    latencies.append(elapsed)
+                elif status == 503:
+                    counts["shed"] += 1
+                else:
+                    counts["failed"] += 1
+            if status == 503:  # a well-behaved client waits as told (the app does not retry at all)
+                time.sleep(float(response.headers.get("Retry-After", "1")))
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    begin = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.monotonic() - begin
+    total = sum(counts.values())
+    ms = np.array(latencies) * 1000 if latencies else np.array([np.nan])
+    return {
+        "clients": clients,
+        "seconds": round(wall, 2),
+        "served": counts["ok"],
+        "req_per_s": round(counts["ok"] / wall, 1),
+        "p50_ms": round(float(np.percentile(ms, 50)), 1),
+        "p99_ms": round(float(np.percentile(ms, 99)), 1),
+        "shed_share": round(counts["shed"] / total, 3) if total else 0.0,
+        "failed": counts["failed"],
+    }
+
+
+def run_setting(weights: Path, label: str, max_batch: int, seconds: float, perf: str, tmp: Path) -> dict:
+    server = Server(weights, max_batch, tmp / f"{label}-{max_batch}.log")
+    try:
+        rss_before = rss_mb(server.worker)
+        rows = []
+        for clients in CLIENTS:
+            load(server.port, clients, 1.0, perf)  # settle
+            row = load(server.port, clients, seconds, perf)
+            print(f"  {label} max_batch={max_batch} clients={clients}: {row}", flush=True)
+            rows.append(row)
+        return {"max_batch": max_batch, "rss_mb_before": round(rss_before, 1),
+                "rss_mb_after": round(rss_mb(server.worker), 1), "results": rows}  # fmt: skip
+    finally:
+        server.stop()
+
+
+def ratios(off: dict, on: dict) -> dict:
+    by = {r["clients"]: r for r in off["results"]}, {r["clients"]: r for r in on["results"]}
+    return {
+        "req_per_s_at_16": round(by[1][16]["req_per_s"] / by[0][16]["req_per_s"], 2),
+        "p99_at_16_on_below_off": by[1][16]["p99_ms"] < by[0][16]["p99_ms"],
+        "p50_at_1": round(by[1][1]["p50_ms"] / by[0][1]["p50_ms"], 3),
+        "served_p99_ms_at_64": by[1][64]["p99_ms"],
+        "shed_share_at_64": by[1][64]["shed_share"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per client level")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "load.json")
+    args = parser.parse_args(argv)
+    if shutil.which("taskset") is None or len(os.sched_getaffinity(0)) < 2:
+        raise SystemExit("error: make bench-load needs taskset and at least 2 CPUs (server and clients apart).")
+    os.sched_setaffinity(0, {CLIENT_CORE})
+    from service.settings import DEFAULT_MAX_BATCH
+
+    perf = typical_perf()
+    load_before = os.getloadavg()
+    report = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "loadavg_before": load_before,
+        "cpu": _cpu(),
+        "seconds_per_level": args.seconds,
+        "request": "100 touches, 5 s",
+        "models": {},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for label, weights in (
+            ("2x256 shipped", SHIPPED_WEIGHTS),
+            ("2x512 random", random_weights(tmp / "w512.npz", 512)),
+        ):
+            off = run_setting(weights, label, 1, args.seconds, perf, tmp)
+            on = run_setting(weights, label, DEFAULT_MAX_BATCH, args.seconds, perf, tmp)
+            report["models"][label] = {"off": off, "on": on, "ratios": ratios(off, on)}
+            print(f"{label}: {report['models'][label]['ratios']}", flush=True)
+    report["loadavg_after"] = os.getloadavg()
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}; load average before {load_before}, after {report['loadavg_after']}")
+    return 0
+
+
+def _cpu() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
