@@ -275,6 +275,29 @@ def test_auto_mode_sends_after_a_pause_without_a_click(server, browser):
     assert page.problems == []
 
 
+def test_auto_mode_switched_off_during_the_pause_sends_nothing(server, browser):
+    page = browser(**DESKTOP).open(server.url)
+    page.page.check("#auto")
+    page.mouse_stroke([(0.3, 0.3), (0.4, 0.4), (0.5, 0.5)], release=False)
+    # The pointer is lifted and Auto unchecked in the same task, well inside the 600 ms pause. (The mouse's own
+    # later pointerup finds no pointer down and does nothing.)
+    page.page.evaluate(
+        """() => {
+            const pad = document.getElementById('pad');
+            pad.dispatchEvent(new PointerEvent('pointerup', { pointerId: 1, pointerType: 'mouse', bubbles: true }));
+            document.getElementById('auto').click();
+        }"""
+    )
+    assert not page.page.is_checked("#auto")
+    page.page.wait_for_timeout(3 * 600)
+    page.page.mouse.up()
+    assert not any(url.endswith("/api/predict") for url in page.requests), "sent although Auto was switched off"
+    assert page.page.locator("#layers li.layer-you").count() == 0
+    body, response = page.jam()  # the recording is still there for Jam
+    assert len(sent_rows(body)) >= 3 and response.status == 200
+    assert page.problems == []
+
+
 def test_auto_mode_sends_at_once_when_the_5_s_are_up(server, browser):
     page = browser(**DESKTOP).open(server.url)
     page.page.check("#auto")

@@ -58,7 +58,7 @@ const recorder = new Recorder(canvas, {
     if (ui.auto.checked && recorder.active.size === 0 && !recorder.empty && !recorder.full) {
       clearTimeout(state.autoTimer);
       state.autoTimer = setTimeout(() => {
-        if (recorder.active.size === 0 && !recorder.empty) sendRecording();
+        if (ui.auto.checked && recorder.active.size === 0 && !recorder.empty) sendRecording(); // Auto may be off by now
       }, AUTO_PAUSE_MS);
     }
   },
