@@ -412,6 +412,19 @@ def test_phone_viewport_fits_and_a_touch_stroke_records_and_jams(server, browser
     assert page.problems == []
 
 
+def test_a_phone_held_sideways_sees_the_whole_pad(server, browser):
+    """740 x 360: the pad is no taller than the screen, so all of it can be played without scrolling mid-stroke
+    (the pad itself cannot scroll the page: touch-action none)."""
+    page = browser(**{**PHONE, "viewport": {"width": 740, "height": 360}}).open(server.url)
+    pad = page.page.locator("#pad")
+    pad.scroll_into_view_if_needed()
+    box = pad.bounding_box()
+    assert box["width"] == pytest.approx(box["height"], abs=1), "still a square"
+    assert box["y"] >= -1 and box["y"] + box["height"] <= 360 + 1, f"the pad does not fit on the screen: {box}"
+    meter = page.page.locator(".meter").bounding_box()
+    assert meter["width"] == pytest.approx(box["width"], abs=1), "the countdown bar stays as wide as the pad"
+
+
 def test_sliders_take_their_ranges_from_the_api(server, browser):
     page = browser(**DESKTOP).open(server.url)
     props = schema_options()
