@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 ROBOJAM_DATA ?= $(abspath ../shared/data)
 export ROBOJAM_DATA
 
-.PHONY: help venv serve-venv tools serve test bench bench-load lint costs clean
+.PHONY: help venv serve-venv tools serve test bench bench-load lint costs policy-venv staging clean
 
 help:
 	@echo "make serve  - serve the shipped model on http://127.0.0.1:5000 (NumPy only, no TensorFlow)"
@@ -17,6 +17,7 @@ help:
 	@echo "make bench-load - the service under 1-64 concurrent clients, batching off vs on (benchmarks/load.json)"
 	@echo "make costs  - price every Pulumi stack offline from the bundled catalogue"
 	@echo "make lint   - ruff check + ruff format --check (fails on either)"
+	@echo "make staging - build the image with buildah and run each target's container with podman (root, Debian)"
 
 # The full development environment: serving, training, infra and test dependencies.
 venv: $(VENV)/.installed
@@ -45,7 +46,7 @@ $(TOOLS)/checkov/.installed:
 serve: serve-venv
 	ROBOJAM_BIND=$${ROBOJAM_BIND:-127.0.0.1:5000} $(SERVE_VENV)/bin/gunicorn -c service/gunicorn_conf.py 'service.app:create_app()'
 
-test: venv tools
+test: venv tools policy-venv
 	$(PY) -m pytest
 
 bench: venv
@@ -62,6 +63,17 @@ lint: venv
 
 costs: venv
 	$(PY) -m infra.costs
+
+# The CrossGuard policy pack's own venv (pulumi-policy cannot share .venv with TensorFlow; see pyproject.toml).
+policy-venv: policy/venv/.installed
+policy/venv/.installed: policy/requirements.txt
+	$(PYTHON) -m venv policy/venv
+	policy/venv/bin/pip install -q -r policy/requirements.txt
+	touch $@
+
+# Staging on this machine: the image and every target run for real (see README "Staging"); state in build/staging.
+staging: venv
+	$(PY) -m staging
 
 clean:
 	rm -rf $(VENV) $(SERVE_VENV) $(TOOLS) .pytest_cache

@@ -240,7 +240,7 @@ KEYS: tuple[Key, ...] = (
         "robojam:sshCidrs",
         ("droplet", "gpu-vm"),
         [],
-        "CIDRs allowed to SSH in; empty = no SSH rule at all",
+        "CIDRs allowed to SSH in; empty = no SSH rule at all (droplet: required, its rollout runs over SSH)",
         cidr_list("SSH"),
     ),
     Key(
@@ -318,6 +318,13 @@ KEYS: tuple[Key, ...] = (
     ),
     Key("robojam:epochs", ("gpu-vm",), 100, "training epochs (early stopping may end sooner)", integer(low=1)),
     Key(
+        "robojam:interactive",
+        ("gpu-vm",),
+        False,
+        "JupyterLab on 127.0.0.1:8888 from the project's venv; the VM stays up after training until maxRunHours",
+        boolean,
+    ),
+    Key(
         "digitalocean:token",
         ("droplet",),
         None,
@@ -351,9 +358,9 @@ KEYS: tuple[Key, ...] = (
     Key(
         "robojam:reservedIp",
         ("droplet",),
-        False,
-        "attach a reserved (static) IP",
-        boolean,
+        "",
+        "attach a reserved (static) IP; empty = only when robojam:domain is set",
+        optional_boolean,
     ),
     Key(
         "robojam:domain",
@@ -378,8 +385,8 @@ KEYS: tuple[Key, ...] = (
     Key(
         "robojam:registryName",
         ("droplet",),
-        "robojam",
-        "DigitalOcean Container Registry name",
+        "",
+        "DigitalOcean Container Registry name (unique across DigitalOcean); empty = robojam-<account id>",
         optional(
             pattern(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "lowercase letters, digits and hyphens (at most 63)")
         ),
@@ -409,6 +416,13 @@ KEYS: tuple[Key, ...] = (
     Key("robojam:cpuLimit", ("gke",), "1", "container CPU limit", CPU),
     Key("robojam:memoryRequest", ("gke",), "256Mi", "container memory request", MEMORY),
     Key("robojam:memoryLimit", ("gke",), "512Mi", "container memory limit", MEMORY),
+    Key(
+        "robojam:controlPlaneCidrs",
+        ("gke",),
+        [],
+        "CIDRs that may reach the cluster's control plane; empty = any address (still authenticated)",
+        cidr_list("the control plane"),
+    ),
 )
 KEYS_BY_NAME = {k.name: k for k in KEYS}
 
@@ -437,6 +451,7 @@ class GpuVmSettings:
     run_name: str
     epochs: int
     ssh_cidrs: tuple[str, ...]
+    interactive: bool = False
 
 
 @dataclass(frozen=True)
@@ -448,7 +463,7 @@ class DropletSettings:
     reserved_ip: bool
     domain: str
     acme_email: str
-    registry_name: str
+    registry_name: str  # "" = derived from the account (see infra.components.image)
     create_registry: bool
 
 
@@ -464,6 +479,7 @@ class GkeSettings:
     cpu_limit: str
     memory_request: str
     memory_limit: str
+    control_plane_cidrs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -580,6 +596,19 @@ def _cross_checks(target: str, v: dict, key: _Names) -> None:
     if target == "droplet":
         if v["acme_email"] and not v["domain"]:
             raise ConfigError(f"{key.acme_email} only applies with {key.domain} set.")
+        if not v["ssh_cidrs"]:
+            raise ConfigError(
+                f"{key.ssh_cidrs} must list the address you run `pulumi up` from: the droplet's rollout runs over SSH."
+            )
+        docr = "registry.digitalocean.com/"
+        if not v["registry_name"] and v["image"].startswith(docr):
+            v["registry_name"] = v["image"][len(docr) :].split("/", 1)[0]  # a prebuilt image names its registry
+        if not v["create_registry"] and not v["registry_name"]:
+            raise ConfigError(
+                f"{key.registry_name} must name your existing registry when {key.create_registry} is false."
+            )
+        if v["reserved_ip"] is None:
+            v["reserved_ip"] = bool(v["domain"])  # a domain's A record must survive a replaced droplet
     if target == "gke":
         _not_above(v, key, "min_nodes", "max_nodes")
         if v["max_replicas"] < v["replicas"]:

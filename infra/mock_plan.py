@@ -38,7 +38,9 @@ SECRET_PLACEHOLDER = "[secret]"
 MOCK_ACCESS_TOKEN = "ya29.mock-access-token"  # the gcp client-config invoke's OAuth token
 MOCK_REGISTRY_PASSWORD = "mock-registry-token"  # inside DOCR's dockerCredentials (base64 "user:password")
 MOCK_REGISTRY_AUTH = base64.b64encode(f"mock-user:{MOCK_REGISTRY_PASSWORD}".encode()).decode()
-MOCK_SECRETS = (MOCK_ACCESS_TOKEN, MOCK_REGISTRY_PASSWORD, MOCK_REGISTRY_AUTH)
+MOCK_PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nbW9jay1kZXBsb3kta2V5\n-----END OPENSSH PRIVATE KEY-----\n"
+MOCK_SECRETS = (MOCK_ACCESS_TOKEN, MOCK_REGISTRY_PASSWORD, MOCK_REGISTRY_AUTH, MOCK_PRIVATE_KEY.splitlines()[1])
+MOCK_ACCOUNT_UUID = "0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9"  # the DigitalOcean account getAccount returns
 DOCR_CREDENTIALS = "digitalocean:index/containerRegistryDockerCredentials:ContainerRegistryDockerCredentials"
 
 
@@ -54,6 +56,8 @@ class PlannedResource:
     name: str  # logical name
     inputs: dict  # camelCase inputs, secrets unwrapped to their plain values
     secret_paths: tuple[str, ...] = ()  # input paths (e.g. "userData", "spec.x[0]") that were marked secret
+    dependencies: tuple[str, ...] = ()  # logical names of the resources it explicitly depends on (depends_on)
+    replace_on_changes: tuple[str, ...] = ()  # input paths whose change replaces it (ResourceOptions)
 
 
 @dataclass(frozen=True)
@@ -194,7 +198,7 @@ def _plan_in_context(name: str, config: dict, secret_keys: set[str]) -> Plan:
     try:
         runtime_settings.reset_options(project=PROJECT, stack=name)
         runtime_config.set_all_config(config_strings(config), sorted(secret_keys))
-        pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=name, preview=False)
+        pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=name, preview=False, monitor=RecordingMonitor(mocks))
         root = runtime_settings.get_root_resource()
 
         async def run() -> None:
@@ -279,6 +283,13 @@ def _computed(type_token: str, name: str, inputs: dict) -> dict:
             "masterAuth": {"clusterCaCertificate": "bW9jay1jYQ=="},
             "name": inputs.get("name", name),
         }
+    if type_token == "tls:index/privateKey:PrivateKey":
+        return {
+            "privateKeyOpenssh": MOCK_PRIVATE_KEY,
+            "publicKeyOpenssh": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockMockMockMock robojam",
+        }
+    if type_token == "digitalocean:index/sshKey:SshKey":
+        return {"fingerprint": "aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99"}
     if type_token == "digitalocean:index/droplet:Droplet":
         return {"ipv4Address": ip, "urn": f"do:droplet:{name}"}
     if type_token == "digitalocean:index/reservedIp:ReservedIp":
@@ -299,6 +310,24 @@ def _computed(type_token: str, name: str, inputs: dict) -> dict:
     return {}
 
 
+_REGISTERING = threading.local()  # the RegisterResource request new_resource is answering (same thread)
+
+
+class RecordingMonitor(runtime_mocks.MockMonitor):
+    """The mock monitor, letting RecordingMocks see what the plain mock arguments leave out: dependencies."""
+
+    def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
+        _REGISTERING.request = request
+        try:
+            return super().RegisterResource(request)
+        finally:
+            _REGISTERING.request = None
+
+
+def _urn_name(urn: str) -> str:
+    return urn.rsplit("::", 1)[-1]
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     """Pulumi mocks that keep every registration and answer with plausible provider outputs."""
 
@@ -309,7 +338,15 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         secrets: list[str] = []
         inputs = _unwrap(dict(args.inputs), "", secrets)
-        planned = PlannedResource(type=args.typ, name=args.name, inputs=inputs, secret_paths=tuple(secrets))
+        request = getattr(_REGISTERING, "request", None)
+        planned = PlannedResource(
+            type=args.typ,
+            name=args.name,
+            inputs=inputs,
+            secret_paths=tuple(secrets),
+            dependencies=tuple(sorted({_urn_name(u) for u in request.dependencies})) if request else (),
+            replace_on_changes=tuple(request.replaceOnChanges) if request else (),
+        )
         (self.resources if args.custom else self.components).append(planned)
         state = {**args.inputs, **_computed(args.typ, args.name, inputs)}
         numeric = args.typ.startswith("digitalocean:")  # DigitalOcean ids are integers
@@ -318,4 +355,6 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs):
         if args.token == "gcp:organizations/getClientConfig:getClientConfig":
             return {"accessToken": MOCK_ACCESS_TOKEN, "project": "mock-project"}
+        if args.token == "digitalocean:index/getAccount:getAccount":
+            return {"uuid": MOCK_ACCOUNT_UUID, "email": "ops@example.org", "status": "active"}
         return {}

@@ -24,6 +24,11 @@ _ENV = jinja2.Environment(
 _ENV.filters["q"] = lambda value: shlex.quote(str(value))
 
 
+def template_text(name: str) -> str:
+    """A file from infra/templates/ as it is (a plain script that also runs outside this program)."""
+    return (TEMPLATE_DIR / name).read_text()
+
+
 def render(name: str, **values) -> str:
     """Render one template from infra/templates/ with the given values."""
     return _ENV.get_template(name).render(**values)

@@ -6,13 +6,14 @@ gunicorn (service/gunicorn_conf.py) preloads it in the master so all workers sha
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from flask import Flask
 from flask_cors import CORS
 
 from robojam_format.performance import format_csv
-from service import errors, metrics, ops, predict, settings
+from service import errors, metrics, model_info, ops, predict, settings, web
 from service.admission import Admission, RateLimiter
 from service.batcher import Batcher
 from service.engine import Engine
@@ -63,8 +64,10 @@ def create_app(config: dict | None = None, *, engine: Engine | None = None) -> F
     app.config.update(config or {})
     app.json.sort_keys = False
 
+    weights = None  # the file this app loaded, if it loaded one (GET /api/model reports its checksum)
     if engine is None:
-        engine = Engine.load(app.config["ROBOJAM_WEIGHTS"])
+        weights = Path(app.config["ROBOJAM_WEIGHTS"])
+        engine = Engine.load(weights)
     batcher = Batcher(
         engine,
         max_batch=app.config["ROBOJAM_MAX_BATCH"],
@@ -93,4 +96,6 @@ def create_app(config: dict | None = None, *, engine: Engine | None = None) -> F
     errors.register(app)
     app.register_blueprint(predict.bp)
     app.register_blueprint(ops.bp)
+    model_info.init_app(app, weights)
+    app.register_blueprint(web.bp)
     return app

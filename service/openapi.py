@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from service.model_info import ModelInfo
 from service.predict import PredictRequest
 
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -83,6 +84,33 @@ def document() -> dict:
                     },
                 }
             },
+            "/api/model": {
+                "get": {
+                    "operationId": "model",
+                    "summary": "What is served: model sizes, parameter count, validation NLL, artifact checksum.",
+                    "responses": {
+                        "200": {
+                            "description": "The served model.",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ModelInfo"}}},
+                        }
+                    },
+                }
+            },
+            "/": {
+                "get": {
+                    "operationId": "page",
+                    "summary": "The browser client: play, jam with RoboJam, hear and download both layers.",
+                    "responses": {"200": {"description": "The page.", "content": {"text/html": {}}}},
+                }
+            },
+            "/static/{filename}": {
+                "get": {
+                    "operationId": "static",
+                    "summary": "The page's scripts, styles and icon.",
+                    "parameters": [{"name": "filename", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {"200": {"description": "The file."}, "404": _error("No such file.")},
+                }
+            },
             "/healthz": {"get": {"operationId": "healthz", "responses": {"200": _status("Process alive.", "ok")}}},
             "/readyz": {
                 "get": {
@@ -119,6 +147,7 @@ def document() -> dict:
         "components": {
             "schemas": {
                 "PredictRequest": request_schema,
+                "ModelInfo": ModelInfo.model_json_schema(ref_template="#/components/schemas/{model}"),
                 "PredictResponse": {
                     "type": "object",
                     "properties": {"response": {"type": "string", "description": "CSV: time,x,y,z,moving"}},

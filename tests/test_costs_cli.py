@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import os
 import subprocess
@@ -19,6 +20,7 @@ from infra.mock_plan import PlannedResource, plan_stack, stack_files, stack_name
 from robojam_format.layout import REPO_ROOT
 
 CAT = load_catalogue()
+TODAY = dt.date.today()
 STACKS = [stack_name(p) for p in stack_files()]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -77,27 +79,75 @@ def test_g2_train_stack_does_not_double_count_its_l4():
 def test_train_stack_prices_one_training_run_from_its_run_limit(plans):
     vm = plans["train"].one("gcp:compute/instance:Instance")
     limit_h = float(vm.inputs["scheduling"]["maxRunDuration"]["seconds"]) / 3600
-    (run,) = price_plan(plans["train"], CAT).training_runs
+    estimate = price_plan(plans["train"], CAT)
+    (run,) = estimate.training_runs
     assert run["hours"] == pytest.approx(limit_h) and run["hours_from"] == "maxRunDuration"
     assert run["on_demand"]["cost"] == pytest.approx(limit_h * run["on_demand"]["hourly"])
     assert run["spot"]["hourly"] < run["on_demand"]["hourly"]
+    disk = next(line for line in estimate.lines if line.component.startswith("boot disk"))
+    assert disk.monthly == pytest.approx(100 * 0.10)  # the disk bills while the VM is stopped between runs
+    monthly = estimate.to_dict()["totals"]["monthly"]
+    assert monthly == pytest.approx(run["idle_monthly"] + 4 * run["on_demand"]["cost"]) and monthly < 30
 
 
-def test_gke_fee_credited_for_the_zonal_cluster_and_not_a_regional_one(plans):
-    plan = plans["gke"]
-    cluster = plan.one("gcp:container/cluster:Cluster")
-    zonal = price_plan(plan, CAT)
+def test_budget_checks_the_runs_per_month_not_730_hours(capsys):
+    code, out, err = run_cli(capsys, "train", "--max-monthly", "30")
+    assert code == 0 and err == "" and "within" in out  # 4 runs: about $23, not the 730 h figure of ~$408
+    code, _, err = run_cli(capsys, "train", "--max-monthly", "30", "--runs-per-month", "8")
+    assert code == 1 and "'train'" in err and "(8 training runs a month)" in err
+
+
+def test_gke_fee_credited_for_the_zonal_cluster(plans):
+    zonal = price_plan(plans["gke"], CAT)
     credit = [line for line in zonal.lines if line.status == "credit"]
     assert len(credit) == 1 and credit[0].monthly == pytest.approx(-0.10 * CAT.hours_per_month)
-    region = cluster.inputs["location"].rsplit("-", 1)[0]
-    regional_cluster = dataclasses.replace(cluster, inputs={**cluster.inputs, "location": region})
-    regional_plan = dataclasses.replace(
-        plan, resources=[regional_cluster if r is cluster else r for r in plan.resources]
+
+
+def test_pods_fit_raises_the_gke_minimum_on_the_repo_stack(plans):
+    plan = plans["gke"]
+    pool = plan.one("gcp:container/nodePool:NodePool")
+    configured = pool.inputs["autoscaling"]["minNodeCount"]
+    estimate = price_plan(plan, CAT)
+    nodes = next(line for line in estimate.lines if line.type == pool.type and line.category == "compute")
+    assert configured == 1 and nodes.quantity == 2  # two 250m replicas + GKE's system pods > one e2-medium
+    assert f"minimum raised from {configured} to 2 nodes" in nodes.note
+    assert "a rollout (maxSurge 1) runs 3 pods: 3 nodes while it lasts" in nodes.note  # surge pod needs a node
+    assert estimate.to_dict()["totals"]["monthly"] == pytest.approx(94.51, abs=0.01)  # not $56.40
+
+
+def test_gke_cost_per_million_uses_sustained_vcpus_and_the_hpa_target(capsys, tmp_path, plans):
+    bench = tmp_path / "latest.json"
+    bench.write_text(json.dumps({"requests_per_second_per_vcpu": 20.0}))
+    code, out, _ = run_cli(capsys, "gke", "--json", "--benchmark", str(bench))
+    assert code == 0
+    (row,) = json.loads(out)["comparison"]
+    hpa = plans["gke"].one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")
+    target = hpa.inputs["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] / 100
+    sustained = CAT.find("machine", "e2-medium").extra["sustained_vcpus"]
+    assert row["serving_vcpus"] == 2 * sustained  # two nodes (after pods-fit) x 1 sustained vCPU, not 2 x 2
+    assert row["capacity_rps"] == pytest.approx(20.0 * 2 * sustained * target)
+    assert row["cost_per_million"] == pytest.approx(row["hourly"] / (row["capacity_rps"] * 3600) * 1e6)
+    nominal = row["hourly"] / (20.0 * 4 * 3600) * 1e6  # the old figure: nominal vCPUs at 100 %
+    assert row["cost_per_million"] > 2.5 * nominal
+
+
+def test_break_even_table_for_the_repo_stacks(capsys, plans):
+    code, out, _ = run_cli(capsys, "--json")
+    report = json.loads(out)
+    rate = report["benchmark"]["requests_per_second_per_vcpu"]
+    result = report["break_even"]
+    droplet = rate * 1.0  # s-1vcpu-1gb at full load
+    first, second = result["ranges"]
+    assert (first["stack"], second["stack"]) == ("dev", "gke")
+    assert first["to_rps"] == pytest.approx(droplet) and first["monthly"] == pytest.approx(6.0)
+    assert second["from_rps"] == pytest.approx(droplet)
+    assert second["monthly"] == pytest.approx(94.51, abs=0.01) and second["monthly_max"] == pytest.approx(
+        132.62, abs=0.01
     )
-    regional = price_plan(regional_plan, CAT)
-    assert not [line for line in regional.lines if line.status == "credit"]
-    fee = 0.10 * CAT.hours_per_month
-    assert regional.to_dict()["totals"]["monthly"] > zonal.to_dict()["totals"]["monthly"] + fee - 0.01
+    assert result["max_rps"] == pytest.approx(rate * 3 * 1.0 * 0.7)  # three e2-medium nodes at the 70% target
+    assert [level["costs"]["dev"] is None for level in result["levels"]] == [False, True, True]
+    code, text, _ = run_cli(capsys)
+    assert "Break-even" in text and f"dev (droplet) is the cheapest up to {droplet:.1f} req/s at $6.00/month" in text
 
 
 def test_unknown_resource_type_in_a_real_plan_shows_unpriced(plans):
@@ -112,13 +162,37 @@ def test_unknown_resource_type_in_a_real_plan_shows_unpriced(plans):
     assert text[header + 1].count("unpriced") == 3  # unit price, hourly and monthly columns
 
 
+def test_each_line_shows_its_source_and_age_and_spot_is_indicative(capsys):
+    code, out, _ = run_cli(capsys, "train", "--json")
+    report = json.loads(out)
+    today = dt.date.fromisoformat(report["today"])
+    text = render(report)
+    for line in report["stacks"][0]["lines"]:
+        age = (today - dt.date.fromisoformat(line["price_date"])).days
+        assert f"{line['source_label']}, {age} d" in text, line["component"]
+    assert "~ = spot price, indicative" in text and "spot ~$" in text
+    spot = plan_stack("train", overrides={"robojam:spot": True})
+    spot_lines = [line for line in price_plan(spot, CAT).lines if line.category in ("compute", "gpu")]
+    assert spot_lines and all(line.indicative and "(spot, indicative)" in line.component for line in spot_lines)
+
+
+def test_an_old_catalogue_prints_one_warning_suggesting_refresh(plans):
+    oldest = CAT.oldest_price().price_date
+    estimates = [price_plan(plans["dev"], CAT)]
+    stale = render(build_report(estimates, CAT, today=oldest + dt.timedelta(days=91))).splitlines()
+    warnings = [t for t in stale if t.startswith("warning: the oldest price")]
+    assert len(warnings) == 1 and "91 days old" in warnings[0] and "--refresh" in warnings[0]
+    fresh = render(build_report(estimates, CAT, today=oldest + dt.timedelta(days=90)))
+    assert "warning: the oldest price" not in fresh
+
+
 def test_text_report_has_a_table_per_stack_and_a_comparison(capsys):
     code, out, _ = run_cli(capsys)
     assert code == 0
     for name in STACKS:
         assert f"Stack {name}" in out
     assert out.count("TOTAL") == len(STACKS)
-    assert "Comparison" in out and "One training run" in out
+    assert "Comparison" in out and "One training run" in out and "Break-even" in out
 
 
 def test_json_output_round_trips(capsys, plans):
@@ -126,7 +200,7 @@ def test_json_output_round_trips(capsys, plans):
     assert code == 0
     data = json.loads(out)
     bench = read_benchmark(REPO_ROOT / "benchmarks" / "latest.json")  # what the CLI reads by default
-    expected = build_report([price_plan(plans[name], CAT) for name in STACKS], CAT, bench)
+    expected = build_report([price_plan(plans[name], CAT) for name in STACKS], CAT, bench, today=TODAY)
     assert data == expected
     assert [s["stack"] for s in data["stacks"]] == STACKS
 
@@ -154,8 +228,8 @@ def test_cost_per_million_predictions_uses_the_benchmark(capsys, tmp_path):
     code, out, _ = run_cli(capsys, "dev", "--json", "--benchmark", str(bench))
     assert code == 0
     (row,) = json.loads(out)["comparison"]
-    assert row["vcpus"] > 0
-    expected = row["hourly"] / (250.0 * row["vcpus"] * 3600) * 1e6
+    assert row["serving_vcpus"] == 1 and row["capacity_rps"] == pytest.approx(250.0)  # a droplet at full load
+    expected = row["hourly"] / (250.0 * row["serving_vcpus"] * 3600) * 1e6
     assert row["cost_per_million"] == pytest.approx(expected)
     bench.write_text(json.dumps({"requests_per_second_per_vcpu": -3}))
     code, _, err = run_cli(capsys, "dev", "--benchmark", str(bench))
@@ -179,6 +253,7 @@ def test_cost_per_million_predictions_uses_the_benchmark(capsys, tmp_path):
         ),
         (["--plot", "/nonexistent/dir/costs.png"], "folder /nonexistent/dir does not exist"),
         (["--registry-gb", "-1"], "must be >= 0"),
+        (["--runs-per-month", "-1"], "must be >= 0"),
         (["--frobnicate"], "unrecognized arguments"),
     ],
 )

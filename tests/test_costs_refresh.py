@@ -88,6 +88,7 @@ def test_refresh_reads_droplet_prices_from_the_sizes_api(capsys, monkeypatch, tm
     item = updated.by_id("do.droplet.s-1vcpu-1gb")
     assert (item.price, item.price_hourly) == (7.0, 0.01042)
     assert item.date == updated.updated == dt.date.today().isoformat()
+    assert item.price_date == dt.date.today()  # the old source file's date no longer applies
     assert item.source == "https://api.digitalocean.com/v2/sizes"
     assert updated.by_id("do.droplet.s-1vcpu-2gb").price == CAT.by_id("do.droplet.s-1vcpu-2gb").price
 
@@ -127,5 +128,21 @@ def test_gcp_machine_prices_are_built_from_core_ram_and_included_gpu_skus():
     assert prices["gce.machine.e2-medium"] == pytest.approx(1 * 0.021811 + 4 * 0.002923, abs=1e-6)
     assert prices["gce.gpu.nvidia-tesla-t4"] == pytest.approx(0.35)
     assert prices["gce.disk.pd-balanced"] == pytest.approx(0.1)
-    assert "gce.gpu.nvidia-tesla-k80" not in prices  # retired: nothing to refresh
     assert "gce.machine.g2-standard-4.spot" not in prices  # no spot G2/L4 SKUs given: keep the bundled price
+
+
+def test_refresh_ignores_committed_use_skus():
+    # Listed first, as the API may: a 1-year commitment matches the T4 pattern at a price nobody pays on demand.
+    skus = [
+        sku("Commitment v1: Nvidia Tesla T4 GPU running in Americas for 1 Year", 0.22, "Commit1Yr"),
+        sku("Commitment v1: N1 Predefined Instance Core running in Americas for 3 Years", 0.014, "Commit3Yr"),
+        sku("Nvidia Tesla T4 GPU running in Americas", 0.35),
+        sku("N1 Predefined Instance Core running in Americas", 0.031611),
+        sku("N1 Predefined Instance Ram running in Americas", 0.004237),
+    ]
+    raw = json.loads(CATALOGUE_PATH.read_text())["items"]
+    prices = refresh_mod.gcp_prices(skus, raw)
+    assert prices["gce.gpu.nvidia-tesla-t4"] == pytest.approx(0.35)
+    assert prices["gce.machine.n1-standard-4"] == pytest.approx(4 * 0.031611 + 15 * 0.004237, abs=1e-6)
+    only_committed = refresh_mod.gcp_prices(skus[:2], raw)
+    assert "gce.gpu.nvidia-tesla-t4" not in only_committed  # nothing on-demand found: keep the bundled price

@@ -1,8 +1,9 @@
 """What the program ships to machines passes the real validators: kubernetes-validate --strict on the
-Kubernetes objects, `cloud-init schema` on the droplet user-data, shellcheck on every shell script.
+Kubernetes objects, `cloud-init schema` on the droplet user-data, shellcheck on every shell script (the
+rendered startup and deploy scripts too), `caddy validate` on the droplet's Caddyfile.
 
-The tools must exist in CI (.ci/run installs shellcheck and cloud-init; kubernetes-validate is in the dev
-extra); elsewhere a missing tool skips with the reason.
+The tools must exist in CI (.ci/run installs shellcheck, cloud-init and caddy; kubernetes-validate is in the
+dev extra); elsewhere a missing tool skips with the reason.
 """
 
 from __future__ import annotations
@@ -27,7 +28,11 @@ DROPLET_VARIANTS = [
     {"robojam:domain": "jam.example.org"},
     {"robojam:image": "ghcr.io/example/robojam:1.0", "robojam:reservedIp": True},
 ]
-GPU_VM_VARIANTS = [{}, {"robojam:spot": True, "robojam:runName": "t4_spot", "robojam:epochs": 3}]
+GPU_VM_VARIANTS = [
+    {},
+    {"robojam:spot": True, "robojam:runName": "t4_spot", "robojam:epochs": 3},
+    {"robojam:interactive": True},
+]
 
 
 def plans_for(target: str, variants: list[dict]) -> list[Plan]:
@@ -69,6 +74,7 @@ def test_kubernetes_objects_pass_strict_validation(tmp_path, version):
         objects = manifests(plan)
         kinds = sorted(o["kind"] for o in objects)
         assert kinds == [
+            "ConfigMap",
             "Deployment",
             "HorizontalPodAutoscaler",
             "Namespace",
@@ -144,9 +150,18 @@ def test_rendered_startup_scripts_pass_shellcheck(tmp_path):
         assert result.returncode == 0, result.stdout
 
 
+def test_rendered_droplet_deploy_scripts_pass_shellcheck(tmp_path):
+    for i, plan in enumerate(plans_for("droplet", DROPLET_VARIANTS)):
+        path = tmp_path / f"deploy-{i}.sh"
+        path.write_text(plan.one("command:remote:Command").inputs["stdin"])
+        result = shellcheck(path)
+        assert result.returncode == 0, result.stdout
+
+
 def test_every_shell_script_in_the_repo_passes_shellcheck():
     scripts = repo_shell_scripts()
     assert REPO_ROOT / ".ci" / "run" in scripts
+    assert REPO_ROOT / "infra" / "templates" / "robojam-rollout.sh" in scripts
     result = shellcheck(*scripts)
     assert result.returncode == 0, result.stdout
 
@@ -155,3 +170,26 @@ def test_shellcheck_flags_a_bad_script(tmp_path):
     path = tmp_path / "bad.sh"
     path.write_text("#!/usr/bin/env bash\nrm -rf $DIR/*\n")
     assert shellcheck(path).returncode != 0
+
+
+# --- Caddy -------------------------------------------------------------------------------------------------
+
+
+def caddy_validate(tmp_path: Path, name: str, text: str) -> subprocess.CompletedProcess:
+    path = tmp_path / name
+    path.write_text(text)
+    return run(tool("caddy"), "validate", "--config", str(path), "--adapter", "caddyfile")
+
+
+def test_droplet_caddyfiles_pass_caddy_validate(tmp_path):
+    """The droplet's Caddy is Ubuntu 24.04's (2.6, like the one .ci/run installs from the distribution)."""
+    for i, plan in enumerate(plans_for("droplet", DROPLET_VARIANTS)):
+        config = yaml.safe_load(plan.one("digitalocean:index/droplet:Droplet").inputs["userData"])
+        caddyfile = next(f["content"] for f in config["write_files"] if f["path"] == "/etc/caddy/Caddyfile")
+        result = caddy_validate(tmp_path, f"Caddyfile-{i}", caddyfile)
+        assert result.returncode == 0 and "Valid configuration" in result.stdout + result.stderr, result.stderr
+
+
+def test_caddy_validate_rejects_a_broken_caddyfile(tmp_path):
+    result = caddy_validate(tmp_path, "Caddyfile-broken", ":80 {\n\treverse_proxy {\n\t\tno_such_option 1\n\t}\n}\n")
+    assert result.returncode != 0 and "no_such_option" in result.stderr

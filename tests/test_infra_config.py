@@ -403,3 +403,50 @@ def test_readme_deploy_table_lists_exactly_the_config_keys():
         if key.default not in (None, "", []):
             default = str(key.default).lower() if isinstance(key.default, bool) else str(key.default)
             assert f"`{default}`" in row, (key.name, default)
+
+
+# --- issue 9: keys and rules added for a real `pulumi up` --------------------------------------------------
+
+
+def test_droplet_needs_an_ssh_cidr_because_its_rollout_runs_over_ssh():
+    assert refuse("dev", {"robojam:sshCidrs": None}) == (
+        "robojam:sshCidrs must list the address you run `pulumi up` from: the droplet's rollout runs over SSH."
+    )
+    assert parsed("train", {"robojam:sshCidrs": None}).gpu_vm.ssh_cidrs == ()  # the training VM may stay closed
+
+
+def test_default_registry_name_is_left_to_the_account_and_an_existing_one_must_be_named():
+    assert parsed("dev").droplet.registry_name == ""  # derived from the account id by the program
+    assert refuse("dev", {"robojam:createRegistry": False}) == (
+        "robojam:registryName must name your existing registry when robojam:createRegistry is false."
+    )
+    prebuilt = parsed("dev", {"robojam:image": "registry.digitalocean.com/team/robojam:1.0"})
+    assert prebuilt.droplet.registry_name == "team"
+
+
+def test_reserved_ip_defaults_to_on_with_a_domain():
+    assert parsed("dev").droplet.reserved_ip is False
+    assert parsed("dev", {"robojam:domain": "jam.example.org"}).droplet.reserved_ip is True
+    assert (
+        parsed("dev", {"robojam:domain": "jam.example.org", "robojam:reservedIp": False}).droplet.reserved_ip is False
+    )
+
+
+def test_control_plane_cidrs_are_cidrs_and_never_the_whole_internet():
+    assert parsed("gke", {"robojam:controlPlaneCidrs": ["203.0.113.7/32"]}).gke.control_plane_cidrs == (
+        "203.0.113.7/32",
+    )
+    assert refuse("gke", {"robojam:controlPlaneCidrs": ["0.0.0.0/0"]}) == (
+        "robojam:controlPlaneCidrs must not open the control plane to the whole internet (0.0.0.0/0); "
+        "list your own CIDRs."
+    )
+
+
+def test_interactive_is_a_boolean_of_the_gpu_vm():
+    assert parsed("train", {"robojam:interactive": True}).gpu_vm.interactive is True
+    assert refuse("train", {"robojam:interactive": "sometimes"}) == (
+        "robojam:interactive must be true or false, got 'sometimes'."
+    )
+    assert refuse("gke", {"robojam:interactive": True}).endswith(
+        "does not apply to target gke; remove it from this stack."
+    )

@@ -57,8 +57,8 @@ def test_runtime_state_is_reset_after_a_plan_and_after_a_config_error():
 
 def test_overrides_patch_and_delete_keys_without_touching_the_file():
     before = (REPO_ROOT / "Pulumi.dev.yaml").read_text()
-    plan = plan_stack("dev", {"robojam:size": "s-2vcpu-2gb", "robojam:sshCidrs": None})
-    assert plan.config["robojam:size"] == "s-2vcpu-2gb" and "robojam:sshCidrs" not in plan.config
+    plan = plan_stack("dev", {"robojam:size": "s-2vcpu-2gb", "robojam:region": None})
+    assert plan.config["robojam:size"] == "s-2vcpu-2gb" and "robojam:region" not in plan.config
     assert plan.one("digitalocean:index/droplet:Droplet").inputs["size"] == "s-2vcpu-2gb"
     assert (REPO_ROOT / "Pulumi.dev.yaml").read_text() == before
 
@@ -96,6 +96,14 @@ def test_numbers_come_back_as_ints_where_integral():
     assert isinstance(pool["autoscaling"]["minNodeCount"], int)
 
 
+def test_dependencies_and_replace_on_changes_are_recorded():
+    plan = plan_stack("train")
+    vm = plan.one("gcp:compute/instance:Instance")
+    assert "train-bucket-access" in vm.dependencies and "train-subnet" in vm.dependencies  # explicit and implicit
+    assert vm.replace_on_changes == ("metadataStartupScript",)
+    assert plan.one("gcp:compute/network:Network").replace_on_changes == ()
+
+
 def test_one_and_of_type_helpers():
     plan = plan_stack("dev")
     assert plan.one("digitalocean:index/droplet:Droplet").type == "digitalocean:index/droplet:Droplet"
@@ -115,6 +123,7 @@ asyncio.set_event_loop(asyncio.new_event_loop())
 pulumi.runtime.set_mocks(mocks, project="robojam", stack="dev")
 import infra, infra.config, infra.program, infra.render
 import infra.components.droplet, infra.components.gke, infra.components.gpu_vm, infra.components.image
+import infra.components.apis, infra.components.proxy, infra.gpus, infra.apis
 asyncio.get_event_loop().run_until_complete(asyncio.sleep(0.2))
 print(len(mocks.resources) + len(mocks.components))
 """

@@ -6,7 +6,6 @@ import ipaddress
 import re
 
 import pytest
-import yaml
 
 from infra.mock_plan import MOCK_SECRETS, Plan, SecretValue, plan_stack, stack_files, stack_name
 
@@ -17,9 +16,11 @@ DO_TOKEN = "dop_v1_0123456789abcdef-never-in-plain-text"
 # Every stack file as it is, plus the optional branches of each target.
 CASES = [(stack_name(p), {}) for p in stack_files()] + [
     ("dev", {"robojam:domain": "jam.example.org", "robojam:acmeEmail": "ops@example.org"}),
-    ("dev", {"robojam:reservedIp": True, "robojam:sshCidrs": None}),
+    ("dev", {"robojam:reservedIp": True, "robojam:sshCidrs": ["198.51.100.0/24", "2001:db8::/64"]}),
     ("dev", {"robojam:image": "registry.digitalocean.com/team/robojam:1.0", "robojam:createRegistry": False}),
     ("gke", {"robojam:image": "ghcr.io/example/robojam:1.0", "robojam:replicas": 1}),
+    ("gke", {"robojam:controlPlaneCidrs": ["203.0.113.7/32"]}),
+    ("train", {"robojam:interactive": True}),
     ("train", {"robojam:spot": True, "robojam:sshCidrs": None}),
 ]
 IDS = [f"{stack}-{'-'.join(k.split(':')[1] for k in overrides) or 'file'}" for stack, overrides in CASES]
@@ -134,8 +135,9 @@ def test_registry_credentials_are_secret_where_they_are_used(plan):
     for image in plan.of_type("docker-build:index:Image"):
         assert "registries" in image.secret_paths
     for droplet in plan.of_type("digitalocean:index/droplet:Droplet"):
-        wants_login = "/etc/robojam/docker/config.json" in droplet.inputs["userData"]
-        assert ("userData" in droplet.secret_paths) == wants_login
+        assert "userData" not in droplet.secret_paths and '"auths"' not in droplet.inputs["userData"]
+    for step in plan.of_type("command:remote:Command"):
+        assert {"stdin", "connection"} <= set(step.secret_paths)
 
 
 def test_containers_never_run_as_root(plan):
@@ -146,13 +148,13 @@ def test_containers_never_run_as_root(plan):
             sc = c["securityContext"]
             assert sc["runAsNonRoot"] is True and sc["runAsUser"] > 0
             assert sc["allowPrivilegeEscalation"] is False and sc.get("privileged") is not True
-    for r in plan.of_type("digitalocean:index/droplet:Droplet"):
-        config = yaml.safe_load(r.inputs["userData"])
-        unit = next(f["content"] for f in config["write_files"] if f["path"].endswith("robojam.service"))
-        run = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    for r in plan.of_type("command:remote:Command"):
+        run = re.search(r"RUN_ARGS='([^']*)'", r.inputs["stdin"]).group(1)
         user = re.search(r"--user (\d+):(\d+)", run)
         assert user and int(user.group(1)) > 0 and int(user.group(2)) > 0, run
-        assert "--privileged" not in run and "--cap-drop ALL" in run
+        assert "--privileged" not in run and "--cap-drop ALL" in run and "--read-only" in run
+    for r in plan.of_type("digitalocean:index/droplet:Droplet"):
+        assert "docker run" not in r.inputs["userData"]  # the rollout step is the only place that runs it
 
 
 def test_gpu_vm_identity_is_not_a_default_or_admin_account(plan):

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
 import yaml
 
-from infra.mock_plan import MOCK_ACCESS_TOKEN, SECRET_PLACEHOLDER, Plan, plan_stack, stack_files, stack_name
+from infra.mock_plan import (
+    MOCK_ACCESS_TOKEN,
+    SECRET_PLACEHOLDER,
+    Plan,
+    PlannedResource,
+    plan_stack,
+    stack_files,
+    stack_name,
+)
 
 STACKS = [stack_name(p) for p in stack_files()]
 INSTANCE = "gcp:compute/instance:Instance"
@@ -125,7 +134,7 @@ def test_gpu_vm_service_account_reaches_only_its_own_bucket(plans):
         assert [b.inputs["bucket"] for b in bindings] == [plan.one("gcp:storage/bucket:Bucket").inputs["name"]]
         assert bindings[0].inputs["member"] == f"serviceAccount:{vm['serviceAccount']['email']}"
         # no project-wide grant of any kind
-        assert not [r for r in plan.resources if r.type.startswith("gcp:projects/")]
+        assert not [r for r in plan.resources if r.type.startswith("gcp:projects/iAM")]
 
 
 def test_gpu_vm_bucket_gets_the_corpus_and_the_project_source(plans):
@@ -161,14 +170,67 @@ def test_gpu_vm_startup_script_trains_exports_uploads_and_powers_off(plans):
         assert "trap finish EXIT" in script and "shutdown -h now" in script
 
 
-def test_gpu_vm_exports_the_ssh_command_and_the_jupyter_tunnel(plans):
+def test_gpu_vm_exports_the_ssh_command_and_says_jupyter_needs_interactive_mode(plans):
     for plan in by_target(plans, "gpu-vm"):
         out = plan.outputs
         vm = plan.one(INSTANCE).inputs
         assert out["ssh_command"].startswith(f"gcloud compute ssh {vm['name']} --zone {vm['zone']}")
-        assert out["jupyter_tunnel"] == out["ssh_command"] + " -- -L 8888:localhost:8888"
+        assert "robojam:interactive true" in out["jupyter_tunnel"]
         assert out["weights_uri"].startswith("gs://") and out["weights_uri"].endswith(".npz")
         assert out["next_steps"] and out["progress_command"]
+        assert "GPU quota is 0" in out["next_steps"] and "GPUS_ALL_REGIONS" in out["next_steps"]
+
+
+def test_interactive_mode_serves_jupyterlab_on_localhost_and_keeps_the_vm_up_within_its_run_limit():
+    """Issue 9 item 8: the tunnel's port is the port JupyterLab listens on (the DLVM's own is 8080)."""
+    plan = plan_stack("train", {"robojam:interactive": True})
+    vm = plan.one(INSTANCE).inputs
+    script = vm["metadataStartupScript"]
+    assert "INTERACTIVE=true\n" in script and "JUPYTER_PORT=8888\n" in script
+    assert '"$WORKDIR/venv/bin/jupyter" lab --ip 127.0.0.1 --port "$JUPYTER_PORT"' in script
+    assert "'jupyterlab>=4,<5'" in script
+    assert 'if [ "$INTERACTIVE" = "true" ]; then\n    echo "robojam: interactive mode' in script  # no shutdown
+    assert vm["scheduling"]["maxRunDuration"]["seconds"] == 6 * 3600
+    assert plan.outputs["jupyter_tunnel"] == plan.outputs["ssh_command"] + " -- -L 8888:127.0.0.1:8888"
+    assert "stays up for JupyterLab" in plan.outputs["next_steps"]
+    assert "INTERACTIVE=false\n" in plan_stack("train").one(INSTANCE).inputs["metadataStartupScript"]
+
+
+def test_gpu_vm_waits_for_its_bucket_access_corpus_and_source():
+    """Issue 9 item 7: the startup script's first copy needs all three; the exit trap would power off."""
+    plan = plan_stack("train")
+    assert {"train-bucket-access", "train-corpus", "train-source"} <= set(plan.one(INSTANCE).dependencies)
+
+
+def test_a_changed_corpus_is_a_new_run_visibly(tmp_path):
+    """Issue 9 item 7: the inputs' digest is in the startup script, which replaces the VM when it changes."""
+    from robojam_format.layout import REPO_ROOT
+
+    original = (REPO_ROOT / plan_stack("train").config["robojam:corpusPath"]).read_bytes()
+    changed = tmp_path / "TinyPerformanceCorpus.h5"
+    changed.write_bytes(original + b"\0")
+    before = plan_stack("train").one(INSTANCE)
+    after = plan_stack("train", {"robojam:corpusPath": str(changed)}).one(INSTANCE)
+    assert before.replace_on_changes == ("metadataStartupScript",)
+    assert before.inputs["metadataStartupScript"] != after.inputs["metadataStartupScript"]
+    assert before.inputs["labels"]["inputs"] != after.inputs["labels"]["inputs"]
+    again = plan_stack("train").one(INSTANCE)
+    assert again.inputs["metadataStartupScript"] == before.inputs["metadataStartupScript"]  # same inputs: no run
+
+
+@pytest.mark.parametrize("stack", ["train", "gke"])
+def test_gcp_apis_are_enabled_by_the_stack_and_every_gcp_resource_waits_for_them(stack):
+    """Issue 9 item 2: a fresh project has these APIs disabled (403 SERVICE_DISABLED)."""
+    from infra.apis import api_for
+
+    plan = plan_stack(stack)
+    services = {s.inputs["service"]: s for s in plan.of_type("gcp:projects/service:Service")}
+    assert all(s.inputs["disableOnDestroy"] is False for s in services.values())
+    for r in plan.resources:
+        api = api_for(r.type)
+        if api is not None:
+            assert api in services, (r.type, api)
+            assert services[api].name in r.dependencies, (r.name, api)
 
 
 def test_gpu_vm_without_ssh_cidrs_has_no_firewall_rule_and_says_ssh_is_closed():
@@ -193,7 +255,9 @@ def test_droplet_size_region_keys_and_monitoring(plans):
         droplet = plan.one(DROPLET).inputs
         assert droplet["size"] == plan.config.get("robojam:size", "s-1vcpu-1gb")
         assert droplet["region"] == plan.config.get("robojam:region", "nyc3")
-        assert droplet["sshKeys"] == plan.config["robojam:sshKeys"]
+        deploy_key = plan.one("digitalocean:index/sshKey:SshKey").inputs
+        assert deploy_key["publicKey"].startswith("ssh-ed25519 ")
+        assert droplet["sshKeys"][:-1] == plan.config["robojam:sshKeys"] and len(droplet["sshKeys"]) == 2
         assert droplet["monitoring"] is True
         assert droplet["userData"].startswith("#cloud-config\n")
 
@@ -215,22 +279,31 @@ def test_droplet_firewall_is_web_from_anywhere_and_ssh_from_the_configured_cidrs
         assert len(firewall["dropletIds"]) == 1 and isinstance(firewall["dropletIds"][0], int)
 
 
-def test_droplet_without_ssh_cidrs_has_no_ssh_rule():
-    plan = plan_stack("dev", {"robojam:sshCidrs": None})
-    ports = [rule["portRange"] for rule in plan.one(DO_FIREWALL).inputs["inboundRules"]]
-    assert ports == ["80", "443"]
-    assert "closed" in plan.outputs["ssh_command"]
-
-
 def cloud_config(plan: Plan) -> dict:
     return yaml.safe_load(plan.one(DROPLET).inputs["userData"])
 
 
-def unit_file(config: dict) -> str:
-    return next(f["content"] for f in config["write_files"] if f["path"] == "/etc/systemd/system/robojam.service")
+def written(config: dict, path: str) -> str:
+    return next(f["content"] for f in config["write_files"] if f["path"] == path)
 
 
-def test_built_image_ref_flows_into_the_droplet_user_data(plans):
+def rollout(plan: Plan) -> PlannedResource:
+    return plan.one("command:remote:Command")
+
+
+def test_a_new_image_changes_no_input_of_the_droplet_only_the_rollout_step():
+    """Issue 9 item 6: the image is deployed over SSH, so a new image never replaces the droplet."""
+    first = plan_stack("dev", {"robojam:image": "ghcr.io/example/robojam:1.0"})
+    second = plan_stack("dev", {"robojam:image": "ghcr.io/example/robojam:2.0"})
+    for kind in (DROPLET, DO_FIREWALL, "digitalocean:index/sshKey:SshKey"):
+        assert first.one(kind).inputs == second.one(kind).inputs, kind
+    assert "robojam:1.0" not in first.one(DROPLET).inputs["userData"]
+    assert rollout(first).inputs["triggers"][0] == "ghcr.io/example/robojam:1.0"
+    assert rollout(second).inputs["triggers"][0] == "ghcr.io/example/robojam:2.0"
+    assert rollout(first).inputs["stdin"] != rollout(second).inputs["stdin"]
+
+
+def test_built_image_ref_flows_into_the_rollout_step(plans):
     for plan in by_target(plans, "droplet"):
         ref = plan.outputs["image"]
         assert "@sha256:" in ref
@@ -238,51 +311,77 @@ def test_built_image_ref_flows_into_the_droplet_user_data(plans):
         assert image["push"] is True
         assert image["dockerfile"]["location"].endswith("/Dockerfile")
         assert ref.startswith(image["tags"][0].rsplit(":", 1)[0] + "@")
-        unit = unit_file(cloud_config(plan))
-        exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
-        assert f"pull {ref}\n" in unit and exec_start.endswith(f" {ref}")
+        step = rollout(plan).inputs
+        assert step["triggers"][0] == ref
+        assert f"IMAGE={ref} " in step["stdin"] and step["create"] == "bash -s"
+        assert "image-build" in rollout(plan).dependencies and "web-droplet" in rollout(plan).dependencies
 
 
-def test_droplet_runs_the_image_under_systemd_with_restart_and_plain_http_on_80(plans):
+def test_the_rollout_step_connects_as_root_with_the_generated_key_as_a_secret(plans):
+    for plan in by_target(plans, "droplet"):
+        step = rollout(plan)
+        connection = step.inputs["connection"]
+        assert connection["user"] == "root" and connection["host"] == "203.0.113.10"
+        assert connection["privateKey"].startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+        assert "connection" in step.secret_paths
+        assert plan.one("tls:index/privateKey:PrivateKey").inputs["algorithm"] == "ED25519"
+
+
+def test_the_rollout_step_installs_the_shipped_rollout_script_and_runs_it_blue_green(plans):
+    from infra.render import template_text
+
+    script = template_text("robojam-rollout.sh")
+    for plan in by_target(plans, "droplet"):
+        stdin = rollout(plan).inputs["stdin"]
+        assert script in stdin  # byte for byte the script staging runs against podman
+        assert "PORTS='5001 5002'" in stdin and "STOP_TIMEOUT=40" in stdin
+        assert "--user 10001:10001" in stdin and "--cap-drop ALL" in stdin and "--read-only" in stdin
+        assert 'rm -rf "$auth"' in stdin  # the registry login lives for this run only
+
+
+def test_droplet_user_data_installs_docker_and_caddy_and_holds_no_credential(plans):
     for plan in by_target(plans, "droplet"):
         config = cloud_config(plan)
-        assert "docker.io" in config["packages"]
-        unit = unit_file(config)
-        assert "Restart=on-failure" in unit
-        assert "--publish 80:5000" in unit and "ROBOJAM_BIND=0.0.0.0:5000" in unit
-        assert "--user 10001:10001" in unit and "--cap-drop ALL" in unit
-        assert ["systemctl", "enable", "--now", "robojam.service"] in config["runcmd"]
-        assert "screen" not in plan.one(DROPLET).inputs["userData"]
-        assert plan.outputs["url"] == f"http://{plan.outputs['ip']}"
+        assert {"docker.io", "caddy", "curl"} <= set(config["packages"])
+        assert "/etc/robojam/docker/config.json" not in plan.one(DROPLET).inputs["userData"]
+        assert "userData" not in plan.one(DROPLET).secret_paths
+        assert ["systemctl", "restart", "caddy.service"] in config["runcmd"]
+        block = written(config, "/etc/systemd/system/robojam-metadata-block.service")
+        assert "DOCKER-USER -d 169.254.169.254/32 -j REJECT" in block
 
 
-def test_droplet_logs_in_with_read_only_registry_credentials(plans):
+def test_droplet_without_a_domain_serves_plain_http_on_80_through_caddy(plans):
     for plan in by_target(plans, "droplet"):
-        creds = {
-            c.name: c.inputs
-            for c in plan.of_type(
-                "digitalocean:index/containerRegistryDockerCredentials:ContainerRegistryDockerCredentials"
-            )
-        }
-        pull = [c for c in creds.values() if c["write"] is False]
-        assert len(pull) == 1
-        config_file = next(
-            f for f in cloud_config(plan)["write_files"] if f["path"] == "/etc/robojam/docker/config.json"
-        )
-        assert config_file["permissions"] == "0600"
-        assert json.loads(config_file["content"])["auths"]
-        assert "--config /etc/robojam/docker pull" in unit_file(cloud_config(plan))
+        caddyfile = written(cloud_config(plan), "/etc/caddy/Caddyfile")
+        assert "\n:80 {" in caddyfile
+        assert "reverse_proxy 127.0.0.1:5001 127.0.0.1:5002 {" in caddyfile
+        assert "respond @metrics" in caddyfile and "@metrics path /metrics" in caddyfile
+        assert "buffer_requests" in caddyfile  # Ubuntu 24.04's caddy 2.6 spelling
+        assert plan.outputs["url"] == f"http://{plan.outputs['ip']}"
+        assert "127.0.0.1:5001" in plan.outputs["metrics_tunnel"]
 
 
-def test_droplet_with_a_domain_puts_caddy_in_front_and_serves_https():
+def test_droplet_pull_credentials_are_read_only_and_only_in_the_secret_rollout_step(plans):
+    for plan in by_target(plans, "droplet"):
+        creds = plan.of_type("digitalocean:index/containerRegistryDockerCredentials:ContainerRegistryDockerCredentials")
+        assert [c.inputs["write"] for c in creds if c.name.endswith("-pull")] == [False]
+        step = rollout(plan)
+        assert "stdin" in step.secret_paths
+        encoded = step.inputs["stdin"].split("printf '%s' ", 1)[1].split(" ", 1)[0]
+        assert json.loads(base64.b64decode(encoded))["auths"]
+
+
+def test_droplet_with_a_domain_serves_https_through_caddy_on_a_reserved_ip():
     plan = plan_stack("dev", {"robojam:domain": "jam.example.org", "robojam:acmeEmail": "ops@example.org"})
-    config = cloud_config(plan)
-    assert "caddy" in config["packages"]
-    caddyfile = next(f["content"] for f in config["write_files"] if f["path"] == "/etc/caddy/Caddyfile")
-    assert "jam.example.org {" in caddyfile and "reverse_proxy 127.0.0.1:5000" in caddyfile
+    caddyfile = written(cloud_config(plan), "/etc/caddy/Caddyfile")
+    assert "\njam.example.org {" in caddyfile and "reverse_proxy 127.0.0.1:5001 127.0.0.1:5002" in caddyfile
     assert "email ops@example.org" in caddyfile
-    assert "--publish 127.0.0.1:5000:5000" in unit_file(config)  # the container is not exposed directly
     assert plan.outputs["url"] == "https://jam.example.org"
+    # a domain's A record must survive a replaced droplet: a reserved IP by default
+    assert plan.one("digitalocean:index/reservedIp:ReservedIp")
+    assert plan.outputs["ip"] == "203.0.113.20"
+    without = plan_stack("dev", {"robojam:domain": "jam.example.org", "robojam:reservedIp": False})
+    assert without.of_type("digitalocean:index/reservedIp:ReservedIp") == []
 
 
 def test_droplet_reserved_ip_is_optional_and_becomes_the_address():
@@ -298,8 +397,18 @@ def test_prebuilt_public_image_skips_the_build_and_the_registry():
     plan = plan_stack("dev", {"robojam:image": "ghcr.io/example/robojam:1.0"})
     assert plan.of_type(IMAGE) == []
     assert plan.of_type("digitalocean:index/containerRegistry:ContainerRegistry") == []
-    assert "pull ghcr.io/example/robojam:1.0\n" in unit_file(cloud_config(plan))
+    assert "IMAGE=ghcr.io/example/robojam:1.0 " in rollout(plan).inputs["stdin"]
     assert plan.outputs["image"] == "ghcr.io/example/robojam:1.0"
+
+
+def test_default_registry_name_is_unique_per_account():
+    """Issue 9 item 3: DOCR names are global across DigitalOcean; `robojam` would collide (409)."""
+    from infra.mock_plan import MOCK_ACCOUNT_UUID
+
+    plan = plan_stack("dev")
+    registry = plan.one("digitalocean:index/containerRegistry:ContainerRegistry").inputs["name"]
+    assert registry == "robojam-" + MOCK_ACCOUNT_UUID.replace("-", "")[:12]
+    assert plan.one(IMAGE).inputs["tags"] == [f"registry.digitalocean.com/{registry}/robojam:latest"]
 
 
 def test_existing_registry_is_named_not_created():
@@ -335,28 +444,48 @@ def test_gke_node_pool_autoscales_between_the_configured_bounds(plans):
     assert pool.inputs["autoscaling"] == {"minNodeCount": 2, "maxNodeCount": 5}
 
 
-def test_gke_kubernetes_provider_uses_a_kubeconfig_with_gke_auth_plugin(plans):
+def test_gke_kubernetes_provider_uses_a_kubeconfig_with_gke_auth_plugin_on_adc(plans):
     for plan in by_target(plans, "gke"):
         provider = plan.one("pulumi:providers:kubernetes").inputs
         kubeconfig = yaml.safe_load(provider["kubeconfig"])
         user = kubeconfig["users"][0]["user"]
         assert user["exec"]["command"] == "gke-gcloud-auth-plugin"
+        # issue 9 item 4: the same identity as the gcp provider, and no gcloud login needed
+        assert user["exec"]["args"] == ["--use_application_default_credentials"]
         assert "token" not in user and "client-key-data" not in user
         assert kubeconfig["clusters"][0]["cluster"]["server"] == "https://198.51.100.1"
 
 
-def container(plan: Plan) -> dict:
-    return plan.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]["containers"][0]
+def test_gke_control_plane_is_open_by_choice_or_limited_to_the_configured_cidrs():
+    assert "masterAuthorizedNetworksConfig" not in plan_stack("gke").one("gcp:container/cluster:Cluster").inputs
+    plan = plan_stack("gke", {"robojam:controlPlaneCidrs": ["198.51.100.0/24", "203.0.113.7/32"]})
+    config = plan.one("gcp:container/cluster:Cluster").inputs["masterAuthorizedNetworksConfig"]
+    assert [block["cidrBlock"] for block in config["cidrBlocks"]] == ["198.51.100.0/24", "203.0.113.7/32"]
+
+
+def pod(plan: Plan) -> dict:
+    return plan.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]
+
+
+def container(plan: Plan, name: str = "robojam") -> dict:
+    return next(c for c in pod(plan)["containers"] if c["name"] == name)
+
+
+def test_gke_deployment_leaves_replicas_to_the_hpa(plans):
+    """Issue 9 item 1: with server-side apply a Deployment that sets replicas conflicts once the HPA scaled."""
+    for plan in by_target(plans, "gke"):
+        assert "replicas" not in plan.one(DEPLOYMENT).inputs["spec"]
+        hpa = plan.one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler").inputs["spec"]
+        assert hpa["minReplicas"] == plan.config["robojam:replicas"]
 
 
 def test_gke_deployment_probes_resources_and_security_context(plans):
     for plan in by_target(plans, "gke"):
-        deployment = plan.one(DEPLOYMENT).inputs
-        assert deployment["spec"]["replicas"] == plan.config["robojam:replicas"]
         c = container(plan)
-        assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
-        assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
-        assert c["ports"] == [{"name": "http", "containerPort": 5000, "protocol": "TCP"}]
+        assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "app"}
+        assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "app"}
+        assert c["startupProbe"]["httpGet"]["path"] == "/healthz"
+        assert c["ports"] == [{"name": "app", "containerPort": 5000, "protocol": "TCP"}]
         assert {"name": "ROBOJAM_BIND", "value": "0.0.0.0:5000"} in c["env"]
         assert set(c["resources"]["requests"]) == {"cpu", "memory"} == set(c["resources"]["limits"])
         sc = c["securityContext"]
@@ -365,10 +494,44 @@ def test_gke_deployment_probes_resources_and_security_context(plans):
         assert sc["capabilities"]["drop"] == ["ALL"]
         assert sc["seccompProfile"]["type"] == "RuntimeDefault"
         assert sc["readOnlyRootFilesystem"] is True
-        pod = deployment["spec"]["template"]["spec"]
-        tmp = next(v for v in pod["volumes"] if v["name"] == "tmp")
+        tmp = next(v for v in pod(plan)["volumes"] if v["name"] == "tmp")
         assert "emptyDir" in tmp
         assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
+
+
+def test_gke_liveness_tolerates_a_busy_minute_and_shutdown_outlasts_gunicorns_graceful_timeout(plans):
+    """Issue 11: a probe queued behind inference must not restart the pod; a rollout must not drop requests."""
+    for plan in by_target(plans, "gke"):
+        c = container(plan)
+        live = c["livenessProbe"]
+        assert live["periodSeconds"] * live["failureThreshold"] >= 60 and live["timeoutSeconds"] >= 5
+        graceful = int(next(e["value"] for e in c["env"] if e["name"] == "ROBOJAM_GRACEFUL_TIMEOUT"))
+        pre_stop = int(c["lifecycle"]["preStop"]["exec"]["command"][1])
+        assert c["lifecycle"]["preStop"]["exec"]["command"][0] == "sleep" and pre_stop >= 5
+        assert pod(plan)["terminationGracePeriodSeconds"] > pre_stop + graceful
+        assert container(plan, "proxy")["lifecycle"] == c["lifecycle"]
+
+
+def test_gke_service_reaches_the_caddy_sidecar_never_gunicorn(plans):
+    """Issue 11 (slow clients) and issue 9 item 9 (/metrics): the LoadBalancer's target is the proxy port."""
+    from infra.components.proxy import PROXY_IMAGE
+
+    for plan in by_target(plans, "gke"):
+        proxy = container(plan, "proxy")
+        assert proxy["image"] == PROXY_IMAGE
+        assert proxy["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+        service = plan.one("kubernetes:core/v1:Service").inputs["spec"]
+        assert [p["targetPort"] for p in service["ports"]] == ["http"]
+        sc = proxy["securityContext"]
+        assert sc["runAsNonRoot"] is True and sc["readOnlyRootFilesystem"] is True
+        assert sc["capabilities"] == {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}
+        config = plan.one("kubernetes:core/v1:ConfigMap").inputs["data"]["Caddyfile"]
+        assert "\n:8080 {" in config and "reverse_proxy 127.0.0.1:5000 {" in config
+        assert "request_buffers 1MB" in config and "respond @metrics" in config
+        mounted = {m["name"]: m for m in proxy["volumeMounts"]}
+        assert mounted["proxy-config"] == {"name": "proxy-config", "mountPath": "/etc/caddy", "readOnly": True}
+        annotations = plan.one(DEPLOYMENT).inputs["spec"]["template"]["metadata"]["annotations"]
+        assert len(annotations["robojam/proxy-config"]) == 16
 
 
 def test_built_image_ref_flows_into_the_deployment(plans):

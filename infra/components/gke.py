@@ -1,10 +1,19 @@
 """The GKE service: a zonal cluster with its own autoscaling node pool, and the service's workloads on it.
 
 One zonal cluster is inside GKE's free tier. Nodes are shielded, use Workload Identity and a dedicated
-service account; the pods run non-root on a read-only root filesystem behind a LoadBalancer Service.
+service account; the pods run non-root on a read-only root filesystem behind a LoadBalancer Service, which
+reaches each pod's Caddy sidecar (infra/components/proxy.py), never gunicorn directly.
+
+The Deployment sets no `replicas`: the HPA owns that field. With server-side apply (the provider's default),
+once the HPA has scaled, kube-controller-manager owns `.spec.replicas` and every later update of a Deployment
+that sets it fails with "Apply failed with 1 conflict ... .spec.replicas" (pulumi/pulumi-kubernetes#2491,
+2023-06). Created without it the Deployment starts at 1 and the HPA raises it to its minimum within seconds.
 """
 
 from __future__ import annotations
+
+import hashlib
+import json
 
 import pulumi
 import pulumi_gcp as gcp
@@ -12,16 +21,27 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from infra.components.image import CONTAINER_PORT, SERVICE_UID
+from infra.components.proxy import GRACEFUL_TIMEOUT_S, PRESTOP_S, PROXY_IMAGE, PROXY_PORT, caddyfile
 from infra.config import GcpSettings, GkeSettings
 
 APP = "robojam"
 RUN_AS_USER = SERVICE_UID
+# SIGTERM comes after preStop; gunicorn then drains for up to its graceful timeout; a margin on top.
+TERMINATION_GRACE_S = PRESTOP_S + GRACEFUL_TIMEOUT_S + 15
+# gke-gcloud-auth-plugin uses gcloud's active account unless told to use Application Default Credentials (the
+# flag added in kubernetes/cloud-provider-gcp#264, 2021-08): with it the Kubernetes provider acts as the same
+# identity as the gcp provider, and works where only ADC exists (CI, service-account keys).
+AUTH_PLUGIN_ARGS = ["--use_application_default_credentials"]
 NODE_ROLES = (  # what GKE nodes need to report logs and metrics, nothing more
     "roles/logging.logWriter",
     "roles/monitoring.metricWriter",
     "roles/monitoring.viewer",
     "roles/stackdriver.resourceMetadata.writer",
 )
+
+
+def _digest(data: dict) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def kubeconfig(cluster_name: str, endpoint: str, ca_certificate: str) -> str:
@@ -49,6 +69,7 @@ def kubeconfig(cluster_name: str, endpoint: str, ca_certificate: str) -> str:
                         "exec": {
                             "apiVersion": "client.authentication.k8s.io/v1beta1",
                             "command": "gke-gcloud-auth-plugin",
+                            "args": AUTH_PLUGIN_ARGS,
                             "installHint": "gcloud components install gke-gcloud-auth-plugin",
                             "provideClusterInfo": True,
                             "interactiveMode": "Never",
@@ -61,44 +82,97 @@ def kubeconfig(cluster_name: str, endpoint: str, ca_certificate: str) -> str:
     )
 
 
+def _pre_stop() -> k8s.core.v1.LifecycleArgs:
+    """Keep serving while the endpoint removal reaches every node's load-balancing rules."""
+    return k8s.core.v1.LifecycleArgs(
+        pre_stop=k8s.core.v1.LifecycleHandlerArgs(exec_=k8s.core.v1.ExecActionArgs(command=["sleep", str(PRESTOP_S)]))
+    )
+
+
+def _locked_down(add: list[str] | None = None) -> k8s.core.v1.SecurityContextArgs:
+    return k8s.core.v1.SecurityContextArgs(
+        run_as_non_root=True,
+        run_as_user=RUN_AS_USER,
+        run_as_group=RUN_AS_USER,
+        allow_privilege_escalation=False,
+        privileged=False,
+        read_only_root_filesystem=True,
+        capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"], add=add),
+        seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+    )
+
+
 def container_spec(image_ref: pulumi.Input[str], settings: GkeSettings) -> k8s.core.v1.ContainerArgs:
-    """The service container: probes, resources and a locked-down security context."""
-    http = "http"
+    """The service container: probes straight to gunicorn (off the proxy), resources, a locked-down context."""
+    app = "app"
     return k8s.core.v1.ContainerArgs(
         name=APP,
         image=image_ref,
-        ports=[k8s.core.v1.ContainerPortArgs(name=http, container_port=CONTAINER_PORT, protocol="TCP")],
-        env=[k8s.core.v1.EnvVarArgs(name="ROBOJAM_BIND", value=f"0.0.0.0:{CONTAINER_PORT}")],
+        ports=[k8s.core.v1.ContainerPortArgs(name=app, container_port=CONTAINER_PORT, protocol="TCP")],
+        env=[
+            k8s.core.v1.EnvVarArgs(name="ROBOJAM_BIND", value=f"0.0.0.0:{CONTAINER_PORT}"),
+            k8s.core.v1.EnvVarArgs(name="ROBOJAM_GRACEFUL_TIMEOUT", value=str(GRACEFUL_TIMEOUT_S)),
+        ],
+        startup_probe=k8s.core.v1.ProbeArgs(
+            http_get=k8s.core.v1.HTTPGetActionArgs(path="/healthz", port=app),
+            period_seconds=2,
+            timeout_seconds=2,
+            failure_threshold=60,  # up to 2 minutes to load the weights before liveness applies
+        ),
         readiness_probe=k8s.core.v1.ProbeArgs(
-            http_get=k8s.core.v1.HTTPGetActionArgs(path="/readyz", port=http),
-            initial_delay_seconds=3,
+            http_get=k8s.core.v1.HTTPGetActionArgs(path="/readyz", port=app),
             period_seconds=5,
-            timeout_seconds=2,
+            timeout_seconds=3,
             failure_threshold=3,
         ),
+        # Tolerant of busy periods: a restart needs a minute of failed checks, never one slow answer.
         liveness_probe=k8s.core.v1.ProbeArgs(
-            http_get=k8s.core.v1.HTTPGetActionArgs(path="/healthz", port=http),
-            initial_delay_seconds=10,
+            http_get=k8s.core.v1.HTTPGetActionArgs(path="/healthz", port=app),
             period_seconds=10,
-            timeout_seconds=2,
-            failure_threshold=3,
+            timeout_seconds=5,
+            failure_threshold=6,
         ),
+        lifecycle=_pre_stop(),
         resources=k8s.core.v1.ResourceRequirementsArgs(
             requests={"cpu": settings.cpu_request, "memory": settings.memory_request},
             limits={"cpu": settings.cpu_limit, "memory": settings.memory_limit},
         ),
-        security_context=k8s.core.v1.SecurityContextArgs(
-            run_as_non_root=True,
-            run_as_user=RUN_AS_USER,
-            run_as_group=RUN_AS_USER,
-            allow_privilege_escalation=False,
-            privileged=False,
-            read_only_root_filesystem=True,
-            capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
-            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-        ),
+        security_context=_locked_down(),
         volume_mounts=[k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp")],
     )
+
+
+def proxy_spec() -> k8s.core.v1.ContainerArgs:
+    """The Caddy sidecar the Service reaches: it buffers each request before gunicorn sees it."""
+    http = "http"
+    return k8s.core.v1.ContainerArgs(
+        name="proxy",
+        image=PROXY_IMAGE,
+        args=["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"],
+        ports=[k8s.core.v1.ContainerPortArgs(name=http, container_port=PROXY_PORT, protocol="TCP")],
+        env=[
+            k8s.core.v1.EnvVarArgs(name="XDG_DATA_HOME", value="/tmp/caddy/data"),
+            k8s.core.v1.EnvVarArgs(name="XDG_CONFIG_HOME", value="/tmp/caddy/config"),
+        ],
+        readiness_probe=k8s.core.v1.ProbeArgs(
+            tcp_socket=k8s.core.v1.TCPSocketActionArgs(port=http), period_seconds=5, timeout_seconds=2
+        ),
+        lifecycle=_pre_stop(),
+        resources=k8s.core.v1.ResourceRequirementsArgs(
+            requests={"cpu": "50m", "memory": "32Mi"}, limits={"cpu": "500m", "memory": "128Mi"}
+        ),
+        # The image's binary has a file capability: without NET_BIND_SERVICE in the set, exec fails (EPERM).
+        security_context=_locked_down(add=["NET_BIND_SERVICE"]),
+        volume_mounts=[
+            k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
+            k8s.core.v1.VolumeMountArgs(name="proxy-config", mount_path="/etc/caddy", read_only=True),
+        ],
+    )
+
+
+def proxy_config() -> str:
+    """The sidecar's Caddyfile: plain HTTP on PROXY_PORT in front of gunicorn on localhost."""
+    return caddyfile(f":{PROXY_PORT}", [f"127.0.0.1:{CONTAINER_PORT}"], legacy_buffering=False, admin=False)
 
 
 class GkeService(pulumi.ComponentResource):
@@ -112,10 +186,11 @@ class GkeService(pulumi.ComponentResource):
         image_ref: pulumi.Input[str],
         repository: gcp.artifactregistry.Repository | None,
         stack: str,
+        depends_on: list[pulumi.Resource] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("robojam:infra:GkeService", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = pulumi.ResourceOptions(parent=self, depends_on=depends_on or [])
         project, zone = gcp_settings.project, gcp_settings.zone
 
         node_sa = gcp.serviceaccount.Account(
@@ -171,6 +246,17 @@ class GkeService(pulumi.ComponentResource):
                 workload_pool=f"{project}.svc.id.goog"
             ),
             release_channel=gcp.container.ClusterReleaseChannelArgs(channel="REGULAR"),
+            # Empty robojam:controlPlaneCidrs leaves the (authenticated) control plane reachable from anywhere.
+            master_authorized_networks_config=gcp.container.ClusterMasterAuthorizedNetworksConfigArgs(
+                cidr_blocks=[
+                    gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(
+                        cidr_block=cidr, display_name=f"robojam:controlPlaneCidrs[{i}]"
+                    )
+                    for i, cidr in enumerate(settings.control_plane_cidrs)
+                ]
+            )
+            if settings.control_plane_cidrs
+            else None,
             deletion_protection=False,  # `pulumi destroy` must be able to tear it down
             opts=child,
         )
@@ -216,21 +302,31 @@ class GkeService(pulumi.ComponentResource):
             opts=on_cluster,
         )
         meta = {"namespace": namespace.metadata.name, "labels": labels}
+        proxy_files = k8s.core.v1.ConfigMap(
+            f"{name}-proxy-config",
+            metadata={**meta, "name": f"{APP}-proxy"},
+            data={"Caddyfile": proxy_config()},
+            opts=on_cluster,
+        )
 
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata={**meta, "name": APP},
             spec=k8s.apps.v1.DeploymentSpecArgs(
-                replicas=settings.replicas,
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels),
                 strategy=k8s.apps.v1.DeploymentStrategyArgs(
                     type="RollingUpdate",
                     rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0, max_surge=1),
                 ),
                 template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
+                    # A changed Caddyfile rolls the pods (a ConfigMap change alone would not).
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        labels=labels,
+                        annotations={"robojam/proxy-config": proxy_files.data.apply(_digest)},
+                    ),
                     spec=k8s.core.v1.PodSpecArgs(
                         automount_service_account_token=False,
+                        termination_grace_period_seconds=TERMINATION_GRACE_S,
                         security_context=k8s.core.v1.PodSecurityContextArgs(
                             run_as_non_root=True,
                             run_as_user=RUN_AS_USER,
@@ -238,11 +334,15 @@ class GkeService(pulumi.ComponentResource):
                             fs_group=RUN_AS_USER,
                             seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
                         ),
-                        containers=[container_spec(image_ref, settings)],
+                        containers=[container_spec(image_ref, settings), proxy_spec()],
                         volumes=[
                             k8s.core.v1.VolumeArgs(
                                 name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="64Mi")
-                            )
+                            ),
+                            k8s.core.v1.VolumeArgs(
+                                name="proxy-config",
+                                config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=proxy_files.metadata.name),
+                            ),
                         ],
                     ),
                 ),

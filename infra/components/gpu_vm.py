@@ -6,6 +6,9 @@ a service account that can touch only its bucket, and a hard run limit so a forg
 
 from __future__ import annotations
 
+import hashlib
+import pathlib
+
 import pulumi
 import pulumi_gcp as gcp
 
@@ -16,6 +19,7 @@ from robojam_format.layout import REPO_ROOT
 DLVM_PROJECT = "deeplearning-platform-release"
 NETWORK_TAG = "robojam-train"
 SOURCE_OBJECT = "source/robojam-src.zip"
+# Our JupyterLab (interactive mode), bound to 127.0.0.1; the Deep Learning VM image's own Jupyter is on 8080.
 JUPYTER_PORT = 8888
 
 
@@ -31,6 +35,14 @@ def source_archive() -> pulumi.AssetArchive:
     return pulumi.AssetArchive(files)
 
 
+def inputs_digest(corpus: pathlib.Path) -> str:
+    """sha256 over the corpus file and every file of the source archive: what one training run consumes."""
+    digest = hashlib.sha256(corpus.read_bytes())
+    for name, asset in sorted(source_archive().assets.items()):
+        digest.update(name.encode() + b"\0" + pathlib.Path(asset.path).read_bytes())
+    return digest.hexdigest()
+
+
 class GpuTrainingVm(pulumi.ComponentResource):
     """Bucket, service account, network, firewall and the VM whose startup script runs one training job."""
 
@@ -40,10 +52,11 @@ class GpuTrainingVm(pulumi.ComponentResource):
         gcp_settings: GcpSettings,
         settings: GpuVmSettings,
         stack: str,
+        depends_on: list[pulumi.Resource] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("robojam:infra:GpuTrainingVm", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = pulumi.ResourceOptions(parent=self, depends_on=depends_on or [])
         project, zone = gcp_settings.project, gcp_settings.zone
 
         self.bucket = gcp.storage.Bucket(
@@ -56,14 +69,14 @@ class GpuTrainingVm(pulumi.ComponentResource):
             opts=child,
         )
         corpus_object = f"corpus/{settings.corpus_path.name}"
-        gcp.storage.BucketObject(
+        corpus = gcp.storage.BucketObject(
             f"{name}-corpus",
             bucket=self.bucket.name,
             name=corpus_object,
             source=pulumi.FileAsset(str(settings.corpus_path)),
             opts=child,
         )
-        gcp.storage.BucketObject(
+        source = gcp.storage.BucketObject(
             f"{name}-source", bucket=self.bucket.name, name=SOURCE_OBJECT, source=source_archive(), opts=child
         )
 
@@ -75,7 +88,7 @@ class GpuTrainingVm(pulumi.ComponentResource):
             opts=child,
         )
         # Bucket-scoped, not project-wide: the VM can read and write objects in this bucket only.
-        gcp.storage.BucketIAMMember(
+        access = gcp.storage.BucketIAMMember(
             f"{name}-bucket-access",
             bucket=self.bucket.name,
             role="roles/storage.objectUser",
@@ -109,6 +122,9 @@ class GpuTrainingVm(pulumi.ComponentResource):
                 opts=child,
             )
 
+        # A changed corpus or source is a new run: the digest is in the startup script, whose change replaces
+        # the VM (replace_on_changes says so explicitly; the provider forces it too), and the new VM trains again.
+        inputs = inputs_digest(settings.corpus_path)
         startup = self.bucket.name.apply(
             lambda bucket: render(
                 "train-startup.sh.j2",
@@ -117,6 +133,9 @@ class GpuTrainingVm(pulumi.ComponentResource):
                 corpus_object=corpus_object,
                 source_object=SOURCE_OBJECT,
                 epochs=settings.epochs,
+                interactive="true" if settings.interactive else "false",
+                jupyter_port=JUPYTER_PORT,
+                inputs_sha256=inputs,
             )
         )
         self.instance = gcp.compute.Instance(
@@ -158,14 +177,25 @@ class GpuTrainingVm(pulumi.ComponentResource):
             ],
             tags=[NETWORK_TAG],
             allow_stopping_for_update=True,
-            labels={"app": "robojam", "stack": stack},
-            opts=child,
+            labels={"app": "robojam", "stack": stack, "inputs": inputs[:16]},
+            # The script's first `gcloud storage cp` needs its bucket access, the corpus and the source in place.
+            opts=pulumi.ResourceOptions.merge(
+                child,
+                pulumi.ResourceOptions(
+                    depends_on=[access, corpus, source], replace_on_changes=["metadataStartupScript"]
+                ),
+            ),
         )
 
         where = f"--zone {zone} --project {project}"
         vm = f"robojam-{stack}"
         self.ssh_command = f"gcloud compute ssh {vm} {where}"
-        self.jupyter_tunnel = f"{self.ssh_command} -- -L {JUPYTER_PORT}:localhost:{JUPYTER_PORT}"
+        if settings.interactive:
+            self.jupyter_tunnel = f"{self.ssh_command} -- -L {JUPYTER_PORT}:127.0.0.1:{JUPYTER_PORT}"
+        else:
+            self.jupyter_tunnel = (
+                "JupyterLab runs only in interactive mode: pulumi config set robojam:interactive true."
+            )
         self.weights_uri = self.bucket.name.apply(lambda b: f"gs://{b}/weights/{settings.run_name}.npz")
         self.progress_command = f"gcloud compute instances get-serial-port-output {vm} {where}"
         self.register_outputs({"bucket": self.bucket.name, "weights_uri": self.weights_uri})

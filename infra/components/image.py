@@ -58,10 +58,11 @@ class GcpServiceImage(pulumi.ComponentResource):
         name: str,
         gcp_settings: GcpSettings,
         prebuilt: str = "",
+        depends_on: list[pulumi.Resource] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("robojam:infra:GcpServiceImage", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = pulumi.ResourceOptions(parent=self, depends_on=depends_on or [])
         self.repository = None
         if prebuilt:
             self.ref = pulumi.Output.from_input(prebuilt)
@@ -93,6 +94,16 @@ def docker_login(docker_config_json: str) -> tuple[str, str]:
     return username, password
 
 
+def registry_name_for(account_uuid: str) -> str:
+    """A registry name unique to the account: robojam-<first 12 hex digits of its uuid>."""
+    return f"{IMAGE_NAME}-{account_uuid.replace('-', '')[:12]}"
+
+
+def default_registry_name(parent: pulumi.Resource) -> pulumi.Output[str]:
+    account = digitalocean.get_account_output(opts=pulumi.InvokeOptions(parent=parent))
+    return account.uuid.apply(registry_name_for)
+
+
 class DoServiceImage(pulumi.ComponentResource):
     """A DigitalOcean Container Registry, the service image pushed to it, and read-only pull credentials."""
 
@@ -110,10 +121,11 @@ class DoServiceImage(pulumi.ComponentResource):
         super().__init__("robojam:infra:DoServiceImage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         needs_registry = not prebuilt or prebuilt.startswith(f"{DOCR_SERVER}/")
-        registry = pulumi.Output.from_input(registry_name)
+        # Registry names are unique across all DigitalOcean customers: the default derives one from the account.
+        registry = pulumi.Output.from_input(registry_name) if registry_name else default_registry_name(self)
         if needs_registry and create_registry:
             created = digitalocean.ContainerRegistry(
-                f"{name}-registry", name=registry_name, subscription_tier_slug="starter", opts=child
+                f"{name}-registry", name=registry, subscription_tier_slug="starter", opts=child
             )
             registry = created.name
         self.pull_config = None

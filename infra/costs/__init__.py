@@ -2,7 +2,8 @@
 
 `python -m infra.costs` plans each stack with the shared mock runner (`infra.mock_plan.plan_stack`, the same one
 the infra tests use), prices the recorded resources (`pricing.price_plan`) and prints Infracost-style tables,
-a comparison, JSON (`--json`), a chart (`--plot`) and a budget verdict (`--max-monthly`).
+a comparison with the capacity model's cost per 1M predictions, a break-even table and chart (`--plot`),
+JSON (`--json`) and a budget verdict (`--max-monthly`).
 """
 
 from infra.costs.catalogue import Catalogue, CatalogueError, load_catalogue

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,8 +43,22 @@ class Item:
         return self.extra.get("price_hourly")
 
     @property
-    def retired(self) -> str | None:
-        return self.extra.get("retired")
+    def indicative(self) -> bool:
+        """Spot prices move up to once a day: a catalogue can only give an indication."""
+        return self.pricing == "spot"
+
+    @property
+    def price_date(self) -> dt.date:
+        """When the price itself was current: the source's own date when it has one, else the day it was read."""
+        return parse_date(self.extra.get("source_date") or self.date)
+
+    @property
+    def source_label(self) -> str:
+        """A short name for the source: the host, plus the owner for GitHub (github.com/skypilot-org)."""
+        url = urllib.parse.urlsplit(self.source)
+        host = url.netloc.removeprefix("www.")
+        owner = url.path.strip("/").split("/")[0] if host == "github.com" else ""
+        return f"{host}/{owner}" if owner else host
 
 
 @dataclass(frozen=True)
@@ -57,6 +72,7 @@ class Catalogue:
     assumptions: dict
     free_types: dict
     free_type_prefixes: dict
+    capacity: dict = field(default_factory=dict)
     currency: str = "USD"
 
     def find(self, kind: str, name: str, pricing: str = "on-demand", region: str | None = None) -> Item | None:
@@ -85,6 +101,15 @@ class Catalogue:
     def assumption(self, key: str) -> float:
         return float(self.assumptions[key]["value"])
 
+    def oldest_price(self) -> Item:
+        """The item whose price is oldest: what the staleness warning is about."""
+        return min(self.items, key=lambda item: item.price_date)
+
+
+def parse_date(text: str) -> dt.date:
+    """'2026-07-30' or '2026-07' (a month: its first day)."""
+    return dt.date.fromisoformat(text if len(text) == 10 else f"{text}-01")
+
 
 def _check_item(raw: dict, index: int) -> Item:
     missing = [k for k in REQUIRED if raw.get(k) in (None, "")]
@@ -99,10 +124,12 @@ def _check_item(raw: dict, index: int) -> Item:
         raise CatalogueError(f"catalogue entry {where} has pricing {raw['pricing']!r}, expected one of {PRICINGS}")
     if not str(raw["source"]).startswith("https://"):
         raise CatalogueError(f"catalogue entry {where} has a source that is not an https URL")
-    try:
-        dt.date.fromisoformat(raw["date"])
-    except (TypeError, ValueError):
-        raise CatalogueError(f"catalogue entry {where} has date {raw['date']!r}, expected YYYY-MM-DD") from None
+    for key in ("date", "source_date"):
+        try:
+            if key in raw:
+                parse_date(raw[key])
+        except (TypeError, ValueError):
+            raise CatalogueError(f"catalogue entry {where} has {key} {raw[key]!r}, expected YYYY-MM-DD") from None
     extra = {k: v for k, v in raw.items() if k not in REQUIRED}
     return Item(**{k: raw[k] for k in REQUIRED}, extra=extra)
 
@@ -132,6 +159,7 @@ def load_catalogue(path: str | Path | None = None) -> Catalogue:
             assumptions=data["assumptions"],
             free_types=data["free_types"],
             free_type_prefixes=data["free_type_prefixes"],
+            capacity=data.get("capacity", {}),
             currency=data.get("currency", "USD"),
         )
     except (KeyError, TypeError, AttributeError) as exc:

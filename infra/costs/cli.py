@@ -48,12 +48,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="USD",
         help="exit 1 when any stack's (maximum) monthly cost exceeds this budget",
     )
-    p.add_argument("--plot", type=Path, metavar="PNG", help="write the comparison chart (PNG) here")
+    p.add_argument("--plot", type=Path, metavar="PNG", help="write the break-even chart (PNG) here")
     p.add_argument(
         "--train-hours",
         type=_number(0, strict=True),
         metavar="H",
         help="hours of one training run (default: the GPU VM's maxRunDuration)",
+    )
+    p.add_argument(
+        "--runs-per-month",
+        type=_number(0),
+        metavar="N",
+        help="training runs a month on a GPU VM (default 4): the monthly figure and --max-monthly use it",
     )
     p.add_argument("--registry-gb", type=_number(0), metavar="GB", help="assumed container registry storage")
     p.add_argument("--bucket-gb", type=_number(0), metavar="GB", help="assumed storage bucket contents")
@@ -123,7 +129,12 @@ def run(argv: list[str] | None = None) -> int:
         raise UsageError(f"cannot write the chart: folder {args.plot.parent} does not exist")
     catalogue = load_catalogue(args.catalogue)
     assumptions = effective_assumptions(
-        catalogue, {"registry_storage_gb": args.registry_gb, "bucket_storage_gb": args.bucket_gb}
+        catalogue,
+        {
+            "registry_storage_gb": args.registry_gb,
+            "bucket_storage_gb": args.bucket_gb,
+            "runs_per_month": args.runs_per_month,
+        },
     )
     benchmark = _benchmark(args.benchmark)  # every input is checked before the (slower) planning starts
     estimates = [
@@ -132,9 +143,9 @@ def run(argv: list[str] | None = None) -> int:
     report = build_report(estimates, catalogue, benchmark, args.max_monthly)
     print(json.dumps(report, indent=2) if args.json else render(report))
     if args.plot:
-        from infra.costs.plot import plot_comparison
+        from infra.costs.plot import plot_break_even
 
-        plot_comparison(report, args.plot)
+        plot_break_even(report, args.plot)
         print(f"chart written to {args.plot}", file=sys.stderr if args.json else sys.stdout)
     failures = budget_failures(report)
     for line in failures:

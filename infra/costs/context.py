@@ -1,19 +1,19 @@
 """What a pricer may look at besides its own resource: the catalogue, the whole plan, the usage assumptions.
 
-Some prices depend on other resources (a node pool's zones come from its cluster, a LoadBalancer Service is a
-GCP forwarding rule only on GKE, the GKE free tier credits one zonal cluster), so pricers get the whole plan.
+Some prices depend on other resources or on the billing account (a node pool's pods-fit check reads the
+Deployment; a LoadBalancer Service is a GCP forwarding rule only next to a GKE cluster; the GKE credit, the
+Artifact Registry free 0.5 GB and the forwarding-rule tier are per account or project), so pricers get the
+whole plan and a per-stack tally. One stack is assumed to be alone in its billing account and project.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from infra import config
 from infra.costs.catalogue import Catalogue, Item
-
-ZONE_RE = re.compile(r"^([a-z]+-[a-z]+\d+)-[a-z]$")
-REGION_RE = re.compile(r"^[a-z]+-[a-z]+\d+$")
+from infra.costs.estimate import Line, line
 
 
 def basename(value: Any) -> str:
@@ -22,26 +22,29 @@ def basename(value: Any) -> str:
 
 
 def region_of(location: Any) -> str | None:
-    """us-central1-a -> us-central1; us-central1 -> us-central1; anything else (e.g. 'US') -> None."""
-    loc = basename(location)
-    if m := ZONE_RE.match(loc):
-        return m.group(1)
-    return loc if REGION_RE.match(loc) else None
+    """us-central1-a -> us-central1; us-central1 -> us-central1; anything else (e.g. 'US') -> None.
 
-
-def is_zone(location: Any) -> bool:
-    return bool(ZONE_RE.match(basename(location)))
+    The zone and region rules are infra.config's, so the costs read locations exactly as the config does.
+    """
+    loc = basename(location).lower()
+    if config.ZONE_PATTERN.match(loc):
+        return config.region_of(loc)
+    return loc if config.REGION_PATTERN.match(loc) else None
 
 
 @dataclass
 class PricingContext:
-    """Shared, per-stack state for pricers; `gke_credit_left` is consumed by the first eligible cluster."""
+    """Shared, per-stack state for pricers; the allowances are consumed by the first resource that uses them."""
 
     catalogue: Catalogue
     plan: Any
     assumptions: dict[str, float]
-    gke_credit_left: float = 0.0
-    notes: list[str] = field(default_factory=list)
+    gke_credit_left: float = 0.0  # $/month of GKE free tier (one zonal cluster per billing account)
+    registry_free_gb_left: float = 0.0  # Artifact Registry's free GB (once per billing account)
+    forwarding_rules: int = 0  # rules priced so far (the first five share one flat charge)
+    train_hours: float | None = None  # --train-hours: one run's length instead of the VM's run limit
+    serving: dict | None = None  # the serving capacity a pricer found (node pool, droplet)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def config(self) -> dict:
@@ -56,12 +59,31 @@ class PricingContext:
     def resources(self, *types: str) -> list:
         return [r for r in self.plan.resources if r.type in types]
 
-    def find(
-        self, kind: str, name: str, pricing: str = "on-demand", region: str | None = None
-    ) -> tuple[Item | None, str]:
-        """Catalogue item plus a note when the price is for another region than the resource's."""
+    def find(self, kind: str, name: str, pricing: str = "on-demand", region: str | None = None) -> Item | None:
+        return self.catalogue.find(kind, name, pricing, region or self.region)
+
+    def priced(
+        self,
+        res,
+        kind: str,
+        name: str,
+        *,
+        pricing: str = "on-demand",
+        region: str | None = None,
+        note: str = "",
+        **fields,
+    ) -> Line:
+        """A line for (kind, name, pricing) from the catalogue, or an 'unpriced' line saying what is missing."""
         region = region or self.region
         item = self.catalogue.find(kind, name, pricing, region)
-        if item is None or region is None or item.region in (region, "all"):
-            return item, ""
-        return item, f"{item.region} price (catalogue has none for {region})"
+        notes = [note]
+        if item is not None and region is not None and item.region not in (region, "all"):
+            notes.append(f"{item.region} price (catalogue has none for {region})")
+        return line(
+            res,
+            catalogue=self.catalogue,
+            item=item,
+            missing=f"no {pricing} price for {kind} {name!r} in the catalogue",
+            note="; ".join(n for n in notes if n),
+            **fields,
+        )

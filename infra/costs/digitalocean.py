@@ -1,93 +1,87 @@
-"""Pricers for DigitalOcean: droplets (and their backups), registry tiers, reserved IPs, load balancers."""
+"""Pricers for what the program creates on DigitalOcean: the droplet (and backups), the registry, a reserved IP."""
 
 from __future__ import annotations
 
+from infra.costs import capacity
 from infra.costs.context import PricingContext
-from infra.costs.estimate import Line, priced_line, unpriced_line
+from infra.costs.estimate import Line, line
 
-
-def _priced(
-    ctx: PricingContext,
-    res,
-    kind: str,
-    name: str,
-    component: str,
-    quantity: float,
-    unit: str,
-    category: str,
-    vcpus: bool = False,
-    note: str = "",
-) -> Line:
-    item = ctx.catalogue.find(kind, name)
-    if item is None:
-        return unpriced_line(res, component, f"no price for {kind} {name!r} in the catalogue", quantity, unit, category)
-    return priced_line(
-        ctx.catalogue,
-        res,
-        item,
-        component,
-        quantity,
-        unit,
-        category,
-        vcpus_each=float(item.extra.get("vcpus", 0)) if vcpus else 0.0,
-        note=note,
-    )
+RESERVED_IP_ASSIGNMENT = "digitalocean:index/reservedIpAssignment:ReservedIpAssignment"
 
 
 def droplet_lines(res, ctx: PricingContext) -> list[Line]:
-    """A droplet at its size's monthly cap; weekly backups add a fixed fraction of that price."""
+    """A droplet at its size's monthly cap; backups add a fraction of it (daily unless the policy says weekly)."""
     size = str(res.inputs.get("size") or "")
-    lines = [_priced(ctx, res, "droplet", size, f"droplet {size}", 1, "droplet", "compute", vcpus=True)]
+    base = ctx.priced(res, "droplet", size, component=f"droplet {size}", unit="droplet", category="compute")
+    lines = [base]
+    item = ctx.find("droplet", size)
+    if item is not None:
+        steps = [{"units": 1, "serving_vcpus": capacity.sustained_vcpus(item)}]
+        ctx.serving = capacity.serving("droplet", item, 1.0, "no autoscaler: full load", steps)
     if res.inputs.get("backups"):
-        backup = ctx.catalogue.find("droplet-backups", "weekly")
-        base = lines[0]
-        if backup is None or base.monthly is None:
-            lines.append(unpriced_line(res, "weekly backups", "backups need a priced droplet and backup rate"))
+        plan = str((res.inputs.get("backupPolicy") or {}).get("plan") or "daily")  # DigitalOcean's default
+        rate = ctx.find("droplet-backups", plan)
+        fields = {"component": f"{plan} backups", "unit": "droplet", "category": "storage"}
+        if rate is None or not base.counted:
+            lines.append(line(res, catalogue=ctx.catalogue, missing="backups need a priced droplet and rate", **fields))
         else:
-            lines.append(
-                Line(
-                    type=res.type,
-                    name=res.name,
-                    component="weekly backups",
-                    quantity=1,
-                    quantity_max=1,
-                    unit="droplet",
-                    category="storage",
-                    unit_price=backup.price,
-                    price_unit="fraction",
-                    hourly=base.hourly * backup.price,
-                    hourly_max=base.hourly_max * backup.price,
-                    monthly=base.monthly * backup.price,
-                    monthly_max=base.monthly_max * backup.price,
-                    item=backup.id,
-                    note=backup.extra.get("note", ""),
-                )
-            )
+            amount = (base.hourly * rate.price, base.monthly * rate.price)
+            note = "no backupPolicy: DigitalOcean backs up daily" if plan == "daily" else ""
+            lines.append(line(res, catalogue=ctx.catalogue, item=rate, amount=amount, note=note, **fields))
     return lines
 
 
 def registry_lines(res, ctx: PricingContext) -> list[Line]:
+    """The registry tier; storage beyond the tier's allowance costs extra, or does not fit at all (Starter)."""
     tier = str(res.inputs.get("subscriptionTierSlug") or "")
-    return [_priced(ctx, res, "registry", tier, f"registry tier {tier}", 1, "registry", "storage")]
+    gb = ctx.assumptions["registry_storage_gb"]
+    item = ctx.find("registry", tier)
+    lines = [ctx.priced(res, "registry", tier, component=f"registry tier {tier}", unit="registry", category="storage")]
+    if item is None or "storage_gib" not in item.extra:
+        return lines
+    allowance = float(item.extra["storage_gib"])
+    over = gb - allowance
+    if over <= 0:
+        return lines
+    if not item.extra.get("extra_storage"):
+        ctx.warnings.append(
+            f"{res.name}: registry tier {tier} holds {allowance:.2f} GB with no extra storage, less than the "
+            f"{gb:g} GB of images assumed (--registry-gb): pushes would fail{_roomier_tier(ctx, gb)}"
+        )
+        return lines
+    note = f"{gb:g} GB assumed (--registry-gb), {allowance:g} GB included in the {tier} tier"
+    lines.append(
+        ctx.priced(
+            res,
+            "registry-storage",
+            "extra",
+            component=f"extra storage {over:g} GB",
+            quantity=over,
+            unit="GB",
+            category="storage",
+            note=note,
+        )
+    )
+    return lines
+
+
+def _roomier_tier(ctx: PricingContext, gb: float) -> str:
+    tiers = sorted((i for i in ctx.catalogue.items if i.kind == "registry"), key=lambda i: i.price)
+    roomy = next((i for i in tiers if float(i.extra.get("storage_gib", 0)) >= gb), None)
+    return (
+        f"; the {roomy.name} tier (${roomy.price:.2f}/month) holds {roomy.extra['storage_gib']:g} GB" if roomy else ""
+    )
 
 
 def reserved_ip_lines(res, ctx: PricingContext) -> list[Line]:
     """Free while assigned: assigned via its dropletId or by a ReservedIpAssignment in the same plan."""
-    assigned = bool(res.inputs.get("dropletId")) or bool(
-        ctx.resources("digitalocean:index/reservedIpAssignment:ReservedIpAssignment")
-    )
+    assigned = bool(res.inputs.get("dropletId")) or bool(ctx.resources(RESERVED_IP_ASSIGNMENT))
     state = "assigned" if assigned else "unassigned"
-    return [_priced(ctx, res, "reserved-ip", state, f"reserved IPv4 ({state})", 1, "IP", "network")]
-
-
-def load_balancer_lines(res, ctx: PricingContext) -> list[Line]:
-    units = int(res.inputs.get("sizeUnit") or 1)
-    return [_priced(ctx, res, "load-balancer", "lb-small", f"load balancer x{units} node(s)", units, "node", "network")]
+    return [ctx.priced(res, "reserved-ip", state, component=f"reserved IPv4 ({state})", unit="IP", category="network")]
 
 
 PRICERS = {
     "digitalocean:index/droplet:Droplet": droplet_lines,
     "digitalocean:index/containerRegistry:ContainerRegistry": registry_lines,
     "digitalocean:index/reservedIp:ReservedIp": reserved_ip_lines,
-    "digitalocean:index/loadBalancer:LoadBalancer": load_balancer_lines,
 }

@@ -2,6 +2,7 @@
 
 Every amount is a (low, high) pair so autoscaling node pools price at their minimum and maximum size; fixed
 resources have low == high. An unpriced line carries None amounts, never 0, and is not added to totals.
+Every line is made by `line()`, the one builder, so each carries its price's source, date and spot flag.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from infra.costs.catalogue import Catalogue, Item
 
 PRICED, UNPRICED, INCLUDED, CREDIT = "priced", "unpriced", "included", "credit"
+COUNTED = (PRICED, INCLUDED, CREDIT)
 
 
 @dataclass(frozen=True)
@@ -31,50 +33,57 @@ class Line:
     hourly_max: float | None = None
     monthly: float | None = None
     monthly_max: float | None = None
-    vcpus: float = 0.0
-    vcpus_max: float = 0.0
     item: str | None = None
-    note: str = ""
+    source: str | None = None  # the price's source URL
+    source_label: str | None = None  # its short name for the table
+    price_date: str | None = None  # when the price was current (ISO date)
+    indicative: bool = False  # a spot price: it changes up to daily
+    note: str = ""  # the pricer's own explanation, always shown
 
     @property
     def counted(self) -> bool:
-        return self.status in (PRICED, INCLUDED, CREDIT)
+        return self.status in COUNTED
 
 
-def amounts(item: Item, quantity: float, hours_per_month: float) -> tuple[float, float]:
-    """(hourly, monthly) for `quantity` units of an item, honouring free quantities and monthly caps."""
+def amounts(item: Item, quantity: float, hours_per_month: float, hours: float | None = None) -> tuple[float, float]:
+    """(hourly, monthly) for `quantity` units of an item; `hours` bills a per-time item only that many hours a month."""
     if item.unit == "hour":
         hourly = item.price * quantity
-        return hourly, hourly * hours_per_month
+        return hourly, hourly * (hours_per_month if hours is None else hours)
     if item.unit == "month":
         monthly = item.price * quantity
         hourly_rate = item.price_hourly if item.price_hourly is not None else item.price / hours_per_month
         return hourly_rate * quantity, monthly
     if item.unit == "GB-month":
-        billable = max(0.0, quantity - float(item.extra.get("free_quantity", 0.0)))
-        monthly = item.price * billable
-        return monthly / hours_per_month, monthly
+        hourly = item.price * quantity / hours_per_month
+        return hourly, hourly * (hours_per_month if hours is None else hours)
     raise ValueError(f"unit {item.unit!r} of {item.id} has no per-quantity amount")
 
 
-def priced_line(
-    catalogue: Catalogue,
+def line(
     res,
-    item: Item,
+    *,
+    catalogue: Catalogue,
     component: str,
-    quantity: float,
     unit: str,
     category: str,
+    item: Item | None = None,
+    missing: str = "",
+    quantity: float = 1,
     quantity_max: float | None = None,
-    vcpus_each: float = 0.0,
+    hours: float | None = None,
+    status: str = PRICED,
+    amount: tuple[float, float] | None = None,
     note: str = "",
 ) -> Line:
-    """A line priced from a catalogue item at the low and high quantity."""
+    """The one way to make a Line.
+
+    With `item`, the amounts come from the catalogue (for `hours` a month when given); `amount` = (hourly,
+    monthly) overrides them for derived charges (a backup fraction, a credit). Without an item the line is
+    unpriced, `missing` saying why. `status=INCLUDED` is a component another price already covers.
+    """
     qmax = quantity if quantity_max is None else quantity_max
-    h_lo, m_lo = amounts(item, quantity, catalogue.hours_per_month)
-    h_hi, m_hi = amounts(item, qmax, catalogue.hours_per_month)
-    notes = [n for n in (note, item.extra.get("note", "")) if n]
-    return Line(
+    base = dict(
         type=res.type,
         name=res.name,
         component=component,
@@ -82,55 +91,45 @@ def priced_line(
         quantity_max=qmax,
         unit=unit,
         category=category,
-        unit_price=item.price,
+        note=note,
+    )
+    if status == INCLUDED:
+        return Line(**base, status=INCLUDED, hourly=0.0, hourly_max=0.0, monthly=0.0, monthly_max=0.0)
+    if item is None:
+        return Line(**{**base, "note": "; ".join(n for n in (missing, note) if n)}, status=UNPRICED)
+    if amount is not None:
+        (h_lo, m_lo), (h_hi, m_hi) = amount, amount
+    else:
+        h_lo, m_lo = amounts(item, quantity, catalogue.hours_per_month, hours)
+        h_hi, m_hi = amounts(item, qmax, catalogue.hours_per_month, hours)
+    return Line(
+        **base,
+        status=status,
+        unit_price=-item.price if status == CREDIT else item.price,
         price_unit=item.unit,
         hourly=h_lo,
         hourly_max=h_hi,
         monthly=m_lo,
         monthly_max=m_hi,
-        vcpus=vcpus_each * quantity,
-        vcpus_max=vcpus_each * qmax,
         item=item.id,
-        note="; ".join(notes),
-    )
-
-
-def unpriced_line(
-    res,
-    component: str,
-    why: str,
-    quantity: float = 1,
-    unit: str = "",
-    category: str = "other",
-    vcpus_each: float = 0.0,
-    quantity_max: float | None = None,
-) -> Line:
-    """A line the catalogue cannot price: shown as 'unpriced' with the reason, never counted as $0."""
-    qmax = quantity if quantity_max is None else quantity_max
-    return Line(
-        type=res.type,
-        name=res.name,
-        component=component,
-        quantity=quantity,
-        quantity_max=qmax,
-        unit=unit,
-        category=category,
-        status=UNPRICED,
-        vcpus=vcpus_each * quantity,
-        vcpus_max=vcpus_each * qmax,
-        note=why,
+        source=item.source,
+        source_label=item.source_label,
+        price_date=item.price_date.isoformat(),
+        indicative=item.indicative,
     )
 
 
 @dataclass(frozen=True)
 class StackEstimate:
-    """Everything one stack costs, plus what it would cost to run one training job on its GPU VM."""
+    """Everything one stack costs, what a training run costs, and what its serving capacity is."""
 
     stack: str
     target: str
     lines: list[Line]
     free: list[dict] = field(default_factory=list)
     training_runs: list[dict] = field(default_factory=list)
+    serving: dict | None = None  # capacity steps (infra.costs.capacity) for serving targets
+    warnings: list[str] = field(default_factory=list)  # a figure that cannot work as configured
     assumptions: dict = field(default_factory=dict)
 
     def _total(self, attr: str) -> float:
@@ -141,7 +140,7 @@ class StackEstimate:
         return [line for line in self.lines if line.status == UNPRICED]
 
     def to_dict(self) -> dict:
-        totals = {k: self._total(k) for k in ("hourly", "hourly_max", "monthly", "monthly_max", "vcpus", "vcpus_max")}
+        totals = {k: self._total(k) for k in ("hourly", "hourly_max", "monthly", "monthly_max")}
         return {
             "stack": self.stack,
             "target": self.target,
@@ -149,5 +148,7 @@ class StackEstimate:
             "free": list(self.free),
             "totals": {**totals, "unpriced": len(self.unpriced)},
             "training_runs": list(self.training_runs),
+            "serving": self.serving,
+            "warnings": list(self.warnings),
             "assumptions": dict(self.assumptions),
         }

@@ -1,11 +1,14 @@
-"""Pricers for Google Cloud: GCE VMs (machine, GPUs, boot disk, external IP), GKE, disks, storage."""
+"""Pricers for what the program creates on Google Cloud: the training VM, GKE, its LoadBalancer, storage."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from infra.costs.context import PricingContext, basename, is_zone, region_of
-from infra.costs.estimate import CREDIT, INCLUDED, Line, priced_line, unpriced_line
+from infra.costs import capacity
+from infra.costs.context import PricingContext, basename, region_of
+from infra.costs.estimate import CREDIT, INCLUDED, Line, line
+
+GKE_CLUSTER = "gcp:container/cluster:Cluster"
 
 
 def is_spot(scheduling: dict | None) -> bool:
@@ -13,418 +16,287 @@ def is_spot(scheduling: dict | None) -> bool:
     return scheduling.get("provisioningModel") == "SPOT" or bool(scheduling.get("preemptible"))
 
 
-def _line(
-    ctx: PricingContext,
-    res,
-    kind: str,
-    name: str,
-    pricing: str,
-    region: str | None,
-    component: str,
-    quantity: float,
-    unit: str,
-    category: str,
-    quantity_max: float | None = None,
-    vcpus: bool = False,
-    note: str = "",
-) -> Line:
-    """Price (kind, name, pricing) from the catalogue, or an 'unpriced' line saying what is missing."""
-    item, region_note = ctx.find(kind, name, pricing, region)
-    if item is None:
-        return unpriced_line(
-            res,
-            component,
-            f"no {pricing} price for {kind} {name!r} in the catalogue",
-            quantity,
-            unit,
-            category,
-            quantity_max=quantity_max,
-        )
-    if item.retired:
-        return unpriced_line(
-            res,
-            component,
-            f"{item.extra.get('label', name)} retired since {item.retired}; it can no longer be rented",
-            quantity,
-            unit,
-            category,
-            quantity_max=quantity_max,
-        )
-    note = "; ".join(n for n in (note, region_note) if n)
-    return priced_line(
-        ctx.catalogue,
-        res,
-        item,
-        component,
-        quantity,
-        unit,
-        category,
-        quantity_max,
-        vcpus_each=float(item.extra.get("vcpus", 0)) if vcpus else 0.0,
-        note=note,
-    )
+def max_run_hours(inputs: dict) -> float | None:
+    limit = (inputs.get("scheduling") or {}).get("maxRunDuration") or {}
+    seconds = float(limit.get("seconds") or 0) + float(limit.get("nanos") or 0) / 1e9
+    return seconds / 3600 if seconds > 0 else None
 
 
-def machine_lines(
-    ctx: PricingContext,
-    res,
-    machine: str,
-    pricing: str,
-    region: str | None,
-    count: float,
-    count_max: float,
-    accelerators: list | None,
-    unit: str,
-) -> list[Line]:
+def machine_lines(ctx: PricingContext, res, machine: str, pricing: str, accelerators, **counts) -> list[Line]:
     """Machine type plus attached GPUs; a GPU the machine type's price includes (g2 + L4) is not added."""
-    tag = f" ({pricing})" if pricing == "spot" else ""
-    lines = [
-        _line(
-            ctx,
-            res,
-            "machine",
-            machine,
-            pricing,
-            region,
-            f"{machine}{tag}",
-            count,
-            unit,
-            "compute",
-            count_max,
-            vcpus=True,
-        )
-    ]
-    item, _ = ctx.find("machine", machine, pricing, region)
+    tag = " (spot, indicative)" if pricing == "spot" else ""
+    lo, hi = counts["quantity"], counts.get("quantity_max", counts["quantity"])
+    lines = [ctx.priced(res, "machine", machine, pricing=pricing, component=f"{machine}{tag}", **counts)]
+    item = ctx.find("machine", machine, pricing)
     included = dict((item.extra.get("includes_gpu") or {}) if item else {})
     gpus: dict[str, int] = {}
     for acc in accelerators or []:
         gpus[basename(acc.get("type"))] = gpus.get(basename(acc.get("type")), 0) + int(acc.get("count", 1) or 0)
-    if included and included["type"] not in gpus:
-        gpus[included["type"]] = 0
+    if included:
+        gpus.setdefault(included["type"], 0)
     for gpu, per_machine in gpus.items():
         free = int(included["count"]) if included.get("type") == gpu else 0
         if free:
             lines.append(
-                Line(
-                    type=res.type,
-                    name=res.name,
+                line(
+                    res,
+                    catalogue=ctx.catalogue,
+                    status=INCLUDED,
                     component=f"GPU {gpu} x{free}",
-                    quantity=free * count,
-                    quantity_max=free * count_max,
+                    quantity=free * lo,
+                    quantity_max=free * hi,
                     unit="GPU",
                     category="gpu",
-                    status=INCLUDED,
-                    hourly=0.0,
-                    hourly_max=0.0,
-                    monthly=0.0,
-                    monthly_max=0.0,
                     note=f"included in the {machine} price",
                 )
             )
-        extra = max(0, per_machine - free)
-        if extra:
-            lines.append(
-                _line(
-                    ctx,
-                    res,
-                    "gpu",
-                    gpu,
-                    pricing,
-                    region,
-                    f"GPU {gpu} x{extra}{tag}",
-                    extra * count,
-                    "GPU",
-                    "gpu",
-                    extra * count_max,
-                )
-            )
+        if per_machine > free:
+            extra = per_machine - free
+            fields = {**counts, "quantity": extra * lo, "quantity_max": extra * hi, "unit": "GPU", "category": "gpu"}
+            lines.append(ctx.priced(res, "gpu", gpu, pricing=pricing, component=f"GPU {gpu} x{extra}{tag}", **fields))
     return lines
 
 
 def instance_lines(res, ctx: PricingContext, pricing: str | None = None) -> list[Line]:
-    """A GCE VM at its own provisioning model, or at `pricing` to compare on-demand with spot."""
+    """A GCE VM at its own provisioning model (or `pricing`): machine, GPUs, boot disk, external IP.
+
+    A VM with a run limit bills machine, GPUs and IP only while it runs (runs a month x hours a run); its boot
+    disk bills all month unless the limit deletes the VM (terminationAction DELETE).
+    """
     inputs = res.inputs
     pricing = pricing or ("spot" if is_spot(inputs.get("scheduling")) else "on-demand")
     region = region_of(inputs.get("zone")) or ctx.region
+    run_hours, why = run_hours_per_month(inputs, ctx)
     machine = basename(inputs.get("machineType"))
-    lines = machine_lines(ctx, res, machine, pricing, region, 1, 1, inputs.get("guestAccelerators"), "VM")
-    params = (inputs.get("bootDisk") or {}).get("initializeParams") or {}
-    disk_type = basename(params.get("type")) or "pd-standard"
-    size = params.get("size")
-    note = "" if size else f"size not set: assumed {ctx.assumptions['boot_disk_gb']:g} GB (image default)"
-    size = float(size or ctx.assumptions["boot_disk_gb"])
-    lines.append(
-        _line(
-            ctx,
-            res,
-            "disk",
-            disk_type,
-            "on-demand",
-            region,
-            f"boot disk {disk_type} {size:g} GB",
-            size,
-            "GB",
-            "storage",
-            note=note,
-        )
-    )
+    counts = {"quantity": 1, "unit": "VM", "category": "compute", "region": region, "hours": run_hours}
+    lines = machine_lines(ctx, res, machine, pricing, inputs.get("guestAccelerators"), **counts)
+    if why:
+        lines[0] = _with_note(lines[0], why)
+    lines.append(boot_disk_line(res, ctx, region, run_hours))
     ips = sum(len(nic.get("accessConfigs") or []) for nic in inputs.get("networkInterfaces") or [])
     if ips:
-        lines.append(_line(ctx, res, "ip", "external-ipv4", pricing, region, "external IPv4", ips, "IP", "network"))
+        lines.append(
+            ctx.priced(
+                res,
+                "ip",
+                "external-ipv4",
+                pricing=pricing,
+                region=region,
+                component="external IPv4",
+                quantity=ips,
+                unit="IP",
+                category="network",
+                hours=run_hours,
+                note="ephemeral: released while the VM is stopped" if run_hours is not None else "",
+            )
+        )
     return lines
 
 
-def disk_lines(res, ctx: PricingContext) -> list[Line]:
+def boot_disk_line(res, ctx: PricingContext, region: str | None, run_hours: float | None) -> Line:
+    """The boot disk bills all month, also while the VM is stopped, unless the run limit deletes the VM."""
+    params = (res.inputs.get("bootDisk") or {}).get("initializeParams") or {}
+    disk_type = basename(params.get("type")) or "pd-standard"
+    size = float(params.get("size") or 0)
+    deleted = (res.inputs.get("scheduling") or {}).get("instanceTerminationAction") == "DELETE"
+    if run_hours is None:
+        hours, note = None, ""
+    elif deleted:
+        hours, note = run_hours, "deleted with the VM after each run"
+    else:
+        hours, note = None, "bills all month, also while the VM is stopped between runs"
+    fields = {"component": f"boot disk {disk_type} {size:g} GB", "unit": "GB", "category": "storage"}
+    if not size:
+        return line(res, catalogue=ctx.catalogue, missing="the boot disk sets no size", **fields)
+    return ctx.priced(res, "disk", disk_type, region=region, quantity=size, hours=hours, note=note, **fields)
+
+
+def run_hours_per_month(inputs: dict, ctx: PricingContext) -> tuple[float | None, str]:
+    """Hours a month a run-limited VM runs: runs per month x hours per run; None (all month) without a limit."""
+    limit = max_run_hours(inputs)
+    if limit is None:
+        return None, ""
+    hours = ctx.train_hours or limit
+    runs = ctx.assumptions["runs_per_month"]
+    source = "--train-hours" if ctx.train_hours else "maxRunDuration"
+    return runs * hours, f"billed {runs:g} runs x {hours:g} h = {runs * hours:g} h/month (--runs-per-month, {source})"
+
+
+def _with_note(item: Line, note: str) -> Line:
+    return replace(item, note="; ".join(n for n in (item.note, note) if n))
+
+
+def node_pool_lines(res, ctx: PricingContext) -> list[Line]:
+    """A zonal node pool at its autoscaling minimum (raised until the pods fit) and maximum."""
     inputs = res.inputs
-    disk_type = basename(inputs.get("type")) or "pd-standard"
-    size = float(inputs.get("size") or ctx.assumptions["boot_disk_gb"])
-    return [
-        _line(
-            ctx,
-            res,
-            "disk",
-            disk_type,
-            "on-demand",
-            region_of(inputs.get("zone")),
-            f"disk {disk_type} {size:g} GB",
-            size,
-            "GB",
-            "storage",
-        )
-    ]
-
-
-def _cluster_for(pool, ctx: PricingContext):
-    """The node pool's cluster resource: matched by name, else the stack's only cluster."""
-    clusters = ctx.resources("gcp:container/cluster:Cluster")
-    ref = basename(pool.inputs.get("cluster"))
-    for cluster in clusters:
-        if ref and ref in (cluster.name, cluster.inputs.get("name")):
-            return cluster
-    return clusters[0] if len(clusters) == 1 else None
-
-
-def _zones(location, node_locations, ctx: PricingContext) -> int:
-    if node_locations:
-        return len(node_locations)
-    return 1 if is_zone(location) else int(ctx.assumptions["regional_cluster_zones"])
-
-
-def nodes_lines(res, ctx: PricingContext, node_config: dict | None, lo: float, hi: float, note: str) -> list[Line]:
-    """Nodes of one pool: machines, boot disks and node external IPs, at the low and high node count."""
-    cfg = node_config or {}
+    auto = inputs.get("autoscaling") or {}
+    lo = int(auto.get("minNodeCount") or 0) if auto else int(inputs.get("nodeCount") or 1)
+    hi = int(auto.get("maxNodeCount") or lo) if auto else lo
+    cfg = inputs.get("nodeConfig") or {}
     pricing = "spot" if cfg.get("spot") or cfg.get("preemptible") else "on-demand"
     machine = basename(cfg.get("machineType")) or "e2-medium"
-    lines = machine_lines(ctx, res, machine, pricing, ctx.region, lo, hi, cfg.get("guestAccelerators"), "node")
+    item = ctx.find("machine", machine, pricing)
+    work = capacity.workload(ctx.plan)
+    note = f"autoscaling {lo}-{hi} nodes"
+    if item is not None and work is not None:
+        fit = capacity.gke_fit(item, ctx.catalogue, work, lo, hi)
+        note += f"; {fit.note}"
+        if fit.effective_min is None:
+            ctx.warnings.append(f"{res.name}: {fit.note}")
+        else:
+            lo = fit.effective_min
+        ctx.serving = capacity.serving("node", item, work.cpu_target, "the HPA's CPU target", fit.steps)
+    counts = {"quantity": lo, "quantity_max": hi}
+    lines = machine_lines(
+        ctx, res, machine, pricing, cfg.get("guestAccelerators"), unit="node", category="compute", **counts
+    )
     lines[0] = _with_note(lines[0], note)
     disk_type = basename(cfg.get("diskType")) or "pd-balanced"
     size = float(cfg.get("diskSizeGb") or ctx.assumptions["gke_node_disk_gb"])
     lines.append(
-        _line(
-            ctx,
+        ctx.priced(
             res,
             "disk",
             disk_type,
-            "on-demand",
-            ctx.region,
-            f"node boot disk {disk_type} {size:g} GB",
-            size * lo,
-            "GB",
-            "storage",
-            size * hi,
+            component=f"node boot disk {disk_type} {size:g} GB",
+            quantity=size * lo,
+            quantity_max=size * hi,
+            unit="GB",
+            category="storage",
         )
     )
     lines.append(
-        _line(
-            ctx,
+        ctx.priced(
             res,
             "ip",
             "external-ipv4",
-            pricing,
-            ctx.region,
-            "node external IPv4",
-            lo,
-            "IP",
-            "network",
-            hi,
+            pricing=pricing,
+            component="node external IPv4",
+            unit="IP",
+            category="network",
             note="public nodes get one each",
+            **counts,
         )
     )
     return lines
 
 
-def _with_note(line: Line, note: str) -> Line:
-    return replace(line, note="; ".join(n for n in (note, line.note) if n))
-
-
-def node_pool_lines(res, ctx: PricingContext) -> list[Line]:
-    """A node pool priced at its autoscaling minimum and maximum (per-zone counts times zones)."""
-    inputs = res.inputs
-    cluster = _cluster_for(res, ctx)
-    location = inputs.get("location") or (cluster.inputs.get("location") if cluster else None)
-    node_locations = inputs.get("nodeLocations") or (cluster.inputs.get("nodeLocations") if cluster else None)
-    zones = _zones(location, node_locations, ctx)
-    auto = inputs.get("autoscaling") or {}
-    if auto.get("totalMinNodeCount") is not None or auto.get("totalMaxNodeCount") is not None:
-        lo, hi = int(auto.get("totalMinNodeCount") or 0), int(auto.get("totalMaxNodeCount") or 0)
-        note = f"autoscaling {lo}-{hi} nodes in total"
-    elif auto:
-        lo, hi = int(auto.get("minNodeCount") or 0) * zones, int(auto.get("maxNodeCount") or 0) * zones
-        per_zone = f"{auto.get('minNodeCount') or 0}-{auto.get('maxNodeCount') or 0}"
-        note = f"autoscaling {per_zone} nodes per zone x {zones}"
-    else:
-        per_zone = int(inputs.get("nodeCount") or inputs.get("initialNodeCount") or 1)
-        lo = hi = per_zone * zones
-        note = f"{per_zone} node(s) per zone x {zones} zone(s)"
-    return nodes_lines(res, ctx, inputs.get("nodeConfig"), lo, hi, note)
-
-
 def cluster_lines(res, ctx: PricingContext) -> list[Line]:
-    """GKE management fee, the free-tier credit for one zonal/Autopilot cluster, and a kept default pool."""
-    inputs = res.inputs
-    location = inputs.get("location") or ctx.config.get("gcp:zone") or ctx.region
-    zonal = is_zone(location)
-    autopilot = bool(inputs.get("enableAutopilot"))
-    kind = "Autopilot" if autopilot else ("zonal" if zonal else "regional")
-    fee, _ = ctx.find("gke", "cluster-management-fee")
-    lines = [
-        _line(
-            ctx,
-            res,
-            "gke",
-            "cluster-management-fee",
-            "on-demand",
-            None,
-            f"cluster management fee ({kind}, {basename(location)})",
-            1,
-            "cluster",
-            "management",
-            note="" if (zonal or autopilot) else "regional clusters get no free-tier credit",
-        )
-    ]
-    credit, _ = ctx.find("gke", "free-tier-credit")
-    if fee and credit and (zonal or autopilot) and ctx.gke_credit_left > 0:
-        fee_month = fee.price * ctx.catalogue.hours_per_month
-        amount = min(ctx.gke_credit_left, fee_month)
-        ctx.gke_credit_left = 0.0  # the free tier covers one cluster per billing account
-        lines.append(
-            Line(
-                type=res.type,
-                name=res.name,
-                component="GKE free tier credit",
-                quantity=1,
-                quantity_max=1,
-                unit="cluster",
-                category="credit",
-                status=CREDIT,
-                unit_price=-credit.price,
-                price_unit="month",
-                hourly=-amount / ctx.catalogue.hours_per_month,
-                hourly_max=-amount / ctx.catalogue.hours_per_month,
-                monthly=-amount,
-                monthly_max=-amount,
-                item=credit.id,
-                note=f"${credit.price:.2f}/month per billing account for one {kind} cluster, "
-                "capped at the fee; assumes no other zonal cluster uses it",
+    """GKE's management fee for the zonal cluster, and the free tier's credit (one zonal cluster per account)."""
+    location = basename(res.inputs.get("location") or ctx.config.get("gcp:zone"))
+    fee = ctx.priced(
+        res,
+        "gke",
+        "cluster-management-fee",
+        component=f"cluster management fee ({location})",
+        unit="cluster",
+        category="management",
+    )
+    credit = ctx.find("gke", "free-tier-credit")
+    if not fee.counted or credit is None or ctx.gke_credit_left <= 0:
+        return [fee]
+    amount = min(ctx.gke_credit_left, fee.monthly)
+    ctx.gke_credit_left = 0.0  # the free tier covers one cluster per billing account
+    hours = ctx.catalogue.hours_per_month
+    grant = line(
+        res,
+        catalogue=ctx.catalogue,
+        item=credit,
+        status=CREDIT,
+        component="GKE free tier credit",
+        unit="cluster",
+        category="credit",
+        amount=(-amount / hours, -amount),
+        note=f"${credit.price:.2f}/month per billing account for one zonal cluster, capped at the fee; "
+        "assumes no other zonal cluster uses it",
+    )
+    return [fee, grant]
+
+
+def service_lines(res, ctx: PricingContext) -> list[Line]:
+    """A `type: LoadBalancer` Service on GKE makes one network load balancer forwarding rule.
+
+    Google charges one flat rate for the first five rules of a project and region, then a rate per extra rule.
+    """
+    if (res.inputs.get("spec") or {}).get("type") != "LoadBalancer":
+        return []
+    if not ctx.resources(GKE_CLUSTER):
+        return [
+            line(
+                res,
+                catalogue=ctx.catalogue,
+                component="LoadBalancer Service",
+                unit="rule",
+                category="network",
+                missing="no GKE cluster in this stack tells which load balancer it creates",
             )
-        )
-    if not autopilot and not inputs.get("removeDefaultNodePool"):
-        per_zone = int(inputs.get("initialNodeCount") or 3)
-        zones = _zones(location, inputs.get("nodeLocations"), ctx)
-        lines += nodes_lines(
-            res,
-            ctx,
-            inputs.get("nodeConfig"),
-            per_zone * zones,
-            per_zone * zones,
-            f"default node pool: {per_zone} node(s) per zone x {zones} zone(s)",
-        )
-    return lines
-
-
-def forwarding_rule_lines(res, ctx: PricingContext, component: str = "forwarding rule") -> list[Line]:
-    return [
-        _line(
-            ctx,
-            res,
-            "forwarding-rule",
-            "forwarding-rule",
-            "on-demand",
-            region_of(res.inputs.get("region")),
-            component,
-            1,
-            "rule",
-            "network",
-        )
-    ]
-
-
-def address_lines(res, ctx: PricingContext) -> list[Line]:
-    return [
-        _line(
-            ctx,
-            res,
-            "ip",
-            "external-ipv4",
-            "on-demand",
-            region_of(res.inputs.get("region")),
-            "static external IPv4",
-            1,
-            "IP",
-            "network",
-            note="assumes it is in use (unused ones cost more)",
-        )
-    ]
+        ]
+    ctx.forwarding_rules += 1
+    nth = ctx.forwarding_rules
+    component = f"LoadBalancer Service: forwarding rule #{nth}"
+    fields = {"component": component, "unit": "rule", "category": "network"}
+    if nth == 1:
+        return [ctx.priced(res, "forwarding-rule", "first-five", note="flat rate for rules 1-5", **fields)]
+    if nth <= 5:
+        first = ctx.find("forwarding-rule", "first-five")
+        return [
+            line(
+                res,
+                catalogue=ctx.catalogue,
+                item=first,
+                amount=(0.0, 0.0),
+                note="inside the flat rate for the first five rules",
+                **fields,
+            )
+        ]
+    return [ctx.priced(res, "forwarding-rule", "additional", note="beyond the first five rules", **fields)]
 
 
 def bucket_lines(res, ctx: PricingContext) -> list[Line]:
     cls = str(res.inputs.get("storageClass") or "STANDARD").upper()
     gb = ctx.assumptions["bucket_storage_gb"]
     return [
-        _line(
-            ctx,
+        ctx.priced(
             res,
             "bucket-storage",
             cls,
-            "on-demand",
-            region_of(res.inputs.get("location")),
-            f"{cls} storage {gb:g} GB (assumed)",
-            gb,
-            "GB",
-            "storage",
-            note=f"{gb:g} GB is an assumption (--bucket-gb)",
+            region=region_of(res.inputs.get("location")),
+            component=f"{cls} storage {gb:g} GB (assumed)",
+            quantity=gb,
+            unit="GB",
+            category="storage",
+            note=f"{gb:g} GB is an assumption (--bucket-gb); operations and egress are not included",
         )
     ]
 
 
 def registry_lines(res, ctx: PricingContext) -> list[Line]:
+    """Artifact Registry storage beyond the free 0.5 GB, which the billing account gets once, not per repository."""
     gb = ctx.assumptions["registry_storage_gb"]
+    free = min(gb, ctx.registry_free_gb_left)
+    ctx.registry_free_gb_left -= free
+    note = f"{gb:g} GB is an assumption (--registry-gb)"
+    note += f"; {free:g} GB of it inside the account's free 0.5 GB" if free else "; the account's free 0.5 GB is used"
     return [
-        _line(
-            ctx,
+        ctx.priced(
             res,
             "registry-storage",
             "artifact-registry",
-            "on-demand",
-            region_of(res.inputs.get("location")),
-            f"image storage {gb:g} GB (assumed)",
-            gb,
-            "GB",
-            "storage",
-            note=f"{gb:g} GB is an assumption (--registry-gb)",
+            region=region_of(res.inputs.get("location")),
+            component=f"image storage {gb:g} GB (assumed)",
+            quantity=gb - free,
+            unit="GB",
+            category="storage",
+            note=note,
         )
     ]
 
 
 PRICERS = {
     "gcp:compute/instance:Instance": instance_lines,
-    "gcp:compute/disk:Disk": disk_lines,
-    "gcp:container/cluster:Cluster": cluster_lines,
+    GKE_CLUSTER: cluster_lines,
     "gcp:container/nodePool:NodePool": node_pool_lines,
-    "gcp:compute/forwardingRule:ForwardingRule": forwarding_rule_lines,
-    "gcp:compute/globalForwardingRule:GlobalForwardingRule": forwarding_rule_lines,
-    "gcp:compute/address:Address": address_lines,
-    "gcp:compute/globalAddress:GlobalAddress": address_lines,
     "gcp:storage/bucket:Bucket": bucket_lines,
     "gcp:artifactregistry/repository:Repository": registry_lines,
+    "kubernetes:core/v1:Service": service_lines,
 }

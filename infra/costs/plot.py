@@ -1,65 +1,50 @@
-"""The comparison chart: monthly cost per stack, stacked by category (compute, GPU, storage, network...)."""
+"""The break-even chart: monthly cost of each serving stack against the traffic it serves (requests/s)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-CATEGORIES = ("compute", "gpu", "storage", "network", "management", "other")
+from infra.costs.breakeven import options
 
 
-def category_totals(stack: dict) -> dict[str, float]:
-    """Worst-case (max) monthly dollars per category; the GKE credit is netted into the management fee."""
-    totals = dict.fromkeys(CATEGORIES, 0.0)
-    for line in stack["lines"]:
-        if line["monthly_max"] is None:
-            continue
-        category = "management" if line["category"] == "credit" else line["category"]
-        totals[category if category in totals else "other"] += line["monthly_max"]
-    return {k: max(0.0, round(v, 6)) for k, v in totals.items()}
-
-
-def plot_comparison(report: dict, path: str | Path) -> Path:
-    """Write a PNG bar chart of every stack's monthly cost; the range label shows autoscaling min-max."""
+def plot_break_even(report: dict, path: str | Path) -> Path:
+    """Write a PNG: one step line per serving stack, ending where the stack's capacity ends."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    stacks = report["stacks"]
-    names = [f"{s['stack']}\n({s['target']})" if s["target"] else s["stack"] for s in stacks]
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.8 * len(stacks) + 2), 4.5), layout="constrained")
-    bottoms = [0.0] * len(stacks)
-    per_stack = [category_totals(s) for s in stacks]
-    for category in CATEGORIES:
-        heights = [totals[category] for totals in per_stack]
-        if any(heights):
-            ax.bar(names, heights, bottom=bottoms, label=category)
-            bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
-    for i, stack in enumerate(stacks):
-        t = stack["totals"]
-        label = (
-            f"${t['monthly']:,.2f}"
-            if t["monthly"] == t["monthly_max"]
-            else f"${t['monthly']:,.2f}-${t['monthly_max']:,.2f}"
-        )
-        if t["unpriced"]:
-            label += f"\n+{t['unpriced']} unpriced"
-        label = label.replace("$", r"\$")  # a literal dollar, not matplotlib mathtext
-        ax.annotate(
-            label,
-            (i, bottoms[i]),
-            ha="center",
-            va="bottom",
-            fontsize=8,
-            xytext=(0, 2),
-            textcoords="offset points",
-        )
-    ax.set_ylabel(f"{report['currency']} per month ({report['hours_per_month']:g} h, max size)")
-    ax.set_title("RoboJam: monthly cost per stack")
+    result = report["break_even"]
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), layout="constrained")
+    targets = {row["stack"]: row["target"] for row in report["comparison"]}
+    if result:
+        for name, steps in options(report["stacks"], result["rate_per_vcpu"]).items():
+            xs, ys, low = [], [], 0.0
+            for cap, monthly in steps:
+                xs += [low, cap]
+                ys += [monthly, monthly]
+                low = cap
+            drawn = ax.plot(xs, ys, linewidth=2, label=f"{name} ({targets[name]})")
+            ax.plot([xs[-1]], [ys[-1]], "o", color=drawn[0].get_color())
+            ax.annotate(
+                rf"\${ys[-1]:,.2f} up to {xs[-1]:.1f} req/s",  # a literal dollar, not matplotlib mathtext
+                (xs[-1], ys[-1]),
+                xytext=(4, 4),
+                textcoords="offset points",
+                fontsize=8,
+            )
+        for r in result["ranges"][1:]:
+            ax.axvline(r["from_rps"], color="grey", linestyle=":", linewidth=1)
+        ax.legend(fontsize=8, loc="upper left")
+        ax.set_xlim(0, result["max_rps"] * 1.25)
+    else:
+        ax.text(0.5, 0.5, "no benchmark: no capacity to compare", ha="center", transform=ax.transAxes)
+    ax.set_xlabel(f"requests/s served ({result['rate_per_vcpu']:g} req/s per vCPU measured)" if result else "req/s")
+    ax.set_ylabel(f"{report['currency']} per month")
+    ax.set_title("RoboJam: cheapest serving target by traffic (break-even)")
+    ax.set_ylim(bottom=0)
     ax.margins(y=0.15)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
     fig.savefig(path, format="png", dpi=120)
     plt.close(fig)
     return path

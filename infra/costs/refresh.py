@@ -23,19 +23,16 @@ GCE_SERVICE = "6F81-5844-456A"  # Compute Engine in the Cloud Billing Catalog
 GCP_SKUS_URL = f"https://cloudbilling.googleapis.com/v1/services/{GCE_SERVICE}/skus"
 DO_SIZES_URL = "https://api.digitalocean.com/v2/sizes"
 TIMEOUT_S = 15
-# Shared-core E2 types bill a fraction of a core (e2-small = 0.5 vCPU, e2-medium = 1 vCPU of the E2 core SKU).
-BILLED_VCPUS = {"e2-small": 0.5, "e2-medium": 1.0}
+# SKUs of 1- and 3-year commitments match the same descriptions ("Commitment v1: Nvidia Tesla T4 GPU ...") at
+# a committed price nobody pays on demand: never read them.
+COMMITTED_USAGE = ("Commit1Yr", "Commit3Yr")
 GPU_SKU_NAMES = {
     "nvidia-tesla-t4": "Tesla T4",
     "nvidia-l4": "L4",
     "nvidia-tesla-v100": "Tesla V100",
     "nvidia-tesla-p100": "Tesla P100",
 }
-DISK_SKUS = {
-    "pd-standard": "Storage PD Capacity",
-    "pd-balanced": "Balanced PD Capacity",
-    "pd-ssd": "SSD backed PD Capacity",
-}
+DISK_SKUS = {"pd-balanced": "Balanced PD Capacity"}
 
 
 class RefreshUnavailable(RuntimeError):
@@ -88,11 +85,17 @@ def _unit_price(sku: dict) -> float:
 
 
 def _sku_price(skus: list[dict], pattern: str, spot: bool, region: str) -> float | None:
-    """Price of the SKU in `region` whose description matches `pattern` (spot SKUs say 'Preemptible')."""
+    """Price of the on-demand or spot SKU in `region` whose description matches `pattern`.
+
+    Spot SKUs say 'Preemptible'; committed-use SKUs are skipped, whatever their description says.
+    """
     regex = re.compile(pattern, re.IGNORECASE)
     for sku in skus:
         desc = sku.get("description", "")
-        is_spot = "preemptible" in desc.lower() or sku.get("category", {}).get("usageType") == "Preemptible"
+        usage = (sku.get("category") or {}).get("usageType", "")
+        if usage in COMMITTED_USAGE or desc.lower().startswith("commitment"):
+            continue
+        is_spot = "preemptible" in desc.lower() or usage == "Preemptible"
         if is_spot == spot and region in sku.get("serviceRegions", []) and regex.search(desc):
             return _unit_price(sku)
     return None
@@ -104,7 +107,7 @@ def gcp_prices(skus: list[dict], items: list[dict]) -> dict[str, float]:
     for item in (i for i in items if i["provider"] == "gcp"):
         spot, region = item["pricing"] == "spot", item["region"]
         price = None
-        if item["kind"] == "machine" and not item.get("retired"):
+        if item["kind"] == "machine":
             family = item["name"].split("-")[0].upper()
             core = _sku_price(skus, rf"\b{family} (Predefined )?Instance Core\b", spot, region)
             ram = _sku_price(skus, rf"\b{family} (Predefined )?Instance Ram\b", spot, region)
@@ -114,9 +117,9 @@ def gcp_prices(skus: list[dict], items: list[dict]) -> dict[str, float]:
                 per_gpu = _sku_price(skus, rf"Nvidia {GPU_SKU_NAMES[gpu['type']]} GPU", spot, region)
                 gpu_price = None if per_gpu is None else per_gpu * gpu["count"]
             if None not in (core, ram, gpu_price):
-                vcpus = BILLED_VCPUS.get(item["name"], item["vcpus"])
+                vcpus = item.get("sustained_vcpus", item["vcpus"])  # shared-core E2 bills its sustained share
                 price = vcpus * core + item["memory_gb"] * ram + gpu_price
-        elif item["kind"] == "gpu" and item["name"] in GPU_SKU_NAMES and not item.get("retired"):
+        elif item["kind"] == "gpu" and item["name"] in GPU_SKU_NAMES:
             price = _sku_price(skus, rf"Nvidia {GPU_SKU_NAMES[item['name']]} GPU", spot, region)
         elif item["kind"] == "disk" and item["name"] in DISK_SKUS:
             price = _sku_price(skus, rf"^{DISK_SKUS[item['name']]}", spot, region)
@@ -153,6 +156,8 @@ def refresh(path: Path, env: dict | None = None, today: dt.date | None = None) -
         raise RefreshUnavailable(f"a price API answered in an unexpected shape ({exc!r})") from None
     date = (today or dt.date.today()).isoformat()
     for item in data["items"]:
+        if item["id"] in gcp or item["id"] in do:
+            item.pop("source_date", None)  # the price is now today's, not the old source file's
         if item["id"] in gcp:
             item.update(
                 price=gcp[item["id"]],

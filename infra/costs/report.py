@@ -1,17 +1,20 @@
-"""The report: one JSON-ready dict for all stacks (comparison, cost per million predictions, budget verdict).
+"""The report: one JSON-ready dict for all stacks (comparison, cost per 1M predictions, break-even, budget).
 
 The text tables and the chart are drawn from this dict, so `--json` and the table can never disagree.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
+from infra.costs.breakeven import break_even, capacity_rps
 from infra.costs.catalogue import Catalogue
 from infra.costs.estimate import StackEstimate
 
 BENCHMARK_KEY = "requests_per_second_per_vcpu"
+STALE_DAYS = 90  # older prices get a one-line warning suggesting --refresh
 
 
 class BenchmarkError(ValueError):
@@ -42,17 +45,18 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def cost_per_million(hourly: float, vcpus: float, rate_per_vcpu: float | None) -> float | None:
-    """Dollars per million predictions when the stack's vCPUs serve flat out at the measured rate."""
-    if not rate_per_vcpu or vcpus <= 0 or hourly <= 0:
+def cost_per_million(hourly: float, rps: float | None) -> float | None:
+    """Dollars per million predictions at `rps` requests/s for `hourly` dollars an hour."""
+    if not rps or rps <= 0 or hourly <= 0:
         return None
-    return hourly / (rate_per_vcpu * vcpus * 3600) * 1e6
+    return hourly / (rps * 3600) * 1e6
 
 
 def _comparison_row(stack: dict, rate: float | None) -> dict:
     t = stack["totals"]
     runs = stack["training_runs"]
-    return {
+    serving = stack["serving"]
+    row = {
         "stack": stack["stack"],
         "target": stack["target"],
         "hourly": t["hourly"],
@@ -60,13 +64,39 @@ def _comparison_row(stack: dict, rate: float | None) -> dict:
         "monthly": t["monthly"],
         "monthly_max": t["monthly_max"],
         "unpriced": t["unpriced"],
-        "vcpus": t["vcpus"],
-        "vcpus_max": t["vcpus_max"],
-        # a training stack does not serve, so it has no cost per prediction
-        "cost_per_million": None if runs else cost_per_million(t["hourly"], t["vcpus"], rate),
-        "cost_per_million_max": None if runs else cost_per_million(t["hourly_max"], t["vcpus_max"], rate),
+        "serving_vcpus": None,
+        "serving_vcpus_max": None,
+        "capacity_rps": None,
+        "capacity_rps_max": None,
+        "cost_per_million": None,  # a training stack does not serve, so it has no cost per prediction
+        "cost_per_million_max": None,
         "training_run": runs[0] if runs else None,
     }
+    if serving and serving["steps"]:
+        low, high = serving["steps"][0], serving["steps"][-1]
+        row.update(serving_vcpus=low["serving_vcpus"], serving_vcpus_max=high["serving_vcpus"])
+        if rate:
+            rps_lo, rps_hi = (capacity_rps(step, serving, rate) for step in (low, high))
+            row.update(
+                capacity_rps=rps_lo,
+                capacity_rps_max=rps_hi,
+                cost_per_million=cost_per_million(low["hourly"], rps_lo),
+                cost_per_million_max=cost_per_million(high["hourly"], rps_hi),
+            )
+    return row
+
+
+def catalogue_age(catalogue: Catalogue, today: dt.date) -> dict:
+    """The oldest price in the catalogue, its age, and the one-line warning when it is older than STALE_DAYS."""
+    oldest = catalogue.oldest_price()
+    age = (today - oldest.price_date).days
+    warning = None
+    if age > STALE_DAYS:
+        warning = (
+            f"warning: the oldest price in the catalogue ({oldest.id}, {oldest.price_date}) is {age} days old; "
+            "run `python -m infra.costs --refresh` to update it"
+        )
+    return {"oldest_id": oldest.id, "oldest_date": oldest.price_date.isoformat(), "age_days": age, "warning": warning}
 
 
 def build_report(
@@ -74,8 +104,10 @@ def build_report(
     catalogue: Catalogue,
     benchmark: dict | None = None,
     max_monthly: float | None = None,
+    today: dt.date | None = None,
 ) -> dict:
     """Everything the CLI prints, as plain JSON types (json.loads(json.dumps(report)) == report)."""
+    today = today or dt.date.today()
     stacks = [e.to_dict() for e in estimates]
     rate = benchmark[BENCHMARK_KEY] if benchmark else None
     comparison = [_comparison_row(s, rate) for s in stacks]
@@ -90,11 +122,13 @@ def build_report(
     report = {
         "currency": catalogue.currency,
         "hours_per_month": catalogue.hours_per_month,
-        "catalogue": {"path": _shown(catalogue.path), "updated": catalogue.updated},
+        "today": today.isoformat(),
+        "catalogue": {"path": _shown(catalogue.path), "updated": catalogue.updated, **catalogue_age(catalogue, today)},
         "assumptions": assumptions,
         "benchmark": benchmark,
         "stacks": stacks,
         "comparison": comparison,
+        "break_even": break_even(stacks, rate) if rate else None,
         "budget": None,
     }
     if max_monthly is not None:
@@ -109,8 +143,12 @@ def budget_failures(report: dict) -> list[str]:
     if not budget:
         return []
     rows = {row["stack"]: row for row in report["comparison"]}
-    return [
-        f"over budget: stack {name!r} costs up to ${rows[name]['monthly_max']:,.2f}/month, more than the "
-        f"--max-monthly ${budget['max_monthly']:,.2f}"
-        for name in budget["over"]
-    ]
+    out = []
+    for name in budget["over"]:
+        run = rows[name]["training_run"]
+        runs = f" ({run['runs_per_month']:g} training runs a month)" if run and run["monthly"] is not None else ""
+        out.append(
+            f"over budget: stack {name!r} costs up to ${rows[name]['monthly_max']:,.2f}/month{runs}, more than the "
+            f"--max-monthly ${budget['max_monthly']:,.2f}"
+        )
+    return out

@@ -1,8 +1,14 @@
-"""Infracost-style text tables drawn from the report dict: one per stack, then a comparison of all stacks."""
+"""Infracost-style text tables drawn from the report dict: one per stack, a comparison, the break-even table."""
 
 from __future__ import annotations
 
+import datetime as dt
+
+from infra.costs.breakeven import summary
+from infra.costs.estimate import INCLUDED, UNPRICED
+
 PRICE_UNITS = {"hour": "/h", "month": "/mo", "GB-month": "/GB-mo"}
+SPOT_MARK = "~"  # before an indicative (spot) price
 
 
 def _money(value: float | None, digits: int = 2) -> str:
@@ -27,21 +33,28 @@ def _qty(line: dict) -> str:
 
 
 def _unit_price(line: dict) -> str:
-    if line["status"] == "unpriced":
-        return "unpriced"
-    if line["status"] == "included":
-        return "included"
+    if line["status"] in (UNPRICED, INCLUDED):
+        return line["status"]
+    mark = SPOT_MARK if line["indicative"] else ""
     if line["price_unit"] == "fraction":
         return f"{line['unit_price']:.0%} of droplet"
     price = line["unit_price"]
     digits = 2 if line["price_unit"] == "month" or abs(price) >= 1 else 4
-    return f"{_money(price, digits)}{PRICE_UNITS.get(line['price_unit'], '')}"
+    return f"{mark}{_money(price, digits)}{PRICE_UNITS.get(line['price_unit'], '')}"
 
 
 def _cost(line: dict, key: str, digits: int) -> str:
-    if line["status"] == "included":
-        return "included"
+    if line["status"] == INCLUDED:
+        return INCLUDED
     return _span(line[key], line[f"{key}_max"], digits)
+
+
+def _source(line: dict, today: dt.date) -> str:
+    """'cloud.google.com, 7 d': where the price comes from and how old it is."""
+    if not line["source_label"]:
+        return "-"
+    age = (today - dt.date.fromisoformat(line["price_date"])).days
+    return f"{line['source_label']}, {age} d"
 
 
 def _render(rows: list[list[str]], right: set[int]) -> list[str]:
@@ -53,24 +66,17 @@ def _render(rows: list[list[str]], right: set[int]) -> list[str]:
     return out
 
 
-def _worth_noting(line: dict) -> bool:
-    """Notes that change how to read a number: why unpriced, a credit, an assumption, another region."""
-    note = line["note"]
-    telling = line["status"] in ("unpriced", "credit") or "assum" in note or "catalogue has" in note
-    return bool(note) and telling
-
-
-def stack_table(stack: dict, hours_per_month: float) -> list[str]:
-    """Resource rows with their components, then free resources, unpriced count and totals."""
+def stack_table(stack: dict, today: dt.date) -> list[str]:
+    """Resource rows with their components, then free resources, unpriced count, totals, notes and warnings."""
     target = f" (target: {stack['target']})" if stack["target"] else ""
     out = [f"Stack {stack['stack']}{target}"]
-    rows = [["Resource / component", "Quantity", "Unit price", "Hourly", f"Monthly ({hours_per_month:g} h)"]]
+    rows = [["Resource / component", "Quantity", "Unit price", "Hourly", "Monthly", "Price source, age"]]
     notes: list[str] = []
     current = None
     for line in stack["lines"]:
         if (line["type"], line["name"]) != current:
             current = (line["type"], line["name"])
-            rows.append([f"{line['name']} ({line['type']})", "", "", "", ""])
+            rows.append([f"{line['name']} ({line['type']})", "", "", "", "", ""])
         rows.append(
             [
                 f"  - {line['component']}",
@@ -78,14 +84,15 @@ def stack_table(stack: dict, hours_per_month: float) -> list[str]:
                 _unit_price(line),
                 _cost(line, "hourly", 4),
                 _cost(line, "monthly", 2),
+                _source(line, today),
             ]
         )
-        if _worth_noting(line):
+        if line["note"] and line["status"] != INCLUDED:
             notes.append(f"{line['name']} / {line['component']}: {line['note']}")
     t = stack["totals"]
-    rows.append(["TOTAL", "", "", _span(t["hourly"], t["hourly_max"], 4), _span(t["monthly"], t["monthly_max"], 2)])
-    body = _render(rows, right={3, 4}) if len(rows) > 2 else [" (no billable resources)"]
-    out += body
+    total = ["TOTAL", "", "", _span(t["hourly"], t["hourly_max"], 4), _span(t["monthly"], t["monthly_max"], 2), ""]
+    rows.append(total)
+    out += _render(rows, right={3, 4}) if len(rows) > 2 else [" (no billable resources)"]
     if stack["free"]:
         kinds: dict[str, int] = {}
         for res in stack["free"]:
@@ -95,67 +102,67 @@ def stack_table(stack: dict, hours_per_month: float) -> list[str]:
     if t["unpriced"]:
         out.append(f" {t['unpriced']} unpriced item(s): not in the totals")
     out += [f" note: {n}" for n in notes]
+    out += [f" warning: {w}" for w in stack["warnings"]]
     for run in stack["training_runs"]:
         out.append(" " + training_run_sentence(run))
     return out
 
 
 def training_run_sentence(run: dict) -> str:
-    """'One training run on X: 4 h (maxRunDuration) at $0.85/h on-demand = $3.41, at $0.42/h spot = $1.68.'"""
+    """'One training run on X (on-demand): 6 h: on-demand $0.545/h = $3.27, spot ~$0.2095/h = ~$1.26 ...'."""
     head = f"One training run on {run['resource']} (provisioned {run['provisioning']}):"
     if run["hours"] is None:
         rates = ", ".join(f"{_money(run[k]['hourly'], 4)}/h {k.replace('_', '-')}" for k in ("on_demand", "spot"))
-        return f"{head} no run limit set; pass --train-hours (rates: {rates})."
+        return f"{head} no run limit set; pass --train-hours (rates: {rates}); the monthly column bills 730 h."
     parts = []
     for key in ("on_demand", "spot"):
         price = run[key]
-        label = key.replace("_", "-")
+        label, mark = key.replace("_", "-"), SPOT_MARK if price["indicative"] else ""
         if price["cost"] is None:
             parts.append(f"{label} unpriced ({'; '.join(price['unpriced'])})")
         else:
-            parts.append(f"{label} {_money(price['hourly'], 4)}/h = {_money(price['cost'])}")
-    return (
-        f"{head} {run['hours']:g} h (from {run['hours_from']}): "
-        + ", ".join(parts)
-        + ". (The monthly column assumes the VM runs all 730 h.)"
-    )
+            parts.append(f"{label} {mark}{_money(price['hourly'], 4)}/h = {mark}{_money(price['cost'])}")
+    text = f"{head} {run['hours']:g} h (from {run['hours_from']}): " + ", ".join(parts) + "."
+    if run["monthly"] is not None:
+        between = "boot disk, bucket" if run["disk_between_runs"] else "bucket"
+        text += (
+            f" Between runs {_money(run['idle_monthly'])}/month keeps billing ({between}); "
+            f"{run['runs_per_month']:g} runs a month (--runs-per-month) = {_money(run['monthly'])}/month"
+        )
+        if run["monthly_spot"] is not None:
+            text += f" ({SPOT_MARK}{_money(run['monthly_spot'])} on spot)"
+        text += "."
+    return text
 
 
 def comparison_table(report: dict) -> list[str]:
-    """All stacks side by side: hourly, monthly, vCPUs, cost per million predictions, one training run."""
+    """All stacks side by side: cost, serving capacity, cost per million predictions, training runs."""
     bench = report["benchmark"]
-    head = [
-        "Stack",
-        "Target",
-        "Hourly",
-        "Monthly",
-        "Unpriced",
-        "vCPUs",
-        "$ per 1M predictions (min / max)",
-        "Training run (on-demand / spot)",
-    ]
+    head = ["Stack", "Target", "Monthly", "Unpriced", "Serving vCPUs", "Capacity req/s", "$ per 1M (min / max)",
+            "Training runs"]  # fmt: skip
     rows = [head]
     for row in report["comparison"]:
         run = row["training_run"]
         run_text = "-"
-        if run and run["hours"] is not None:
-            run_text = f"{run['hours']:g} h: {_money(run['on_demand']['cost'])} / {_money(run['spot']['cost'])}"
-        vcpus = f"{row['vcpus']:g}" if row["vcpus"] == row["vcpus_max"] else f"{row['vcpus']:g}-{row['vcpus_max']:g}"
-        if bench is None:
-            per_million = "no benchmark"
-        elif row["cost_per_million"] is None and row["cost_per_million_max"] is None:
-            per_million = "-"
+        if run and run["monthly"] is not None:
+            cost, spot = _money(run["on_demand"]["cost"]), _money(run["spot"]["cost"])
+            run_text = f"{run['runs_per_month']:g} x {run['hours']:g} h; a run {cost} / {SPOT_MARK}{spot} spot"
+        if row["serving_vcpus"] is None:
+            vcpus = capacity = per_million = "-"
         else:
-            lo, hi = row["cost_per_million"], row["cost_per_million_max"]
-            per_million = _money(lo, 4) if lo == hi else f"{_money(lo, 4)} / {_money(hi, 4)}"
+            vcpus = _pair(row["serving_vcpus"], row["serving_vcpus_max"], "{:g}", "-")
+            capacity = _pair(row["capacity_rps"], row["capacity_rps_max"], "{:.1f}", "-")
+            per_million = _pair(row["cost_per_million"], row["cost_per_million_max"], "${:.4f}", " / ")
+            if bench is None:
+                capacity = per_million = "no benchmark"
         rows.append(
             [
                 row["stack"],
                 row["target"],
-                _span(row["hourly"], row["hourly_max"], 4),
                 _span(row["monthly"], row["monthly_max"], 2),
                 str(row["unpriced"]),
                 vcpus,
+                capacity,
                 per_million,
                 run_text,
             ]
@@ -163,27 +170,57 @@ def comparison_table(report: dict) -> list[str]:
     out = ["Comparison"] + _render(rows, right={2, 3, 4, 5, 6})
     if bench:
         out.append(
-            f" $ per 1M predictions: hourly cost / ({bench['requests_per_second_per_vcpu']:g} requests/s per "
-            f"vCPU x vCPUs x 3600) x 1e6, from {bench['path']}, at full load; training stacks do not serve."
+            f" Capacity = {bench['requests_per_second_per_vcpu']:g} requests/s per vCPU ({bench['path']}) x "
+            "sustained serving vCPUs x target utilisation (GKE: the HPA's CPU target; a droplet: full load); "
+            "$ per 1M = hourly cost / (capacity x 3600) x 1e6. Training stacks do not serve."
         )
     else:
-        out.append(" $ per 1M predictions: needs a benchmark result (benchmarks/latest.json, or --benchmark PATH).")
+        out.append(" Capacity and $ per 1M predictions need a benchmark (benchmarks/latest.json, or --benchmark).")
+    return out
+
+
+def _pair(lo, hi, fmt: str, sep: str) -> str:
+    if lo is None:
+        return "-"
+    return fmt.format(lo) if lo == hi else f"{fmt.format(lo)}{sep}{fmt.format(hi)}"
+
+
+def break_even_table(report: dict) -> list[str]:
+    """Each traffic level where some stack's capacity ends: every stack's monthly cost, and the cheapest."""
+    result = report["break_even"]
+    if not result or not result["levels"]:
+        return []
+    names = list(result["levels"][0]["costs"])
+    targets = {row["stack"]: row["target"] for row in report["comparison"]}
+    rows = [["Up to req/s", *[f"{n} ({targets[n]})" for n in names], "Cheapest"]]
+    for level in result["levels"]:
+        costs = [_money(level["costs"][n]) if level["costs"][n] is not None else "cannot serve" for n in names]
+        rows.append([f"{level['rps']:.1f}", *costs, level["cheapest"] or "-"])
+    out = ["Break-even (monthly cost to serve each traffic level)"] + _render(rows, right=set(range(len(names) + 1)))
+    out.append(" " + summary(result, targets) + ".")
     return out
 
 
 def render(report: dict) -> str:
     """The whole text report."""
-    hours = report["hours_per_month"]
+    today = dt.date.fromisoformat(report["today"])
+    cat = report["catalogue"]
     out = [
-        f"Prices: {report['catalogue']['path']} (updated {report['catalogue']['updated']}), "
-        f"{report['currency']}, monthly = {hours:g} h"
+        f"Prices: {cat['path']} (updated {cat['updated']}), {report['currency']}, monthly = "
+        f"{report['hours_per_month']:g} h unless a line says otherwise; {SPOT_MARK} = spot price, indicative "
+        "(spot prices change up to daily)"
     ]
+    if cat["warning"]:
+        out.append(cat["warning"])
     assumed = ", ".join(
         f"{k} = {v['value']:g}" + (f" ({v['flag']})" if v["flag"] else "") for k, v in report["assumptions"].items()
     )
     out.append(f"Assumptions: {assumed}")
     for stack in report["stacks"]:
-        out += [""] + stack_table(stack, hours)
-    if len(report["stacks"]) > 0:
+        out += [""] + stack_table(stack, today)
+    if report["stacks"]:
         out += [""] + comparison_table(report)
+    table = break_even_table(report)
+    if table:
+        out += [""] + table
     return "\n".join(out)
