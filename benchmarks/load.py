@@ -214,13 +214,35 @@ def ratios(off: dict, on: dict) -> dict:
     }
 
 
+def markdown(report: dict) -> str:
+    """The README's table: one row per model, setting and client count, then the ratios."""
+    lines = [
+        "| weights | batching | clients | req/s | p50 ms | p99 ms | 503 share | worker RSS MB before / after |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for label, model in report["models"].items():
+        for name, setting in (("off", model["off"]), ("on", model["on"])):
+            rss = f"{setting['rss_mb_before']} / {setting['rss_mb_after']}"
+            for row in setting["results"]:
+                lines.append(
+                    f"| {label} | {name} (max batch {setting['max_batch']}) | {row['clients']} | {row['req_per_s']} "
+                    f"| {row['p50_ms']} | {row['p99_ms']} | {row['shed_share']:.1%} | {rss} |"
+                )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per client level")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "load.json")
+    parser.add_argument("--table", type=Path, help="print the markdown table of a results file and exit")
     args = parser.parse_args(argv)
+    if args.table:
+        print(markdown(json.loads(args.table.read_text())))
+        return 0
     if shutil.which("taskset") is None or len(os.sched_getaffinity(0)) < 2:
         raise SystemExit("error: make bench-load needs taskset and at least 2 CPUs (server and clients apart).")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stopped: still stop the servers (finally)
     os.sched_setaffinity(0, {CLIENT_CORE})
     from service.settings import DEFAULT_MAX_BATCH
 
@@ -246,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{label}: {report['models'][label]['ratios']}", flush=True)
     report["loadavg_after"] = os.getloadavg()
     args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(markdown(report))
     print(f"wrote {args.out}; load average before {load_before}, after {report['loadavg_after']}")
     return 0
 
