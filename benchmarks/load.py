@@ -166,7 +166,24 @@ def load(port: int, clients: int, seconds: float, perf: str) -> dict:
                 time.sleep(float(response.headers.get("Retry-After", "1")))
         conn.close()
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    probes: list[float] = []
+
+    def probe() -> None:  # a liveness probe every 100 ms, as a kubelet would (more often)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        while time.monotonic() < stop_at:
+            start = time.perf_counter()
+            try:
+                conn.request("GET", "/healthz")
+                conn.getresponse().read()
+                probes.append(time.perf_counter() - start)
+            except OSError:
+                probes.append(float("inf"))
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            time.sleep(0.1)
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)] + [threading.Thread(target=probe)]
     begin = time.monotonic()
     for thread in threads:
         thread.start()
@@ -175,6 +192,7 @@ def load(port: int, clients: int, seconds: float, perf: str) -> dict:
     wall = time.monotonic() - begin
     total = sum(counts.values())
     ms = np.array(latencies) * 1000 if latencies else np.array([np.nan])
+    probe_ms = np.array(probes) * 1000 if probes else np.array([np.nan])
     return {
         "clients": clients,
         "seconds": round(wall, 2),
@@ -184,6 +202,8 @@ def load(port: int, clients: int, seconds: float, perf: str) -> dict:
         "p99_ms": round(float(np.percentile(ms, 99)), 1),
         "shed_share": round(counts["shed"] / total, 3) if total else 0.0,
         "failed": counts["failed"],
+        "healthz_p50_ms": round(float(np.percentile(probe_ms, 50)), 1),
+        "healthz_max_ms": round(float(probe_ms.max()), 1),
     }
 
 
@@ -217,8 +237,9 @@ def ratios(off: dict, on: dict) -> dict:
 def markdown(report: dict) -> str:
     """The README's table: one row per model, setting and client count, then the ratios."""
     lines = [
-        "| weights | batching | clients | req/s | p50 ms | p99 ms | 503 share | worker RSS MB before / after |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| weights | batching | clients | req/s | p50 ms | p99 ms | 503 share | /healthz p50 / max ms "
+        "| worker RSS MB before / after |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for label, model in report["models"].items():
         for name, setting in (("off", model["off"]), ("on", model["on"])):
@@ -226,7 +247,8 @@ def markdown(report: dict) -> str:
             for row in setting["results"]:
                 lines.append(
                     f"| {label} | {name} (max batch {setting['max_batch']}) | {row['clients']} | {row['req_per_s']} "
-                    f"| {row['p50_ms']} | {row['p99_ms']} | {row['shed_share']:.1%} | {rss} |"
+                    f"| {row['p50_ms']} | {row['p99_ms']} | {row['shed_share']:.1%} "
+                    f"| {row['healthz_p50_ms']} / {row['healthz_max_ms']} | {rss} |"
                 )
     return "\n".join(lines)
 
