@@ -8,7 +8,7 @@ touches, 5 s, a fresh seed each time) for a fixed time; a client told 503 waits 
 served req/s, p50 and p99 of served requests, the share answered 503, and the worker's RSS before and after.
 Raw results: benchmarks/load.json.
 
-    python -m benchmarks.load [--seconds 8] [--out benchmarks/load.json]
+    python -m benchmarks.load [--seconds 8] [--out benchmarks/load.json] [--table RESULTS.json]
 """
 
 from __future__ import annotations
@@ -207,20 +207,27 @@ def load(port: int, clients: int, seconds: float, perf: str) -> dict:
     }
 
 
-def run_setting(weights: Path, label: str, max_batch: int, seconds: float, perf: str, tmp: Path) -> dict:
-    server = Server(weights, max_batch, tmp / f"{label}-{max_batch}.log")
+def run_model(weights: Path, label: str, settings: tuple[int, ...], seconds: float, perf: str, tmp: Path) -> list:
+    """One server per setting, all pinned to the same core (an idle one costs nothing); each client level is
+    measured for every setting back to back, so a change in the machine's other load hits them alike."""
+    servers = []
     try:
-        rss_before = rss_mb(server.worker)
-        rows = []
+        for max_batch in settings:
+            servers.append(Server(weights, max_batch, tmp / f"{label}-{max_batch}.log"))
+        runs = [{"max_batch": m, "rss_mb_before": round(rss_mb(s.worker), 1), "results": []}
+                for m, s in zip(settings, servers, strict=True)]  # fmt: skip
         for clients in CLIENTS:
-            load(server.port, clients, 1.0, perf)  # settle
-            row = load(server.port, clients, seconds, perf)
-            print(f"  {label} max_batch={max_batch} clients={clients}: {row}", flush=True)
-            rows.append(row)
-        return {"max_batch": max_batch, "rss_mb_before": round(rss_before, 1),
-                "rss_mb_after": round(rss_mb(server.worker), 1), "results": rows}  # fmt: skip
+            for server, run in zip(servers, runs, strict=True):
+                load(server.port, clients, 1.0, perf)  # settle
+                row = load(server.port, clients, seconds, perf)
+                print(f"  {label} max_batch={run['max_batch']} clients={clients}: {row}", flush=True)
+                run["results"].append(row)
+        for server, run in zip(servers, runs, strict=True):
+            run["rss_mb_after"] = round(rss_mb(server.worker), 1)
+        return runs
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
 
 
 def ratios(off: dict, on: dict) -> dict:
@@ -284,8 +291,7 @@ def main(argv: list[str] | None = None) -> int:
             ("2x256 shipped", SHIPPED_WEIGHTS),
             ("2x512 random", random_weights(tmp / "w512.npz", 512)),
         ):
-            off = run_setting(weights, label, 1, args.seconds, perf, tmp)
-            on = run_setting(weights, label, DEFAULT_MAX_BATCH, args.seconds, perf, tmp)
+            off, on = run_model(weights, label, (1, DEFAULT_MAX_BATCH), args.seconds, perf, tmp)
             report["models"][label] = {"off": off, "on": on, "ratios": ratios(off, on)}
             print(f"{label}: {report['models'][label]['ratios']}", flush=True)
     report["loadavg_after"] = os.getloadavg()
