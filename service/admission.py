@@ -2,8 +2,9 @@
 
 Why: throughput is fixed by the core, so without a bound every extra client only makes everyone wait longer, until
 requests time out. Here a request is admitted only while the work already admitted to this worker (queued and
-running) plus its own cost fits in `capacity`; beyond that it gets a fast 503 with Retry-After, so the latency of
-the requests that are served stays bounded by about `capacity` worth of work.
+running) plus its own cost fits the bound: `ROBOJAM_QUEUE_COST`, lowered to what the batching loop, at its measured
+speed, finishes in `ROBOJAM_QUEUE_MS` (so a bigger model or a busier core admits less). Beyond it a request gets a
+fast 503 with Retry-After, and the served requests' latency stays bounded by about that much work.
 
 A request's cost is in LSTM steps, the unit of the engine's work: its conditioning rows plus the generated steps
 its `seconds` will typically take (`STEPS_PER_SECOND`, the corpus's pace of about one touch per 50 ms; the engine's
@@ -23,6 +24,7 @@ from service.engine import MAX_STEPS
 
 STEPS_PER_SECOND = 20  # generated touches per second of continuation (the corpus's median pace)
 RETRY_AFTER_SECONDS = 1  # the queue holds well under a second of work: try again soon
+TYPICAL_COST = 200  # 100 rows, 5 s
 
 
 def request_cost(rows: int, seconds: float) -> int:
@@ -48,16 +50,37 @@ class RateLimited(Refused):
 
 
 class Admission:
-    """The per-worker bound on admitted work, in cost units (see request_cost). Thread-safe."""
+    """The per-worker bound on admitted work, in cost units (see request_cost). Thread-safe.
 
-    def __init__(self, capacity: int, on_change: Callable[[int, int], None] | None = None):
+    The bound is `capacity`, and with `rate` (the batching loop's measured steps per second) also what drains in
+    `seconds`: a slower model or a busier core admits less, so served requests keep a bounded latency.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        on_change: Callable[[int, int], None] | None = None,
+        *,
+        rate: Callable[[], float | None] | None = None,
+        seconds: float = 0.5,
+        floor: int = 2 * TYPICAL_COST,
+    ):
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}.")
         self.capacity = capacity
+        self._rate, self._seconds, self._floor = rate, seconds, floor
         self._on_change = on_change
         self._lock = threading.Lock()
         self._cost = 0
         self._requests = 0
+
+    @property
+    def bound(self) -> int:
+        """The admitted cost allowed now: `capacity`, lowered to what the loop drains in `seconds`."""
+        rate = self._rate() if self._rate is not None else None
+        if not rate:
+            return self.capacity
+        return int(min(self.capacity, max(self._floor, rate * self._seconds)))
 
     @property
     def load(self) -> tuple[int, int]:
@@ -66,7 +89,7 @@ class Admission:
 
     def check_room(self, cost: int = 2) -> None:
         """QueueFull now if not even a request of `cost` would fit: lets a full worker refuse before parsing."""
-        if self._requests and self._cost + cost > self.capacity:
+        if self._requests and self._cost + cost > self.bound:
             raise QueueFull("the server is at capacity; retry in a moment.")
 
     def admit(self, cost: int) -> _Ticket:
@@ -75,7 +98,7 @@ class Admission:
         A request alone is always admitted, whatever its cost (the rows x seconds cap bounds that cost).
         """
         with self._lock:
-            if self._requests and self._cost + cost > self.capacity:
+            if self._requests and self._cost + cost > self.bound:
                 raise QueueFull("the server is at capacity; retry in a moment.")
             self._cost += cost
             self._requests += 1
