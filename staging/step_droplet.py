@@ -209,12 +209,15 @@ class Poller:
 
 
 def predict_loop(url: str, stop: threading.Event, outcomes: list) -> None:
+    """POST /api/predict one after another, at most one every POLL_SECONDS (a fast error does not flood)."""
     while not stop.is_set():
+        started = time.monotonic()
         try:
             client.predict(url, timeout=30)
             outcomes.append("ok")
         except Exception as exc:  # noqa: BLE001 - each failure is a finding
             outcomes.append(f"{type(exc).__name__}: {exc}")
+        stop.wait(max(POLL_SECONDS - (time.monotonic() - started), 0))
 
 
 def second_image(ctx: Context) -> str:
@@ -255,7 +258,8 @@ def run_rollout(ctx: Context, recorded, rollout: Rollout) -> tuple[str, dict]:
             ctx.log(f"rollout to {next_image}: {rollout_seconds:.1f} s, {downtime}, predicts {len(outcomes)}")
             failed = [o for o in outcomes if o != "ok"]
             if failed:  # measured and reported, like the downtime: the rollout's behaviour, not staging's
-                ctx.log(f"WARNING: {len(failed)} of {len(outcomes)} /api/predict during the rollout failed: {failed}")
+                kinds = {reason: failed.count(reason) for reason in dict.fromkeys(failed)}
+                ctx.log(f"WARNING: {len(failed)} of {len(outcomes)} /api/predict during the rollout failed: {kinds}")
             if not outcomes or len(failed) == len(outcomes):
                 raise StagingError(f"no /api/predict through Caddy succeeded during the rollout: {failed[:1]}")
             container, port = runner.serving()
