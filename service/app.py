@@ -78,8 +78,7 @@ def create_app(config: dict | None = None, *, engine: Engine | None = None) -> F
     admission = Admission(
         app.config["ROBOJAM_QUEUE_COST"],
         on_change=metrics.set_queue,
-        rate=lambda: batcher.steps_per_second,
-        seconds=app.config["ROBOJAM_QUEUE_MS"] / 1000.0,
+        target_seconds=app.config["ROBOJAM_QUEUE_MS"] / 1000.0,
     )
     per_minute = app.config["ROBOJAM_RATE_LIMIT"]
     limiter = RateLimiter(per_minute, app.config["ROBOJAM_RATE_BURST"]) if per_minute else None

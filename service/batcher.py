@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 import os
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 
@@ -126,7 +125,6 @@ class Batcher:
         self._pending: deque[_Job] = deque()
         self._arriving = 0
         self._pid: int | None = None
-        self._rate: float | None = None  # LSTM steps per second of busy loop time, smoothed
         if self.batched:
             self._md = engine.mixtures * engine.dimension
             self._low = np.array([0.0, 0.0, MIN_DT], dtype=F32)
@@ -134,16 +132,6 @@ class Batcher:
             self._columns = np.arange(engine.dimension)
 
     # ---- request side ----------------------------------------------------------------------------------
-
-    @property
-    def steps_per_second(self) -> float | None:
-        """How fast this process's loop has been working through LSTM steps lately (None before any work)."""
-        return self._rate
-
-    def _record(self, steps: int, seconds: float) -> None:
-        if steps and seconds > 0:
-            rate = steps / seconds
-            self._rate = rate if self._rate is None else 0.98 * self._rate + 0.02 * rate
 
     def arriving(self) -> _Arrival:
         """Context for a request on its way (being parsed): the loop may wait a moment for it to join."""
@@ -220,9 +208,8 @@ class Batcher:
                 continue
             for job in jobs:
                 batch.add(job)
-            start = time.perf_counter()
             try:
-                self._record(self._iterate(batch), time.perf_counter() - start)
+                self._iterate(batch)
             except Exception as exc:  # fail the requests in the batch, keep the loop serving
                 for job in batch.jobs:
                     job.finish(error=exc)
@@ -231,7 +218,6 @@ class Batcher:
     def _run_alone(self, job: _Job) -> None:
         if self._observe_batch is not None:
             self._observe_batch(1)
-        start = time.perf_counter()
         try:
             result = self.engine.continue_performance(
                 job.events,
@@ -243,7 +229,6 @@ class Batcher:
         except Exception as exc:
             job.finish(error=exc)
         else:
-            self._record(len(job.events) + len(result), time.perf_counter() - start)
             job.finish(result)
 
     def _iterate(self, batch: _Batch) -> int:

@@ -157,29 +157,37 @@ def test_the_queue_is_bounded_in_cost_units_and_frees_on_release():
     assert admission.load == (0, 0) and changes[-1] == (0, 0)
 
 
-def test_the_bound_follows_the_measured_speed():
-    rate = [None]
-    admission = Admission(6400, rate=lambda: rate[0], seconds=0.5, floor=400)
-    assert admission.bound == 6400  # nothing measured yet: the configured bound
-    rate[0] = 2000.0  # a slow model: 0.5 s of work is 1000 steps
-    assert admission.bound == 1000
-    rate[0] = 100.0
+def test_the_bound_shrinks_when_replies_are_late_and_grows_back():
+    now = [0.0]
+    admission = Admission(6400, target_seconds=0.5, floor=400, clock=lambda: now[0])
+    assert admission.bound == 6400
+
+    def request(seconds: float) -> None:
+        with admission.admit(200):
+            now[0] += seconds
+
+    with admission.admit(200), admission.admit(200):  # a batch of two, both late: one cut, by a fifth
+        now[0] += 0.9
+    assert admission.bound == 5120
+    for _ in range(40):
+        now[0] += 0.3
+        request(0.9)
     assert admission.bound == 400  # never below the floor
-    rate[0] = 1e6
-    assert admission.bound == 6400  # never above the configured bound
-    rate[0] = 2000.0
-    first = admission.admit(800)
+    first, second = admission.admit(200), admission.admit(200)
     with pytest.raises(QueueFull):
-        admission.admit(300)
-    with first:
-        pass
-
-
-def test_the_loop_measures_its_speed(engine):
-    batcher = Batcher(engine, max_batch=4)
-    assert batcher.steps_per_second is None
-    batcher.generate(clean(parse_csv(random_performance(seed=6))), rng=np.random.default_rng(0))
-    assert batcher.steps_per_second > 0
+        admission.admit(200)
+    with first, second:
+        pass  # on time: +50 each
+    assert admission.bound == 500
+    for _ in range(10):
+        request(0.1)
+    assert admission.bound == 1000
+    for _ in range(1000):
+        request(0.1)
+    assert admission.bound == 6400  # never above the configured bound
+    with admission.admit(2000):  # ten typical requests' work may take ten times as long
+        now[0] += 4.0
+    assert admission.bound == 6400
 
 
 def test_a_request_alone_is_admitted_whatever_its_cost():
