@@ -14,10 +14,11 @@ import subprocess
 import time
 
 from staging import adapt, client
+from staging.caddy import adapted, running
 from staging.context import Context
 from staging.droplet_rollout import deployed, rollout_of
 from staging.engine import StagingError
-from staging.step_droplet import adapted_caddy, caddy_running, caddyfile_of, plan
+from staging.step_droplet import caddyfile_of, plan
 
 DOMAIN = "jam.example.org"
 OVERRIDES = {"robojam:domain": DOMAIN, "robojam:acmeEmail": "ops@example.org"}
@@ -55,12 +56,12 @@ def run(ctx: Context) -> tuple[str, dict]:
         raise StagingError("the droplet's user-data with a domain writes no Caddyfile.")
     root_ca = ctx.build_dir / "caddy" / "storage" / "pki" / "authorities" / "local" / "root.crt"
     with service(ctx, recorded) as (app, upstream):
-        rendered, config, _, https_port = adapted_caddy(ctx, caddyfile, upstream, "https")
+        rendered, config, _, https_port = adapted(ctx, caddyfile, upstream, "https")
         private = adapt.blocked_paths(rendered)
         ctx.log(f"changes: {'; '.join(adapt.CHANGES['caddy'])}")
         site = f"https://{DOMAIN}:{https_port}"
         resolve = ["--resolve", f"{DOMAIN}:{https_port}:127.0.0.1"]
-        with caddy_running(ctx, config, "https") as proxy:
+        with running(ctx, config, "https") as proxy:
             deadline = time.monotonic() + 30
             status, body = 0, ""
             while time.monotonic() < deadline:
