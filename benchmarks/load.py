@@ -8,7 +8,7 @@ touches, 5 s, a fresh seed each time) for a fixed time; a client told 503 waits 
 served req/s, p50 and p99 of served requests, the share answered 503, and the worker's RSS before and after.
 Raw results: benchmarks/load.json.
 
-    python -m benchmarks.load [--seconds 8] [--out benchmarks/load.json]
+    python -m benchmarks.load [--seconds 8] [--out benchmarks/load.json] [--table RESULTS.json]
 """
 
 from __future__ import annotations
@@ -166,7 +166,24 @@ def load(port: int, clients: int, seconds: float, perf: str) -> dict:
                 time.sleep(float(response.headers.get("Retry-After", "1")))
         conn.close()
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    probes: list[float] = []
+
+    def probe() -> None:  # a liveness probe every 100 ms, as a kubelet would (more often)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        while time.monotonic() < stop_at:
+            start = time.perf_counter()
+            try:
+                conn.request("GET", "/healthz")
+                conn.getresponse().read()
+                probes.append(time.perf_counter() - start)
+            except OSError:
+                probes.append(float("inf"))
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            time.sleep(0.1)
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)] + [threading.Thread(target=probe)]
     begin = time.monotonic()
     for thread in threads:
         thread.start()
@@ -175,6 +192,7 @@ def load(port: int, clients: int, seconds: float, perf: str) -> dict:
     wall = time.monotonic() - begin
     total = sum(counts.values())
     ms = np.array(latencies) * 1000 if latencies else np.array([np.nan])
+    probe_ms = np.array(probes) * 1000 if probes else np.array([np.nan])
     return {
         "clients": clients,
         "seconds": round(wall, 2),
@@ -184,23 +202,32 @@ def load(port: int, clients: int, seconds: float, perf: str) -> dict:
         "p99_ms": round(float(np.percentile(ms, 99)), 1),
         "shed_share": round(counts["shed"] / total, 3) if total else 0.0,
         "failed": counts["failed"],
+        "healthz_p50_ms": round(float(np.percentile(probe_ms, 50)), 1),
+        "healthz_max_ms": round(float(probe_ms.max()), 1),
     }
 
 
-def run_setting(weights: Path, label: str, max_batch: int, seconds: float, perf: str, tmp: Path) -> dict:
-    server = Server(weights, max_batch, tmp / f"{label}-{max_batch}.log")
+def run_model(weights: Path, label: str, settings: tuple[int, ...], seconds: float, perf: str, tmp: Path) -> list:
+    """One server per setting, all pinned to the same core (an idle one costs nothing); each client level is
+    measured for every setting back to back, so a change in the machine's other load hits them alike."""
+    servers = []
     try:
-        rss_before = rss_mb(server.worker)
-        rows = []
+        for max_batch in settings:
+            servers.append(Server(weights, max_batch, tmp / f"{label}-{max_batch}.log"))
+        runs = [{"max_batch": m, "rss_mb_before": round(rss_mb(s.worker), 1), "results": []}
+                for m, s in zip(settings, servers, strict=True)]  # fmt: skip
         for clients in CLIENTS:
-            load(server.port, clients, 1.0, perf)  # settle
-            row = load(server.port, clients, seconds, perf)
-            print(f"  {label} max_batch={max_batch} clients={clients}: {row}", flush=True)
-            rows.append(row)
-        return {"max_batch": max_batch, "rss_mb_before": round(rss_before, 1),
-                "rss_mb_after": round(rss_mb(server.worker), 1), "results": rows}  # fmt: skip
+            for server, run in zip(servers, runs, strict=True):
+                load(server.port, clients, 1.0, perf)  # settle
+                row = load(server.port, clients, seconds, perf)
+                print(f"  {label} max_batch={run['max_batch']} clients={clients}: {row}", flush=True)
+                run["results"].append(row)
+        for server, run in zip(servers, runs, strict=True):
+            run["rss_mb_after"] = round(rss_mb(server.worker), 1)
+        return runs
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
 
 
 def ratios(off: dict, on: dict) -> dict:
@@ -214,13 +241,37 @@ def ratios(off: dict, on: dict) -> dict:
     }
 
 
+def markdown(report: dict) -> str:
+    """The README's table: one row per model, setting and client count, then the ratios."""
+    lines = [
+        "| weights | batching | clients | req/s | p50 ms | p99 ms | 503 share | /healthz p50 / max ms "
+        "| worker RSS MB before / after |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for label, model in report["models"].items():
+        for name, setting in (("off", model["off"]), ("on", model["on"])):
+            rss = f"{setting['rss_mb_before']} / {setting['rss_mb_after']}"
+            for row in setting["results"]:
+                lines.append(
+                    f"| {label} | {name} (max batch {setting['max_batch']}) | {row['clients']} | {row['req_per_s']} "
+                    f"| {row['p50_ms']} | {row['p99_ms']} | {row['shed_share']:.1%} "
+                    f"| {row['healthz_p50_ms']} / {row['healthz_max_ms']} | {rss} |"
+                )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per client level")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "load.json")
+    parser.add_argument("--table", type=Path, help="print the markdown table of a results file and exit")
     args = parser.parse_args(argv)
+    if args.table:
+        print(markdown(json.loads(args.table.read_text())))
+        return 0
     if shutil.which("taskset") is None or len(os.sched_getaffinity(0)) < 2:
         raise SystemExit("error: make bench-load needs taskset and at least 2 CPUs (server and clients apart).")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stopped: still stop the servers (finally)
     os.sched_setaffinity(0, {CLIENT_CORE})
     from service.settings import DEFAULT_MAX_BATCH
 
@@ -240,12 +291,12 @@ def main(argv: list[str] | None = None) -> int:
             ("2x256 shipped", SHIPPED_WEIGHTS),
             ("2x512 random", random_weights(tmp / "w512.npz", 512)),
         ):
-            off = run_setting(weights, label, 1, args.seconds, perf, tmp)
-            on = run_setting(weights, label, DEFAULT_MAX_BATCH, args.seconds, perf, tmp)
+            off, on = run_model(weights, label, (1, DEFAULT_MAX_BATCH), args.seconds, perf, tmp)
             report["models"][label] = {"off": off, "on": on, "ratios": ratios(off, on)}
             print(f"{label}: {report['models'][label]['ratios']}", flush=True)
     report["loadavg_after"] = os.getloadavg()
     args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(markdown(report))
     print(f"wrote {args.out}; load average before {load_before}, after {report['loadavg_after']}")
     return 0
 

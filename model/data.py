@@ -76,11 +76,8 @@ def download_corpus(dest: Path) -> Path:
 
 
 def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def load_corpus(path: str | os.PathLike | None = None, *, download: bool = False) -> Corpus:
@@ -163,6 +160,8 @@ def _read_csv(p: Path) -> np.ndarray:
     """One performance file in the app's CSV (robojam_format.performance); a header alone is an empty one."""
     try:
         return parse_csv(p.read_text(encoding="utf-8"), name=p.name)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{p.name} is not UTF-8 text (byte {exc.start}); MicroJam writes its CSV in UTF-8.") from None
     except NoTouches:
         return np.zeros((0, 3), np.float32)
     except PerformanceError as exc:

@@ -2,8 +2,12 @@
 
 Why: throughput is fixed by the core, so without a bound every extra client only makes everyone wait longer, until
 requests time out. Here a request is admitted only while the work already admitted to this worker (queued and
-running) plus its own cost fits in `capacity`; beyond that it gets a fast 503 with Retry-After, so the latency of
-the requests that are served stays bounded by about `capacity` worth of work.
+running) plus its own cost fits the bound; beyond it a request gets a fast 503 with Retry-After. The bound starts
+at `ROBOJAM_QUEUE_COST` and adapts to what the core actually gets through (additive increase, multiplicative
+decrease, as adaptive concurrency limits do): a reply later than `ROBOJAM_QUEUE_MS` after admission (times its
+cost in typical requests, if more) cuts it by a fifth, at most once per half that time; a timely one raises it by
+a quarter of a typical request. So a bigger model or a slower or busier core admits less, and served requests
+keep a bounded latency.
 
 A request's cost is in LSTM steps, the unit of the engine's work: its conditioning rows plus the generated steps
 its `seconds` will typically take (`STEPS_PER_SECOND`, the corpus's pace of about one touch per 50 ms; the engine's
@@ -23,6 +27,7 @@ from service.engine import MAX_STEPS
 
 STEPS_PER_SECOND = 20  # generated touches per second of continuation (the corpus's median pace)
 RETRY_AFTER_SECONDS = 1  # the queue holds well under a second of work: try again soon
+TYPICAL_COST = 200  # 100 rows, 5 s
 
 
 def request_cost(rows: int, seconds: float) -> int:
@@ -48,16 +53,32 @@ class RateLimited(Refused):
 
 
 class Admission:
-    """The per-worker bound on admitted work, in cost units (see request_cost). Thread-safe."""
+    """The per-worker bound on admitted work, in cost units (see request_cost), adapted to latency. Thread-safe."""
 
-    def __init__(self, capacity: int, on_change: Callable[[int, int], None] | None = None):
+    def __init__(
+        self,
+        capacity: int,
+        on_change: Callable[[int, int], None] | None = None,
+        *,
+        target_seconds: float = 0.5,
+        floor: int = 2 * TYPICAL_COST,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}.")
-        self.capacity = capacity
+        self.capacity, self.target_seconds = capacity, target_seconds
+        self._floor, self._clock = min(floor, capacity), clock
+        self._bound = float(capacity)
+        self._last_cut = -math.inf
         self._on_change = on_change
         self._lock = threading.Lock()
         self._cost = 0
         self._requests = 0
+
+    @property
+    def bound(self) -> int:
+        """The admitted cost allowed now (between the floor and `capacity`)."""
+        return int(self._bound)
 
     @property
     def load(self) -> tuple[int, int]:
@@ -66,7 +87,7 @@ class Admission:
 
     def check_room(self, cost: int = 2) -> None:
         """QueueFull now if not even a request of `cost` would fit: lets a full worker refuse before parsing."""
-        if self._requests and self._cost + cost > self.capacity:
+        if self._requests and self._cost + cost > self._bound:
             raise QueueFull("the server is at capacity; retry in a moment.")
 
     def admit(self, cost: int) -> _Ticket:
@@ -75,17 +96,24 @@ class Admission:
         A request alone is always admitted, whatever its cost (the rows x seconds cap bounds that cost).
         """
         with self._lock:
-            if self._requests and self._cost + cost > self.capacity:
+            if self._requests and self._cost + cost > self._bound:
                 raise QueueFull("the server is at capacity; retry in a moment.")
             self._cost += cost
             self._requests += 1
             self._changed()
-        return _Ticket(self, cost)
+        return _Ticket(self, cost, self._clock())
 
-    def _release(self, cost: int) -> None:
+    def _release(self, cost: int, started: float) -> None:
+        now = self._clock()
         with self._lock:
             self._cost -= cost
             self._requests -= 1
+            if now - started > self.target_seconds * max(1.0, cost / TYPICAL_COST):  # big requests may take longer
+                if now - self._last_cut >= self.target_seconds / 2:  # one cut per burst of late replies
+                    self._bound = max(float(self._floor), self._bound * 0.8)
+                    self._last_cut = now
+            else:
+                self._bound = min(float(self.capacity), self._bound + TYPICAL_COST / 4)
             self._changed()
 
     def _changed(self) -> None:
@@ -94,14 +122,14 @@ class Admission:
 
 
 class _Ticket:
-    def __init__(self, admission: Admission, cost: int):
-        self._admission, self._cost = admission, cost
+    def __init__(self, admission: Admission, cost: int, started: float):
+        self._admission, self._cost, self._started = admission, cost, started
 
     def __enter__(self) -> _Ticket:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._admission._release(self._cost)
+        self._admission._release(self._cost, self._started)
 
 
 class RateLimiter:

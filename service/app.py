@@ -75,7 +75,11 @@ def create_app(config: dict | None = None, *, engine: Engine | None = None) -> F
         observe_batch=metrics.observe_batch,
     )
     readiness = Readiness(lambda: _warm_up(batcher))
-    admission = Admission(app.config["ROBOJAM_QUEUE_COST"], on_change=metrics.set_queue)
+    admission = Admission(
+        app.config["ROBOJAM_QUEUE_COST"],
+        on_change=metrics.set_queue,
+        target_seconds=app.config["ROBOJAM_QUEUE_MS"] / 1000.0,
+    )
     per_minute = app.config["ROBOJAM_RATE_LIMIT"]
     limiter = RateLimiter(per_minute, app.config["ROBOJAM_RATE_BURST"]) if per_minute else None
     app.extensions["robojam"] = Runtime(engine, readiness, batcher, admission, limiter)

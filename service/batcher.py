@@ -1,15 +1,18 @@
 """Continuous (iteration-level) batching: one loop per worker process advances every active request by one LSTM
 step per iteration, in one `(B, .)` matrix product per layer, so the weights are read once for all B requests.
 
-Why: one request's step is bound by streaming the weights from memory, so a lone request leaves the core idle in
-cache misses; B requests in one product share that read. Requests join and leave between iterations (as in LLM
-servers): a request that arrives while others are generating starts conditioning at the next iteration, one that
-reaches its length leaves at once. Each request keeps its own LSTM state rows, its own position and its own
-`numpy.random.Generator`, from which it draws all its randomness up front exactly as `Engine.continue_performance`
-does, so the same seed and input give the same touches as the unbatched engine. They are equal within float32
-rounding, not bit for bit: a `(B, n) @ W` product sums in a different order than the engine's `(n,) @ W`, and
-conditioning steps `[x, h] @ W` where the engine adds `x @ K` and `h @ R`; tests/test_batching.py holds the two to
-1e-5 (the engine<->Keras tolerance) under 16 concurrent requests of mixed lengths.
+Why: one request's step streams all the weights through the core for one matrix-vector product per layer; B
+requests in one matrix-matrix product share that read. (The gain is largest when the weights do not fit in the
+core's cache: 2x512's 12.6 MB; see the README's load benchmark.) Requests join and leave between iterations (as in
+LLM servers): a request that arrives while others are generating starts conditioning at the next iteration, one
+that reaches its length leaves at once. A request alone conditions layer by layer as the engine does (cache
+friendly), a chunk at a time so newcomers can join. Each request keeps its own LSTM state rows, its own position
+and its own `numpy.random.Generator`, from which it draws all its randomness up front exactly as
+`Engine.continue_performance` does, and a few draws per iteration use the engine's own Sampler, many use the same
+arithmetic vectorised. So the same seed and input give the same touches as the unbatched engine, within float32
+rounding rather than bit for bit: a `(B, n) @ W` product sums in another order than the engine's `(n,) @ W`, and a
+recurrent network carries such differences on. tests/test_batching.py holds MDN outputs to 1e-5 (the
+engine<->Keras tolerance) and replies under 16 concurrent requests of mixed lengths to 1e-4.
 
 `max_batch=1` turns batching off: the loop then runs each request alone through `Engine.continue_performance`
 (bit-identical to the unbatched engine), one at a time, which is also the fair baseline for `make bench-load`.
@@ -228,20 +231,21 @@ class Batcher:
         else:
             job.finish(result)
 
-    def _iterate(self, batch: _Batch) -> None:
-        """One LSTM step for every active job, then a draw for every job that has finished conditioning."""
+    def _iterate(self, batch: _Batch) -> int:
+        """One LSTM step for every active job, then a draw for every job that has finished conditioning.
+
+        Returns the number of LSTM steps taken (one per job, or a lone job's conditioning chunk)."""
         engine, jobs = self.engine, batch.jobs
         for row in range(len(jobs) - 1, -1, -1):
             if jobs[row].cancelled:
                 batch.remove(row)
         n = len(jobs)
         if n == 0:
-            return
+            return 0
         if self._observe_batch is not None:
             self._observe_batch(n)
         if n == 1 and jobs[0].pos < jobs[0].rows and not self._pending:
-            self._prefill_alone(batch, jobs[0])
-            return
+            return self._prefill_alone(batch, jobs[0])
         d = engine.dimension
         z = batch.z[:n]
         conditioning = [(row, job) for row, job in enumerate(jobs) if job.pos < job.rows]
@@ -266,8 +270,9 @@ class Batcher:
         sampling = [row for row, job in enumerate(jobs) if job.pos == job.rows]
         if sampling:
             self._sample(batch, sampling)
+        return n
 
-    def _prefill_alone(self, batch: _Batch, job: _Job) -> None:
+    def _prefill_alone(self, batch: _Batch, job: _Job) -> int:
         """Condition a lone request on up to PREFILL_CHUNK rows the engine's way, layer by layer.
 
         Alone, a request gains nothing from stepping all layers at once, and layer by layer each layer's weights
@@ -296,6 +301,7 @@ class Batcher:
             np.matmul(batch.z[:1, lo:hi], engine._head, out=batch.out[:1])
             np.add(batch.out[:1], engine._head_bias, out=batch.out[:1])
             self._sample(batch, [0])
+        return len(seq)
 
     def _cell(self, batch: _Batch, layer: int, n: int) -> None:
         """Vectorised LSTM cell for rows 0..n-1 (same operations as the engine's `_Workspace.cell`)."""

@@ -34,11 +34,8 @@ class ModelInfo(BaseModel):
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def parameter_count(units: int, layers: int, mixtures: int, dimension: int) -> int:

@@ -29,6 +29,7 @@ DEFAULT_BIND = "127.0.0.1:5000"
 DEFAULT_MAX_BATCH = 32  # requests advanced together per iteration of the batching loop (1 turns batching off)
 DEFAULT_BATCH_WAIT_MS = 2
 DEFAULT_QUEUE_COST = 6400  # admitted work per worker, in LSTM steps: about 32 typical requests
+DEFAULT_QUEUE_MS = 500  # ... and no more than the batching loop gets through in this long at its measured speed
 DEFAULT_MAX_ROW_SECONDS = 10_000  # rows x seconds: 2000 rows at 5 s, or 1000 rows at 10 s
 DEFAULT_TIMEOUT = 30
 DEFAULT_READ_TIMEOUT = 10  # seconds for a request's headers and body to arrive (service/worker.py)
@@ -108,6 +109,7 @@ def from_env(env: Mapping[str, str] | None = None) -> dict:
         "ROBOJAM_MAX_BATCH": env_int(env, "ROBOJAM_MAX_BATCH", DEFAULT_MAX_BATCH),
         "ROBOJAM_BATCH_WAIT_MS": env_int(env, "ROBOJAM_BATCH_WAIT_MS", DEFAULT_BATCH_WAIT_MS, minimum=0),
         "ROBOJAM_QUEUE_COST": env_int(env, "ROBOJAM_QUEUE_COST", DEFAULT_QUEUE_COST),
+        "ROBOJAM_QUEUE_MS": env_int(env, "ROBOJAM_QUEUE_MS", DEFAULT_QUEUE_MS),
         "ROBOJAM_MAX_ROW_SECONDS": env_int(env, "ROBOJAM_MAX_ROW_SECONDS", DEFAULT_MAX_ROW_SECONDS),
         "ROBOJAM_RATE_LIMIT": env_int(env, "ROBOJAM_RATE_LIMIT", 0, minimum=0),
         "ROBOJAM_RATE_BURST": env_int(env, "ROBOJAM_RATE_BURST", 10),

@@ -157,6 +157,39 @@ def test_the_queue_is_bounded_in_cost_units_and_frees_on_release():
     assert admission.load == (0, 0) and changes[-1] == (0, 0)
 
 
+def test_the_bound_shrinks_when_replies_are_late_and_grows_back():
+    now = [0.0]
+    admission = Admission(6400, target_seconds=0.5, floor=400, clock=lambda: now[0])
+    assert admission.bound == 6400
+
+    def request(seconds: float) -> None:
+        with admission.admit(200):
+            now[0] += seconds
+
+    with admission.admit(200), admission.admit(200):  # a batch of two, both late: one cut, by a fifth
+        now[0] += 0.9
+    assert admission.bound == 5120
+    for _ in range(40):
+        now[0] += 0.3
+        request(0.9)
+    assert admission.bound == 400  # never below the floor
+    first, second = admission.admit(200), admission.admit(200)
+    with pytest.raises(QueueFull):
+        admission.admit(200)
+    with first, second:
+        pass  # on time: +50 each
+    assert admission.bound == 500
+    for _ in range(10):
+        request(0.1)
+    assert admission.bound == 1000
+    for _ in range(1000):
+        request(0.1)
+    assert admission.bound == 6400  # never above the configured bound
+    with admission.admit(2000):  # ten typical requests' work may take ten times as long
+        now[0] += 4.0
+    assert admission.bound == 6400
+
+
 def test_a_request_alone_is_admitted_whatever_its_cost():
     with Admission(10).admit(5000):
         pass

@@ -109,10 +109,24 @@ def test_pods_fit_raises_the_gke_minimum_on_the_repo_stack(plans):
     configured = pool.inputs["autoscaling"]["minNodeCount"]
     estimate = price_plan(plan, CAT)
     nodes = next(line for line in estimate.lines if line.type == pool.type and line.category == "compute")
-    assert configured == 1 and nodes.quantity == 2  # two 250m replicas + GKE's system pods > one e2-medium
-    assert f"minimum raised from {configured} to 2 nodes" in nodes.note
+    containers = plan.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]["containers"]
+    pod_m = sum(int(c["resources"]["requests"]["cpu"].rstrip("m")) for c in containers)  # sidecars included
+    assert len(containers) >= 1 and pod_m >= 250
+    assert configured == 1 and nodes.quantity == 2  # two replicas + GKE's system pods > one e2-medium
+    assert f"minimum raised from {configured} to 2 nodes: 2 x {pod_m}m CPU" in nodes.note
     assert "a rollout (maxSurge 1) runs 3 pods: 3 nodes while it lasts" in nodes.note  # surge pod needs a node
     assert estimate.to_dict()["totals"]["monthly"] == pytest.approx(94.51, abs=0.01)  # not $56.40
+
+
+def test_reserved_ip_of_a_droplet_with_a_domain_is_free_while_assigned():
+    plan = plan_stack("dev", overrides={"robojam:domain": "jam.example.org"})
+    (ip,) = [line for line in price_plan(plan, CAT).lines if line.type == "digitalocean:index/reservedIp:ReservedIp"]
+    assert ip.component == "reserved IPv4 (assigned)" and ip.monthly == 0.0
+    unassigned = dataclasses.replace(
+        plan, resources=[r for r in plan.resources if not r.type.endswith(":ReservedIpAssignment")]
+    )
+    (lone,) = [x for x in price_plan(unassigned, CAT).lines if x.type == ip.type]
+    assert lone.monthly == pytest.approx(5.0)
 
 
 def test_gke_cost_per_million_uses_sustained_vcpus_and_the_hpa_target(capsys, tmp_path, plans):

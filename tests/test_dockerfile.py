@@ -124,6 +124,23 @@ def test_only_serving_files_enter_the_build(parsed):
         assert ignored(path), f"{path} would enter the build context"
 
 
+def test_copied_packages_hold_only_modules_and_the_page():
+    """What `COPY robojam_format/` and `COPY service/` take from the tree: Python modules and the page's static
+    files, nothing left behind by an editor or a merge (`*.orig`, `*.rej`, `*~`, backups)."""
+    lines = (REPO_ROOT / ".dockerignore").read_text().splitlines()
+    ignored = PatternMatcher([line.strip() for line in lines if line.strip() and not line.startswith("#")]).matches
+    page = {".html", ".css", ".js", ".svg"}
+    stray = [
+        relative
+        for package in ("robojam_format", "service")
+        for path in sorted((REPO_ROOT / package).rglob("*"))
+        if path.is_file()
+        and not ignored(relative := path.relative_to(REPO_ROOT).as_posix())
+        and not (path.suffix == ".py" or (path.parent.name == "static" and path.suffix in page))
+    ]
+    assert stray == []
+
+
 def test_image_installs_only_the_serving_dependencies(parsed, tmp_path):
     """Run the deps stage's requirements step on this pyproject.toml and read what it would install."""
     (run,) = [value for value in instructions(parsed, "RUN") if "requirements.txt" in value]

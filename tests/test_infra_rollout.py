@@ -94,6 +94,9 @@ FAKE_ENGINE = textwrap.dedent(
         print("fake log line")
     elif args[0] == "image":
         pass
+    elif args[0] == "reload":  # stands in for the proxy's reload (PROXY_RELOAD)
+        with open(LOG, "a") as log:
+            log.write("upstreams " + open(os.environ["UPSTREAMS_FILE"]).read())
     else:
         sys.exit(f"fake engine: unknown command {args}")
     '''
@@ -106,6 +109,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def two_free_ports() -> tuple[int, int]:
+    first = free_port()
+    second = free_port()
+    while second == first:
+        second = free_port()
+    return first, second
+
+
 @pytest.fixture
 def engine(tmp_path):
     fake = tmp_path / "fake-docker"
@@ -116,9 +127,12 @@ def engine(tmp_path):
         "DOCKER": str(fake),
         "FAKE_STATE": str(tmp_path / "state.json"),
         "FAKE_LOG": str(tmp_path / "calls.log"),
-        "PORTS": f"{free_port()} {free_port()}",
+        "PORTS": " ".join(map(str, two_free_ports())),
         "READY_TIMEOUT": "10",
         "STOP_TIMEOUT": "5",
+        "UPSTREAMS_FILE": str(tmp_path / "upstreams"),
+        "PROXY_RELOAD": f"{fake} reload",
+        "SWITCH_WAIT": "0.1",
     }
 
     def rollout(image: str) -> subprocess.CompletedProcess:
@@ -155,7 +169,10 @@ def test_blue_green_pulls_and_readies_the_new_image_before_stopping_the_old(engi
     assert second.returncode == 0, second.stdout + second.stderr
     calls = [c.split()[0] + (" " + c.split()[-1] if c.startswith(("stop", "rm")) else "") for c in engine.calls()]
     calls = calls[calls_before:]
-    assert calls.index("pull") < calls.index("run") < calls.index("stop robojam-a")  # old serves until new is ready
+    # the old container serves until the new one is ready and the proxy prefers the new one
+    assert calls.index("pull") < calls.index("run") < calls.index("upstreams") < calls.index("stop robojam-a")
+    a, b = engine.ports
+    assert f"upstreams to 127.0.0.1:{b} 127.0.0.1:{a}" in engine.calls()
     assert set(engine.state()) == {"robojam-b"} and engine.state()["robojam-b"]["image"].endswith("2" * 64)
     assert serving(engine.ports[1]) and not serving(engine.ports[0])
     assert "serves in slot b" in second.stdout

@@ -119,3 +119,11 @@ def test_csv_corpus_follows_the_contract_rules(tmp_path):
     (tmp_path / "b.csv").write_text("time,x,y\n0,0.5,0.5\n0.1,nan,0.5\n")
     with pytest.raises(DataError, match=r"^b\.csv, line 3: the 'x' value 'nan' is not a finite number\.$"):
         load_corpus(tmp_path)
+
+
+def test_a_csv_file_that_is_not_utf8_is_refused_by_name(tmp_path):
+    (tmp_path / "a.csv").write_text("time,x,y\n0,0.5,0.5\n")
+    (tmp_path / "latin1.csv").write_bytes("time,x,y\n0,0.5,0.5 # café\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"^latin1\.csv is not UTF-8 text") as info:
+        load_corpus(tmp_path)
+    assert "\n" not in str(info.value) and str(info.value).endswith(".")

@@ -90,7 +90,8 @@ def test_loading_the_engine_imports_no_framework():
 
 
 def test_serving_import_graph_has_no_tensorflow(tmp_path):
-    """A fresh interpreter builds the app, answers a request and has not imported tensorflow or keras."""
+    """A fresh interpreter builds the app, answers a request and has not imported tensorflow, keras or model/
+    (not even through robojam_format, which the static check above does not read)."""
     weights = write_random_artifact(tmp_path / "w.npz", units=16, mixtures=2)
     code = f"""
 import json, sys
@@ -99,7 +100,7 @@ from service.app import create_app
 app = create_app({{"ROBOJAM_WEIGHTS": {str(weights)!r}}})
 reply = app.test_client().post("/api/predict", json={{"perf": {PERF!r}}})
 assert reply.status_code == 200, reply.get_data()
-print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "numpy"))))
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "model", "numpy"))))
 """
     env = {"PATH": str(Path(sys.executable).parent), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     done = subprocess.run(

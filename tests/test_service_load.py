@@ -153,6 +153,22 @@ def test_slow_and_idle_sockets_do_not_stop_a_normal_client(tmp_path, weights):
                 sock.close()
 
 
+def test_the_slow_client_check_can_fail_with_too_few_threads(tmp_path, weights):
+    """Control: with gunicorn's old 2 threads, 24 idle sockets do hold up a normal client (as in issue 11)."""
+    env = {"ROBOJAM_WEIGHTS": str(weights), "ROBOJAM_WORKERS": "1", "ROBOJAM_THREADS": "2"}
+    with Server(tmp_path / "control.log", env=env) as server:
+        server.wait_ready()
+        sockets = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(24)]
+        try:
+            time.sleep(0.2)
+            with pytest.raises(requests.Timeout):
+                for _ in range(5):
+                    requests.get(server.url + "/healthz", timeout=1)
+        finally:
+            for sock in sockets:
+                sock.close()
+
+
 def test_sigterm_completes_the_requests_in_flight(tmp_path):
     weights = write_random_artifact(tmp_path / "w256.npz", units=256, mixtures=5)  # slow enough to catch in flight
     env = {"ROBOJAM_WEIGHTS": str(weights), "ROBOJAM_WORKERS": "1"}

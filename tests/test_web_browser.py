@@ -275,6 +275,29 @@ def test_auto_mode_sends_after_a_pause_without_a_click(server, browser):
     assert page.problems == []
 
 
+def test_auto_mode_switched_off_during_the_pause_sends_nothing(server, browser):
+    page = browser(**DESKTOP).open(server.url)
+    page.page.check("#auto")
+    page.mouse_stroke([(0.3, 0.3), (0.4, 0.4), (0.5, 0.5)], release=False)
+    # The pointer is lifted and Auto unchecked in the same task, well inside the 600 ms pause. (The mouse's own
+    # later pointerup finds no pointer down and does nothing.)
+    page.page.evaluate(
+        """() => {
+            const pad = document.getElementById('pad');
+            pad.dispatchEvent(new PointerEvent('pointerup', { pointerId: 1, pointerType: 'mouse', bubbles: true }));
+            document.getElementById('auto').click();
+        }"""
+    )
+    assert not page.page.is_checked("#auto")
+    page.page.wait_for_timeout(3 * 600)
+    page.page.mouse.up()
+    assert not any(url.endswith("/api/predict") for url in page.requests), "sent although Auto was switched off"
+    assert page.page.locator("#layers li.layer-you").count() == 0
+    body, response = page.jam()  # the recording is still there for Jam
+    assert len(sent_rows(body)) >= 3 and response.status == 200
+    assert page.problems == []
+
+
 def test_auto_mode_sends_at_once_when_the_5_s_are_up(server, browser):
     page = browser(**DESKTOP).open(server.url)
     page.page.check("#auto")
@@ -318,6 +341,43 @@ def test_continue_sends_the_previous_reply_and_layers_download_as_csv(server, br
     assert page.problems == []
 
 
+def test_clear_drops_a_reply_still_on_its_way_and_a_queued_send(server, browser):
+    page = browser(**DESKTOP).open(server.url)
+    held = []  # every /api/predict request, held until the test lets it through
+    page.page.route("**/api/predict", lambda route: held.append(route))
+
+    def wait_held(count: int) -> None:
+        for _ in range(200):
+            if len(held) >= count:
+                return
+            page.page.wait_for_timeout(50)
+        raise AssertionError(f"{len(held)} requests held, expected {count}")
+
+    page.page.check("#auto")
+    page.mouse_stroke([(0.2, 0.2), (0.3, 0.3)])
+    wait_held(1)  # auto sent the first stroke
+    page.mouse_stroke([(0.7, 0.7), (0.8, 0.8)])  # played while the first call is out: queued behind it
+    page.page.wait_for_function("() => document.querySelectorAll('#layers li.layer-you').length === 2")
+    page.page.click("#clear")
+    with page.page.expect_response("**/api/predict"):
+        held[0].continue_()  # the reply to a call made before Clear arrives after it
+
+    page.page.uncheck("#auto")
+    page.mouse_stroke([(0.5, 0.9), (0.55, 0.85), (0.6, 0.9)])
+    page.page.click("#jam")
+    wait_held(2)
+    rows = sent_rows(held[1].request.post_data_json)
+    assert abs(rows[0][1] - 0.5) < 0.01 and abs(rows[0][2] - 0.9) < 0.01, "the next call is the new stroke"
+    with page.page.expect_response("**/api/predict"):
+        held[1].continue_()
+    page.page.wait_for_selector("#status[data-reply-touches]")
+    page.page.wait_for_timeout(2 * 600)  # past the auto pause: nothing queued before Clear goes out now
+    assert len(held) == 2
+    layers = page.page.locator("#layers li")
+    assert [layers.nth(i).get_attribute("class") for i in range(layers.count())] == ["layer-you", "layer-robojam"]
+    assert page.problems == []
+
+
 def test_phone_viewport_fits_and_a_touch_stroke_records_and_jams(server, browser, tmp_path):
     page = browser(**PHONE).open(server.url)
     width = page.page.evaluate("document.documentElement.scrollWidth")
@@ -350,6 +410,19 @@ def test_phone_viewport_fits_and_a_touch_stroke_records_and_jams(server, browser
     page.wait_reply_drawn()
     page.shot(tmp_path / "phone.png")
     assert page.problems == []
+
+
+def test_a_phone_held_sideways_sees_the_whole_pad(server, browser):
+    """740 x 360: the pad is no taller than the screen, so all of it can be played without scrolling mid-stroke
+    (the pad itself cannot scroll the page: touch-action none)."""
+    page = browser(**{**PHONE, "viewport": {"width": 740, "height": 360}}).open(server.url)
+    pad = page.page.locator("#pad")
+    pad.scroll_into_view_if_needed()
+    box = pad.bounding_box()
+    assert box["width"] == pytest.approx(box["height"], abs=1), "still a square"
+    assert box["y"] >= -1 and box["y"] + box["height"] <= 360 + 1, f"the pad does not fit on the screen: {box}"
+    meter = page.page.locator(".meter").bounding_box()
+    assert meter["width"] == pytest.approx(box["width"], abs=1), "the countdown bar stays as wide as the pad"
 
 
 def test_sliders_take_their_ranges_from_the_api(server, browser):

@@ -8,8 +8,9 @@
 - System pods: the kube-system pods GKE runs (`capacity.gke_system_pods`), per node and per cluster.
 - Pods fit when replicas x pod requests + system pods <= allocatable x nodes (CPU and memory) and one pod fits
   beside a node's own system pods; the smallest node count that fits is the effective minimum.
-- Serving vCPUs at n nodes = min(n x sustained vCPUs, replicas that fit x the pod's CPU limit); the autoscaler
-  holds CPU near its target, so requests/s = benchmark rate per vCPU x serving vCPUs x target.
+- Serving vCPUs at n nodes = min(n x sustained vCPUs, replicas that fit x the serving container's CPU limit);
+  the autoscaler holds CPU near its target, so requests/s = benchmark rate per vCPU x serving vCPUs x target.
+  A sidecar's requests count for the fit; its own CPU use is not taken off the serving capacity.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class Workload:
 
     cpu_request_m: float
     memory_request_mib: float
-    cpu_limit: float  # vCPUs one pod may use
+    cpu_limit: float  # vCPUs the serving container (the pod's first) may use
     replicas: int
     max_replicas: int
     cpu_target: float  # HPA target utilisation as a fraction; 1.0 without an HPA
@@ -100,13 +101,15 @@ def workload(plan) -> Workload | None:
         return None
     spec = deployments[0].inputs.get("spec") or {}
     containers = _pod_containers(((spec.get("template") or {}).get("spec")) or {})
-    cpu = mem = limit = 0.0
+    cpu = mem = 0.0
     for container in containers:
-        res = container.get("resources") or {}
-        requests, limits = res.get("requests") or {}, res.get("limits") or {}
+        requests = (container.get("resources") or {}).get("requests") or {}
         cpu += _quantity(str(requests.get("cpu", "0"))) * 1000
         mem += _quantity(str(requests.get("memory", "0"))) / MIB
-        limit += _quantity(str(limits.get("cpu") or requests.get("cpu") or "0"))
+    serving = (containers[0].get("resources") or {}) if containers else {}
+    limit = _quantity(
+        str((serving.get("limits") or {}).get("cpu") or (serving.get("requests") or {}).get("cpu") or "0")
+    )
     replicas = int(spec.get("replicas") or 1)
     surge = _max_surge(spec.get("strategy") or {}, replicas)
     max_replicas, target = replicas, 1.0

@@ -6,14 +6,17 @@
 #   1. the new image is pulled while the old container serves,
 #   2. the new container starts in the free slot (gunicorn binds only once the app is loaded, so until then the
 #      proxy keeps sending everything to the old one) and must answer READY_PATH with 200 within READY_TIMEOUT,
-#   3. the old container is stopped with STOP_TIMEOUT seconds to finish its in-flight requests (gunicorn's
+#   3. with UPSTREAMS_FILE set, the file is rewritten to `to NEW OLD` and the proxy reloaded (PROXY_RELOAD;
+#      Caddy's reload is graceful), so new requests go to the new slot before the old one is signalled,
+#   4. the old container is stopped with STOP_TIMEOUT seconds to finish its in-flight requests (gunicorn's
 #      graceful shutdown), then removed.
 # If the new container never gets ready it is removed and the old one keeps serving; the exit status is 1.
 # Running it again with the image that already serves does nothing (exit 0).
 #
 # Interface (environment variables; only IMAGE is required):
 #   IMAGE           image reference to deploy (a digest reference in production)
-#   DOCKER          container engine command, default `docker` (`podman` works the same)
+#   DOCKER          container engine command, default `docker` (`podman` works the same; words split, so
+#                   `podman --root DIR` works too)
 #   NAME            container name prefix, default robojam (slots are NAME-a and NAME-b)
 #   HOST            address the slots are published on, default 127.0.0.1 (never 0.0.0.0: only the proxy)
 #   PORTS           the two slot ports, default "5001 5002"
@@ -22,12 +25,17 @@
 #   STOP_TIMEOUT    seconds the old container gets to drain, default 40 (> ROBOJAM_GRACEFUL_TIMEOUT, 30)
 #   RUN_ARGS        extra `run` arguments, default: non-root, read-only, no capabilities, no new privileges
 #   PULL            1 = pull IMAGE first (default); 0 = use a local image (staging)
+#   UPSTREAMS_FILE  the proxy's upstreams file (Caddyfile `import`); empty (default) = no switch, only retries
+#   PROXY_RELOAD    command that reloads the proxy, default `systemctl reload caddy`; SWITCH_WAIT seconds after
+#                   it before the old container is stopped, default 1
+#   PUBLISH         1 = publish HOST:PORT to CONTAINER_PORT (default); 0 = the engine shares the host's network
+#                   (podman with netns=host): the app itself binds HOST:PORT through ROBOJAM_BIND
 # The engine's own registry login applies (DOCKER_CONFIG for docker, REGISTRY_AUTH_FILE for podman).
 # Needs: bash, curl and the engine. Prints one line per step; exit status 0 = IMAGE serves in one slot.
 set -euo pipefail
 
 : "${IMAGE:?set IMAGE to the image reference to deploy}"
-DOCKER=${DOCKER:-docker}
+read -r -a ENGINE <<<"${DOCKER:-docker}"
 NAME=${NAME:-robojam}
 HOST=${HOST:-127.0.0.1}
 read -r -a SLOT_PORTS <<<"${PORTS:-5001 5002}"
@@ -37,6 +45,10 @@ READY_TIMEOUT=${READY_TIMEOUT:-120}
 STOP_TIMEOUT=${STOP_TIMEOUT:-40}
 RUN_ARGS=${RUN_ARGS:---user 10001:10001 --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges}
 PULL=${PULL:-1}
+PUBLISH=${PUBLISH:-1}
+UPSTREAMS_FILE=${UPSTREAMS_FILE:-}
+read -r -a PROXY_RELOAD <<<"${PROXY_RELOAD:-systemctl reload caddy}"
+SWITCH_WAIT=${SWITCH_WAIT:-1}
 SLOTS=(a b)
 
 if [ "${#SLOT_PORTS[@]}" -ne 2 ]; then
@@ -47,11 +59,11 @@ fi
 log() { echo "robojam-rollout: $*"; }
 
 running() { # running SLOT -> 0 if that slot's container is running
-  [ "$("$DOCKER" inspect --format '{{.State.Running}}' "$NAME-$1" 2>/dev/null || true)" = "true" ]
+  [ "$("${ENGINE[@]}" inspect --format '{{.State.Running}}' "$NAME-$1" 2>/dev/null || true)" = "true" ]
 }
 
 image_of() { # image_of SLOT -> the image reference that container was started from
-  "$DOCKER" inspect --format '{{.Config.Image}}' "$NAME-$1" 2>/dev/null || true
+  "${ENGINE[@]}" inspect --format '{{.Config.Image}}' "$NAME-$1" 2>/dev/null || true
 }
 
 ready() { # ready PORT -> 0 once READY_PATH answers 200
@@ -72,26 +84,29 @@ fi
 
 if [ "$PULL" = "1" ]; then
   log "pulling $IMAGE (the running container keeps serving)"
-  "$DOCKER" pull "$IMAGE"
+  "${ENGINE[@]}" pull "$IMAGE"
 fi
 
 new=$(((${old:-1} + 1) % 2))
 slot=${SLOTS[$new]}
 port=${SLOT_PORTS[$new]}
-"$DOCKER" rm --force "$NAME-$slot" >/dev/null 2>&1 || true
+"${ENGINE[@]}" rm --force "$NAME-$slot" >/dev/null 2>&1 || true
 
 log "starting $IMAGE in slot $slot on $HOST:$port"
+if [ "$PUBLISH" = "1" ]; then
+  network=(--publish "$HOST:$port:$CONTAINER_PORT" --env "ROBOJAM_BIND=0.0.0.0:$CONTAINER_PORT")
+else
+  network=(--env "ROBOJAM_BIND=$HOST:$port")
+fi
 # shellcheck disable=SC2086  # RUN_ARGS is a list of options
-"$DOCKER" run --detach --name "$NAME-$slot" --restart unless-stopped \
-  --publish "$HOST:$port:$CONTAINER_PORT" --env "ROBOJAM_BIND=0.0.0.0:$CONTAINER_PORT" \
-  $RUN_ARGS "$IMAGE" >/dev/null
+"${ENGINE[@]}" run --detach --name "$NAME-$slot" --restart unless-stopped "${network[@]}" $RUN_ARGS "$IMAGE" >/dev/null
 
 deadline=$((SECONDS + READY_TIMEOUT))
 until ready "$port"; do
   if [ "$SECONDS" -ge "$deadline" ] || ! running "$slot"; then
     log "the new container did not get ready within ${READY_TIMEOUT}s; its last log lines:"
-    "$DOCKER" logs --tail 30 "$NAME-$slot" >&2 || true
-    "$DOCKER" rm --force "$NAME-$slot" >/dev/null 2>&1 || true
+    "${ENGINE[@]}" logs --tail 30 "$NAME-$slot" >&2 || true
+    "${ENGINE[@]}" rm --force "$NAME-$slot" >/dev/null 2>&1 || true
     log "removed it; ${old:+slot ${SLOTS[$old]} keeps serving}"
     exit 1
   fi
@@ -99,10 +114,19 @@ until ready "$port"; do
 done
 log "slot $slot is ready"
 
+if [ -n "$UPSTREAMS_FILE" ]; then
+  other=${SLOT_PORTS[$(((new + 1) % 2))]}
+  printf 'to %s:%s %s:%s\n' "$HOST" "$port" "$HOST" "$other" >"$UPSTREAMS_FILE.new"
+  mv "$UPSTREAMS_FILE.new" "$UPSTREAMS_FILE"
+  log "proxy: $HOST:$port first; reloading (${PROXY_RELOAD[*]})"
+  "${PROXY_RELOAD[@]}"
+  sleep "$SWITCH_WAIT"
+fi
+
 if [ -n "$old" ]; then
   log "stopping slot ${SLOTS[$old]} (up to ${STOP_TIMEOUT}s to finish its requests)"
-  "$DOCKER" stop --time "$STOP_TIMEOUT" "$NAME-${SLOTS[$old]}" >/dev/null
-  "$DOCKER" rm "$NAME-${SLOTS[$old]}" >/dev/null
+  "${ENGINE[@]}" stop --time "$STOP_TIMEOUT" "$NAME-${SLOTS[$old]}" >/dev/null
+  "${ENGINE[@]}" rm "$NAME-${SLOTS[$old]}" >/dev/null
 fi
-"$DOCKER" image prune --force >/dev/null 2>&1 || true
+"${ENGINE[@]}" image prune --force >/dev/null 2>&1 || true
 log "$IMAGE serves in slot $slot (port $port)"

@@ -34,6 +34,7 @@ const state = {
   playback: null, // { rows, start, next }
   inFlight: false,
   queued: null,
+  call: 0, // the current call's number; Clear moves it on, so an older call's answer is dropped
   autoTimer: null,
   fullTimer: null,
 };
@@ -57,7 +58,7 @@ const recorder = new Recorder(canvas, {
     if (ui.auto.checked && recorder.active.size === 0 && !recorder.empty && !recorder.full) {
       clearTimeout(state.autoTimer);
       state.autoTimer = setTimeout(() => {
-        if (recorder.active.size === 0 && !recorder.empty) sendRecording();
+        if (ui.auto.checked && recorder.active.size === 0 && !recorder.empty) sendRecording(); // Auto may be off by now
       }, AUTO_PAUSE_MS);
     }
   },
@@ -134,12 +135,15 @@ async function jam(perf, empty = false) {
     return;
   }
   state.inFlight = true;
+  const call = ++state.call;
+  const current = () => call === state.call;
   hideError();
   updateButtons();
   ui.status.textContent = "Waiting for RoboJam…";
   const started = performance.now();
   try {
     const text = await predict(fields);
+    if (!current()) return;
     const rows = parseMicroJamCSV(text);
     ui.rtt.textContent = `Round trip: ${Math.round(performance.now() - started)} ms.`;
     state.reply = { text, rows };
@@ -148,16 +152,19 @@ async function jam(perf, empty = false) {
     ui.status.dataset.replyTouches = String(rows.length);
     ui.status.textContent = `RoboJam replied: ${rows.length} touches, ${duration(rows).toFixed(2)} s.`;
   } catch (error) {
+    if (!current()) return;
     ui.rtt.textContent = `Round trip: ${Math.round(performance.now() - started)} ms (failed).`;
     ui.status.textContent = "No reply.";
     const hint = empty ? "Nothing recorded yet: play on the square first. " : "";
     showError(hint + error.message);
   } finally {
-    state.inFlight = false;
-    updateButtons();
-    const next = state.queued;
-    state.queued = null;
-    if (next) next();
+    if (current()) {
+      state.inFlight = false;
+      updateButtons();
+      const next = state.queued;
+      state.queued = null;
+      if (next) next();
+    }
   }
 }
 
@@ -179,7 +186,9 @@ ui.clear.addEventListener("click", () => {
   clearTimeout(state.fullTimer);
   recorder.reset();
   for (const layer of state.layers) URL.revokeObjectURL(layer.url);
-  Object.assign(state, { layers: [], shown: [], reply: null, playback: null });
+  // A call still out and one queued behind it belong to what was cleared: forget both.
+  state.call += 1;
+  Object.assign(state, { layers: [], shown: [], reply: null, playback: null, inFlight: false, queued: null });
   ui.layers.replaceChildren(Object.assign(document.createElement("li"), { className: "none", textContent: "Nothing played yet." }));
   delete ui.status.dataset.replyTouches;
   ui.status.textContent = "Ready.";
