@@ -19,11 +19,10 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from infra.mock_plan import plan_stack
-from staging import client
-from staging.caddy import adapted, running
+from staging import caddy, client
 from staging.client import POLL_SECONDS, Poller
 from staging.context import IMAGE_NEXT, Context
-from staging.droplet_rollout import Rollout, deployed, rollout_of, write_files
+from staging.droplet_rollout import Rollout, rollout_of, slots, write_files
 from staging.engine import StagingError
 
 STACK = "dev"
@@ -36,8 +35,13 @@ def plan(overrides: dict | None = None):
     return plan_stack(STACK, overrides)
 
 
+def files_of(recorded) -> dict[str, str]:
+    """What the droplet's cloud-init writes: path -> content."""
+    return write_files(recorded.one(DROPLET).inputs["userData"])
+
+
 def caddyfile_of(recorded) -> str | None:
-    return write_files(recorded.one(DROPLET).inputs["userData"]).get(CADDYFILE)
+    return files_of(recorded).get(CADDYFILE)
 
 
 def in_flight(url: str) -> float | None:
@@ -139,12 +143,13 @@ def run_rollout(ctx: Context, recorded, rollout: Rollout) -> tuple[str, dict]:
     if caddyfile is None:
         raise StagingError(f"the droplet's user-data writes no {CADDYFILE}; nothing is in front of gunicorn.")
     next_image = second_image(ctx)
-    with deployed(ctx, rollout, ctx.facts["image"]) as runner:
-        _, config, http_port, _ = adapted(ctx, caddyfile, runner.upstream, "droplet")
-        front = f"http://127.0.0.1:{http_port}"
-        container, port = runner.serving()
-        measured = check_serving(ctx, f"http://127.0.0.1:{port}", container)
-        with running(ctx, config, "droplet"):
+    with slots(ctx, rollout) as runner:
+        runner.proxy = caddy.prepare(ctx, caddyfile, files_of(recorded), runner.upstream, "droplet")
+        front = f"http://127.0.0.1:{runner.proxy.http_port}"
+        with caddy.running(ctx, runner.proxy):  # cloud-init starts Caddy before the first deploy
+            runner.deploy(ctx.facts["image"])
+            container, port = runner.serving()
+            measured = check_serving(ctx, f"http://127.0.0.1:{port}", container)
             client.wait_for(f"{front}/readyz", timeout=30)
             client.predict(front)
             stop, outcomes = threading.Event(), []
