@@ -12,6 +12,7 @@ they all complete and the container exits 0 within the rollout's stop timeout.
 from __future__ import annotations
 
 import concurrent.futures
+import subprocess
 import threading
 import time
 
@@ -179,7 +180,10 @@ def run_rollout(ctx: Context, recorded, rollout: Rollout) -> tuple[str, dict]:
                 raise StagingError(f"a second rollout of the serving image changed something: {again.strip()}")
 
             def wait_exit(seconds: float) -> int:
-                done = ctx.engine.podman("wait", container, timeout=seconds + 5, check=False)
+                try:
+                    done = ctx.engine.podman("wait", container, timeout=seconds, check=False)
+                except subprocess.TimeoutExpired:
+                    raise TimeoutError from None
                 if done.returncode != 0:
                     raise TimeoutError
                 return int(done.stdout.strip().splitlines()[-1])
