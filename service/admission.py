@@ -5,9 +5,10 @@ requests time out. Here a request is admitted only while the work already admitt
 running) plus its own cost fits the bound; beyond it a request gets a fast 503 with Retry-After. The bound starts
 at `ROBOJAM_QUEUE_COST` and adapts to what the core actually gets through (additive increase, multiplicative
 decrease, as adaptive concurrency limits do): a reply later than `ROBOJAM_QUEUE_MS` after admission (times its
-cost in typical requests, if more) cuts it by a fifth, at most once per half that time; a timely one raises it by
-a quarter of a typical request. So a bigger model or a slower or busier core admits less, and served requests
-keep a bounded latency.
+cost in typical requests, if more) cuts it by a fifth, at most once per half that time, but never below half of
+`ROBOJAM_QUEUE_COST` (so batching keeps working when the target is out of reach); a timely one raises it by a
+quarter of a typical request. So a bigger model or a slower or busier core admits less, and served requests keep
+a bounded latency.
 
 A request's cost is in LSTM steps, the unit of the engine's work: its conditioning rows plus the generated steps
 its `seconds` will typically take (`STEPS_PER_SECOND`, the corpus's pace of about one touch per 50 ms; the engine's
@@ -61,13 +62,14 @@ class Admission:
         on_change: Callable[[int, int], None] | None = None,
         *,
         target_seconds: float = 0.5,
-        floor: int = 2 * TYPICAL_COST,
+        floor: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}.")
         self.capacity, self.target_seconds = capacity, target_seconds
-        self._floor, self._clock = min(floor, capacity), clock
+        # Never below half the capacity: a target the core cannot meet at all must not shrink the batch to nothing.
+        self._floor, self._clock = min(capacity // 2 if floor is None else floor, capacity), clock
         self._bound = float(capacity)
         self._last_cut = -math.inf
         self._on_change = on_change

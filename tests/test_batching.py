@@ -190,6 +190,15 @@ def test_the_bound_shrinks_when_replies_are_late_and_grows_back():
     assert admission.bound == 6400
 
 
+def test_by_default_the_bound_keeps_at_least_half_the_capacity():
+    now = [0.0]
+    admission = Admission(6400, target_seconds=0.5, clock=lambda: now[0])
+    for _ in range(50):  # a target the core never meets
+        with admission.admit(200):
+            now[0] += 2.0
+    assert admission.bound == 3200
+
+
 def test_a_request_alone_is_admitted_whatever_its_cost():
     with Admission(10).admit(5000):
         pass
