@@ -35,7 +35,9 @@ CHANGES = {
         "TLS from Caddy's internal CA (`tls internal`) instead of ACME; its root is not installed anywhere",
         "listens on free 127.0.0.1 ports instead of :80/:443; the domain is mapped to 127.0.0.1 by the client "
         "(curl --resolve)",
-        "the upstreams are the rollout slots' loopback ports; admin API off; certificates under the build folder",
+        "the upstreams are the rollout slots' loopback ports (in the imported upstreams file too, which lives in "
+        "the build folder); the admin API on a free loopback port (the rollout's reload uses it); certificates "
+        "under the build folder",
     ],
 }
 
@@ -80,10 +82,10 @@ def probe_paths(deployment: dict) -> dict[str, str]:
     return paths
 
 
-def caddy_json(config: dict, *, http_port: int, https_port: int, upstream, storage: str) -> dict:
+def caddy_json(config: dict, *, http_port: int, https_port: int, admin_port: int, upstream, storage: str) -> dict:
     """The Caddyfile's JSON (`caddy adapt`), changed only as CHANGES["caddy"] says; `upstream(dial)` -> new dial."""
     config = copy.deepcopy(config)
-    config["admin"] = {"disabled": True}
+    config["admin"] = {"listen": f"127.0.0.1:{admin_port}"}
     config["storage"] = {"module": "file_system", "root": storage}
     apps = config.setdefault("apps", {})
     http = apps.setdefault("http", {})

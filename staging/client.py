@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -9,6 +10,8 @@ import requests
 
 from robojam_format import performance
 from staging.engine import StagingError
+
+POLL_SECONDS = 0.05  # the downtime client's period
 
 
 def microjam_performance(seed: int = 1, touches: int = 100) -> str:
@@ -47,3 +50,42 @@ def predict(base_url: str, *, touches: int = 100, seconds: float = 5.0, seed: in
         return performance.parse_csv(text, name="the /api/predict reply")
     except performance.PerformanceError as exc:
         raise StagingError(str(exc)) from None
+
+
+class Poller:
+    """GET `url` every POLL_SECONDS in a thread; what failed and the longest failing stretch."""
+
+    def __init__(self, url: str):
+        self.url, self.results, self._stop = url, [], threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                ok = requests.get(self.url, timeout=1).status_code == 200
+            except requests.RequestException:
+                ok = False
+            self.results.append((started, ok))
+            self._stop.wait(max(POLL_SECONDS - (time.monotonic() - started), 0))
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def downtime(self) -> dict:
+        """Failed polls, and the longest stretch from a first failure to the next success (seconds)."""
+        failed = [t for t, ok in self.results if not ok]
+        longest, start = 0.0, None
+        for t, ok in self.results:
+            if not ok and start is None:
+                start = t
+            elif ok and start is not None:
+                longest, start = max(longest, t - start), None
+        if start is not None:
+            longest = max(longest, self.results[-1][0] - start + POLL_SECONDS)
+        return {"polls": len(self.results), "failed_polls": len(failed), "longest_outage_s": round(longest, 3)}

@@ -1,8 +1,9 @@
 """The droplet's image rollout (infra's robojam-rollout script, fed over SSH by a pulumi-command step), run here.
 
 From the recorded plan: the rollout script as the deploy step installs it (its heredoc) and the environment the
-deploy step runs it with. Here it runs with DOCKER = podman through staging.docker_shim, IMAGE = a local image,
-PULL=0 and free loopback slot ports (the changes staging.adapt lists); the rest of its environment is the plan's.
+deploy step runs it with. Here it runs with DOCKER=podman, PUBLISH=0 (host networking), IMAGE = a local image,
+PULL=0, free loopback slot ports, the upstreams file in the build folder and a reload of staging's own Caddy
+(the changes staging.adapt lists); the rest of its environment is the plan's.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import os
 import re
 import shlex
 import subprocess
-import sys
 from dataclasses import dataclass
 
 import yaml
 
 from robojam_format.layout import REPO_ROOT
+from staging.caddy import Proxy, imported_file
 from staging.context import Context, free_port
 from staging.engine import StagingError
 
@@ -81,18 +82,15 @@ def _invocation(line: str) -> dict[str, str] | None:
 
 
 class RolloutRunner:
-    """Runs the rollout script against podman, with private state, on free slot ports."""
+    """Runs the rollout script against podman, with private state, on free slot ports, behind `proxy`."""
 
     def __init__(self, ctx: Context, rollout: Rollout):
         self.ctx, self.rollout = ctx, rollout
-        folder = ctx.path("rollout")
-        self.script = folder / "robojam-rollout"
+        self.script = ctx.path("rollout") / "robojam-rollout"
         self.script.write_text(rollout.script)
-        self.docker = folder / "docker"
-        self.docker.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m staging.docker_shim "$@"\n')
-        self.docker.chmod(0o755)
         self.ports = [free_port() for _ in rollout.ports]
         self.log = ctx.path("logs") / "rollout.log"
+        self.proxy: Proxy | None = None
 
     def upstream(self, dial: str) -> str:
         """Caddy's upstream for one of the droplet's slot ports: the same slot's port here."""
@@ -107,12 +105,19 @@ class RolloutRunner:
             **self.ctx.engine.env,
             **self.rollout.env,
             "PYTHONPATH": str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-            "DOCKER": str(self.docker),
+            "DOCKER": "podman",
+            "PUBLISH": "0",
+            "RUN_ARGS": f"{self.rollout.env.get('RUN_ARGS', '')} --health-interval disable".strip(),
             "IMAGE": image,
             "PULL": "0",
             "HOST": "127.0.0.1",
             "PORTS": " ".join(map(str, self.ports)),
+            "UPSTREAMS_FILE": "",  # never the droplet's /etc/caddy path
         }
+        upstreams = self.rollout.env.get("UPSTREAMS_FILE")
+        if upstreams and self.proxy is not None:
+            env["UPSTREAMS_FILE"] = str(imported_file(self.proxy, upstreams))
+            env["PROXY_RELOAD"] = self.proxy.reload_command
         done = subprocess.run(["bash", str(self.script)], env=env, capture_output=True, text=True, timeout=timeout)
         with self.log.open("a") as f:
             f.write(f"--- IMAGE={image} exit {done.returncode}\n{done.stdout}{done.stderr}")
@@ -135,12 +140,11 @@ class RolloutRunner:
 
 
 @contextlib.contextmanager
-def deployed(ctx: Context, rollout: Rollout, image: str):
-    """The service rolled out once; every slot removed afterwards, whatever happened."""
+def slots(ctx: Context, rollout: Rollout):
+    """A rollout runner whose slots are removed afterwards, whatever happened."""
     runner = RolloutRunner(ctx, rollout)
     runner.remove_all()
     try:
-        runner.deploy(image)
         yield runner
     finally:
         runner.remove_all()

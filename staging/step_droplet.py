@@ -12,9 +12,6 @@ they all complete and the container exits 0 within the rollout's stop timeout.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
-import json
-import os
 import subprocess
 import threading
 import time
@@ -23,24 +20,29 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from infra.mock_plan import plan_stack
-from staging import adapt, client
-from staging.context import IMAGE_NEXT, Context, free_port
-from staging.droplet_rollout import Rollout, deployed, rollout_of, write_files
+from staging import caddy, client
+from staging.client import POLL_SECONDS, Poller
+from staging.context import IMAGE_NEXT, Context
+from staging.droplet_rollout import Rollout, rollout_of, slots, write_files
 from staging.engine import StagingError
 
 STACK = "dev"
 DROPLET = "digitalocean:index/droplet:Droplet"
 CADDYFILE = "/etc/caddy/Caddyfile"
 IN_FLIGHT_REQUESTS = 2  # fewer than the service's threads, so /metrics can still answer while they run
-POLL_SECONDS = 0.05
 
 
 def plan(overrides: dict | None = None):
     return plan_stack(STACK, overrides)
 
 
+def files_of(recorded) -> dict[str, str]:
+    """What the droplet's cloud-init writes: path -> content."""
+    return write_files(recorded.one(DROPLET).inputs["userData"])
+
+
 def caddyfile_of(recorded) -> str | None:
-    return write_files(recorded.one(DROPLET).inputs["userData"]).get(CADDYFILE)
+    return files_of(recorded).get(CADDYFILE)
 
 
 def in_flight(url: str) -> float | None:
@@ -111,101 +113,7 @@ def check_serving(ctx: Context, url: str, container: str) -> dict:
     return {"ready_seconds": round(ready, 1), "predict_touches": len(events)}
 
 
-# --- Caddy, as the droplet runs it ------------------------------------------------------------------------
-
-
-def caddy_env(ctx: Context) -> dict:
-    home = ctx.path("caddy", "home")
-    return {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(home), "XDG_CONFIG_HOME": str(home)}
-
-
-def adapted_caddy(ctx: Context, caddyfile: str, upstream, name: str) -> tuple[dict, dict, int, int]:
-    """(rendered JSON, adapted JSON, http port, https port) for a rendered Caddyfile."""
-    source = ctx.path("caddy") / f"{name}.Caddyfile"
-    source.write_text(caddyfile)
-    env = caddy_env(ctx)
-    validated = subprocess.run(
-        ["caddy", "validate", "--config", str(source), "--adapter", "caddyfile"],
-        capture_output=True, text=True, timeout=60, env=env,
-    )  # fmt: skip
-    ctx.log(validated.stdout + validated.stderr)
-    if validated.returncode != 0:
-        raise StagingError(f"caddy validate rejects the rendered Caddyfile: {validated.stderr.strip()[-300:]}")
-    adapted = subprocess.run(
-        ["caddy", "adapt", "--config", str(source), "--adapter", "caddyfile"],
-        capture_output=True, text=True, timeout=60, env=env,
-    )  # fmt: skip
-    if adapted.returncode != 0:
-        raise StagingError(f"caddy adapt failed: {adapted.stderr.strip()[-300:]}")
-    rendered = json.loads(adapted.stdout)
-    http_port, https_port = free_port(), free_port()
-    config = adapt.caddy_json(
-        rendered,
-        http_port=http_port,
-        https_port=https_port,
-        upstream=upstream,
-        storage=str(ctx.path("caddy", "storage")),
-    )
-    return rendered, config, http_port, https_port
-
-
-@contextlib.contextmanager
-def caddy_running(ctx: Context, config: dict, name: str):
-    path = ctx.path("caddy") / f"{name}.json"
-    path.write_text(json.dumps(config, indent=2))
-    with (ctx.path("logs") / f"caddy-{name}.log").open("a") as log:
-        proxy = subprocess.Popen(["caddy", "run", "--config", str(path)], stdout=log, stderr=log, env=caddy_env(ctx))
-    try:
-        yield proxy
-    finally:
-        proxy.terminate()
-        try:
-            proxy.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proxy.kill()
-            proxy.wait(timeout=5)
-
-
 # --- the rollout --------------------------------------------------------------------------------------------
-
-
-class Poller:
-    """GET `url` every POLL_SECONDS in a thread; what failed and the longest failing stretch."""
-
-    def __init__(self, url: str):
-        self.url, self.results, self._stop = url, [], threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                ok = requests.get(self.url, timeout=1).status_code == 200
-            except requests.RequestException:
-                ok = False
-            self.results.append((started, ok))
-            self._stop.wait(max(POLL_SECONDS - (time.monotonic() - started), 0))
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def downtime(self) -> dict:
-        """Failed polls, and the longest stretch from a first failure to the next success (seconds)."""
-        failed = [t for t, ok in self.results if not ok]
-        longest, start = 0.0, None
-        for t, ok in self.results:
-            if not ok and start is None:
-                start = t
-            elif ok and start is not None:
-                longest, start = max(longest, t - start), None
-        if start is not None:
-            longest = max(longest, self.results[-1][0] - start + POLL_SECONDS)
-        return {"polls": len(self.results), "failed_polls": len(failed), "longest_outage_s": round(longest, 3)}
 
 
 def predict_loop(url: str, stop: threading.Event, outcomes: list) -> None:
@@ -236,12 +144,13 @@ def run_rollout(ctx: Context, recorded, rollout: Rollout) -> tuple[str, dict]:
     if caddyfile is None:
         raise StagingError(f"the droplet's user-data writes no {CADDYFILE}; nothing is in front of gunicorn.")
     next_image = second_image(ctx)
-    with deployed(ctx, rollout, ctx.facts["image"]) as runner:
-        _, config, http_port, _ = adapted_caddy(ctx, caddyfile, runner.upstream, "droplet")
-        front = f"http://127.0.0.1:{http_port}"
-        container, port = runner.serving()
-        measured = check_serving(ctx, f"http://127.0.0.1:{port}", container)
-        with caddy_running(ctx, config, "droplet"):
+    with slots(ctx, rollout) as runner:
+        runner.proxy = caddy.prepare(ctx, caddyfile, files_of(recorded), runner.upstream, "droplet")
+        front = f"http://127.0.0.1:{runner.proxy.http_port}"
+        with caddy.running(ctx, runner.proxy):  # cloud-init starts Caddy before the first deploy
+            runner.deploy(ctx.facts["image"])
+            container, port = runner.serving()
+            measured = check_serving(ctx, f"http://127.0.0.1:{port}", container)
             client.wait_for(f"{front}/readyz", timeout=30)
             client.predict(front)
             stop, outcomes = threading.Event(), []
@@ -271,7 +180,10 @@ def run_rollout(ctx: Context, recorded, rollout: Rollout) -> tuple[str, dict]:
                 raise StagingError(f"a second rollout of the serving image changed something: {again.strip()}")
 
             def wait_exit(seconds: float) -> int:
-                done = ctx.engine.podman("wait", container, timeout=seconds + 5, check=False)
+                try:
+                    done = ctx.engine.podman("wait", container, timeout=seconds, check=False)
+                except subprocess.TimeoutExpired:
+                    raise TimeoutError from None
                 if done.returncode != 0:
                     raise TimeoutError
                 return int(done.stdout.strip().splitlines()[-1])

@@ -8,16 +8,15 @@ on the container but not through Caddy.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import time
 
-from staging import adapt, client
+from staging import adapt, caddy, client
 from staging.context import Context
-from staging.droplet_rollout import deployed, rollout_of
+from staging.droplet_rollout import rollout_of, slots
 from staging.engine import StagingError
-from staging.step_droplet import adapted_caddy, caddy_running, caddyfile_of, plan
+from staging.step_droplet import caddyfile_of, files_of, plan
 
 DOMAIN = "jam.example.org"
 OVERRIDES = {"robojam:domain": DOMAIN, "robojam:acmeEmail": "ops@example.org"}
@@ -37,30 +36,26 @@ def curl(*args: str) -> tuple[int, str]:
     return int(code), body
 
 
-@contextlib.contextmanager
-def service(ctx: Context, recorded):
-    """The service rolled out as the plan says; yields (the serving slot's URL, Caddy's upstream mapping)."""
-    rollout = rollout_of(recorded)
-    if rollout is None:
-        raise StagingError("the plan with a domain has no droplet rollout to serve behind Caddy.")
-    with deployed(ctx, rollout, ctx.facts["image"]) as runner:
-        _, port = runner.serving()
-        yield f"http://127.0.0.1:{port}", runner.upstream
-
-
 def run(ctx: Context) -> tuple[str, dict]:
     recorded = plan(OVERRIDES)
     caddyfile = caddyfile_of(recorded)
     if caddyfile is None:
         raise StagingError("the droplet's user-data with a domain writes no Caddyfile.")
+    rollout = rollout_of(recorded)
+    if rollout is None:
+        raise StagingError("the plan with a domain has no droplet rollout to serve behind Caddy.")
     root_ca = ctx.build_dir / "caddy" / "storage" / "pki" / "authorities" / "local" / "root.crt"
-    with service(ctx, recorded) as (app, upstream):
-        rendered, config, _, https_port = adapted_caddy(ctx, caddyfile, upstream, "https")
-        private = adapt.blocked_paths(rendered)
+    with slots(ctx, rollout) as runner:
+        runner.proxy = caddy.prepare(ctx, caddyfile, files_of(recorded), runner.upstream, "https")
+        private = adapt.blocked_paths(runner.proxy.rendered_json())
+        https_port = runner.proxy.https_port
         ctx.log(f"changes: {'; '.join(adapt.CHANGES['caddy'])}")
         site = f"https://{DOMAIN}:{https_port}"
         resolve = ["--resolve", f"{DOMAIN}:{https_port}:127.0.0.1"]
-        with caddy_running(ctx, config, "https") as proxy:
+        with caddy.running(ctx, runner.proxy) as proxy:
+            runner.deploy(ctx.facts["image"])
+            _, port = runner.serving()
+            app = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 30
             status, body = 0, ""
             while time.monotonic() < deadline:

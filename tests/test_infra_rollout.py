@@ -94,9 +94,10 @@ FAKE_ENGINE = textwrap.dedent(
         print("fake log line")
     elif args[0] == "image":
         pass
-    elif args[0] == "reload":  # stands in for the proxy's reload (PROXY_RELOAD)
+    elif args[0] == "reload":  # stands in for the proxy's reload (PROXY_RELOAD): log the line it would load
+        line = next(l for l in open(os.environ["PROXY_CONFIG"]) if "reverse_proxy" in l)
         with open(LOG, "a") as log:
-            log.write("upstreams " + open(os.environ["UPSTREAMS_FILE"]).read())
+            log.write("reload " + line.strip() + "\n")
     else:
         sys.exit(f"fake engine: unknown command {args}")
     '''
@@ -107,6 +108,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def proxy_config(path: Path, ports) -> None:
+    """The droplet's Caddyfile as the program renders it, on these slot ports."""
+    from infra.components.proxy import caddyfile
+
+    path.write_text(caddyfile(":80", [f"127.0.0.1:{p}" for p in ports], legacy_buffering=True, admin=True))
 
 
 def two_free_ports() -> tuple[int, int]:
@@ -130,7 +138,7 @@ def engine(tmp_path):
         "PORTS": " ".join(map(str, two_free_ports())),
         "READY_TIMEOUT": "10",
         "STOP_TIMEOUT": "5",
-        "UPSTREAMS_FILE": str(tmp_path / "upstreams"),
+        "PROXY_CONFIG": str(tmp_path / "Caddyfile"),
         "PROXY_RELOAD": f"{fake} reload",
         "SWITCH_WAIT": "0.1",
     }
@@ -140,6 +148,7 @@ def engine(tmp_path):
             ["bash", str(SCRIPT)], env={**env, "IMAGE": image}, capture_output=True, text=True, timeout=60
         )
 
+    proxy_config(tmp_path / "Caddyfile", [int(p) for p in env["PORTS"].split()])
     rollout.calls = lambda: (tmp_path / "calls.log").read_text().splitlines()
     rollout.state = lambda: json.loads((tmp_path / "state.json").read_text())
     rollout.ports = [int(p) for p in env["PORTS"].split()]
@@ -170,9 +179,9 @@ def test_blue_green_pulls_and_readies_the_new_image_before_stopping_the_old(engi
     calls = [c.split()[0] + (" " + c.split()[-1] if c.startswith(("stop", "rm")) else "") for c in engine.calls()]
     calls = calls[calls_before:]
     # the old container serves until the new one is ready and the proxy prefers the new one
-    assert calls.index("pull") < calls.index("run") < calls.index("upstreams") < calls.index("stop robojam-a")
+    assert calls.index("pull") < calls.index("run") < calls.index("reload") < calls.index("stop robojam-a")
     a, b = engine.ports
-    assert f"upstreams to 127.0.0.1:{b} 127.0.0.1:{a}" in engine.calls()
+    assert f"reload reverse_proxy 127.0.0.1:{b} 127.0.0.1:{a} {{" in engine.calls()
     assert set(engine.state()) == {"robojam-b"} and engine.state()["robojam-b"]["image"].endswith("2" * 64)
     assert serving(engine.ports[1]) and not serving(engine.ports[0])
     assert "serves in slot b" in second.stdout
@@ -193,6 +202,14 @@ def test_an_image_that_never_gets_ready_is_removed_and_the_old_one_keeps_serving
     assert failed.returncode == 1
     assert "did not get ready" in failed.stdout and "fake log line" in failed.stderr
     assert set(engine.state()) == {"robojam-a"} and serving(engine.ports[0])
+
+
+def test_a_proxy_config_without_the_slots_line_stops_before_anything_starts(engine, tmp_path):
+    assert engine("registry.example/robojam:1.0").returncode == 0
+    (tmp_path / "Caddyfile").write_text(":80 {\n\treverse_proxy 127.0.0.1:9 {\n\t}\n}\n")
+    failed = engine("registry.example/robojam:2.0")
+    assert failed.returncode == 1 and "has no 'reverse_proxy" in failed.stdout + failed.stderr
+    assert set(engine.state()) == {"robojam-a"} and serving(engine.ports[0])  # nothing new was started
 
 
 def test_the_script_refuses_to_run_without_an_image(tmp_path):

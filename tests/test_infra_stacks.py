@@ -355,9 +355,8 @@ def test_droplet_without_a_domain_serves_plain_http_on_80_through_caddy(plans):
         config = cloud_config(plan)
         caddyfile = written(config, "/etc/caddy/Caddyfile")
         assert "\n:80 {" in caddyfile
-        assert "import /etc/caddy/robojam-upstreams" in caddyfile  # the rollout puts the serving slot first
-        assert written(config, "/etc/caddy/robojam-upstreams") == "to 127.0.0.1:5001 127.0.0.1:5002\n"
-        assert "UPSTREAMS_FILE=/etc/caddy/robojam-upstreams " in rollout(plan).inputs["stdin"]
+        assert "reverse_proxy 127.0.0.1:5001 127.0.0.1:5002 {" in caddyfile
+        assert "export PROXY_CONFIG=/etc/caddy/Caddyfile\n" in rollout(plan).inputs["stdin"]  # reordered at a switch
         assert "respond @metrics" in caddyfile and "@metrics path /metrics" in caddyfile
         assert "buffer_requests" in caddyfile  # Ubuntu 24.04's caddy 2.6 spelling
         assert plan.outputs["url"] == f"http://{plan.outputs['ip']}"
@@ -377,7 +376,7 @@ def test_droplet_pull_credentials_are_read_only_and_only_in_the_secret_rollout_s
 def test_droplet_with_a_domain_serves_https_through_caddy_on_a_reserved_ip():
     plan = plan_stack("dev", {"robojam:domain": "jam.example.org", "robojam:acmeEmail": "ops@example.org"})
     caddyfile = written(cloud_config(plan), "/etc/caddy/Caddyfile")
-    assert "\njam.example.org {" in caddyfile and "import /etc/caddy/robojam-upstreams" in caddyfile
+    assert "\njam.example.org {" in caddyfile and "reverse_proxy 127.0.0.1:5001 127.0.0.1:5002" in caddyfile
     assert "email ops@example.org" in caddyfile
     assert plan.outputs["url"] == "https://jam.example.org"
     # a domain's A record must survive a replaced droplet: a reserved IP by default

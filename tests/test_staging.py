@@ -21,13 +21,12 @@ import pytest
 from support import require
 
 from robojam_format.layout import REPO_ROOT
-from staging import adapt, cli
+from staging import adapt, caddy, cli
 from staging.context import Context
-from staging.docker_shim import translate
 from staging.droplet_rollout import REMOTE_COMMAND, rollout_of
 from staging.engine import TOOLS, Engine, StagingError
 from staging.report import StepResult
-from staging.step_droplet import caddyfile_of, plan
+from staging.step_droplet import caddyfile_of, files_of, plan
 from staging.step_gke import deployment
 from staging.step_training import STANDINS, uv_wheel
 
@@ -47,18 +46,29 @@ def test_the_plans_droplet_rollout_is_read_with_its_run_flags_and_caddyfile():
     assert "DOCKER_CONFIG" not in rollout.env and rollout.stop_timeout > 30
     flags = rollout.env["RUN_ARGS"].split()
     assert {"--read-only", "--user", "--cap-drop", "--tmpfs", "--security-opt"} <= set(flags)
-    caddyfile = caddyfile_of(recorded)
-    assert all(f"127.0.0.1:{port}" in caddyfile for port in rollout.ports)  # Caddy's upstreams are the slots
+    caddyfile, files = caddyfile_of(recorded), files_of(recorded)
+    upstreams = rollout.env["UPSTREAMS_FILE"]  # the rollout puts the new slot first in it and reloads Caddy
+    assert f"import {upstreams}" in caddyfile and upstreams in files
+    assert all(f"127.0.0.1:{port}" in files[upstreams] for port in rollout.ports)  # Caddy's upstreams are the slots
 
 
-def test_the_docker_shim_turns_a_port_mapping_into_the_service_bind():
-    argv = ["run", "--detach", "--name", "r-a", "--publish", "127.0.0.1:6001:5000", "--env",
-            "ROBOJAM_BIND=0.0.0.0:5000", "--read-only", "img"]  # fmt: skip
-    assert translate(argv) == [
-        "podman", "run", "--health-interval", "disable", "--detach", "--name", "r-a", "--env",
-        "ROBOJAM_BIND=127.0.0.1:6001", "--read-only", "img",
-    ]  # fmt: skip
-    assert translate(["stop", "--time", "40", "r-a"]) == ["podman", "stop", "--time", "40", "r-a"]
+def test_caddy_imports_are_written_in_the_build_folder_with_this_machines_slot_ports(tmp_path):
+    require(shutil.which("caddy") is not None, "caddy is not installed (.ci/run installs it with apt)")
+    ctx = Context(build_dir=tmp_path, engine=Engine.under(tmp_path))
+    ctx.log_path = tmp_path / "log"
+    caddyfile = ":80 {\n\treverse_proxy {\n\t\timport /etc/caddy/ups\n\t}\n}\n"
+    files = {"/etc/caddy/ups": "to 127.0.0.1:5001 127.0.0.1:5002\n"}
+    ports = {"127.0.0.1:5001": "127.0.0.1:6001", "127.0.0.1:5002": "127.0.0.1:6002"}
+    proxy = caddy.prepare(ctx, caddyfile, files, ports.get, "t")
+    local = caddy.imported_file(proxy, "/etc/caddy/ups")
+    assert local.read_text() == "to 127.0.0.1:6001 127.0.0.1:6002\n" and local.is_relative_to(tmp_path)
+    assert (
+        f"import {local}" in Path(proxy.caddyfile).read_text() and "/etc/caddy" not in Path(proxy.caddyfile).read_text()
+    )
+    dials = [n["dial"] for n in adapt._nodes(proxy.config()) if "dial" in n]
+    assert dials == ["127.0.0.1:6001", "127.0.0.1:6002"]
+    with pytest.raises(StagingError, match="imports /etc/caddy/other"):
+        caddy.prepare(ctx, caddyfile.replace("/etc/caddy/ups", "/etc/caddy/other"), files, ports.get, "u")
 
 
 def test_the_deploy_steps_rollout_call_is_found_and_other_lines_are_not():
@@ -123,9 +133,9 @@ def test_caddy_config_listens_on_loopback_with_the_internal_ca_and_finds_private
         }
     }
     ports = {"127.0.0.1:5001": "127.0.0.1:6001", "127.0.0.1:5002": "127.0.0.1:6002"}
-    out = adapt.caddy_json(config, http_port=7080, https_port=7443, upstream=ports.get, storage="/s")
+    out = adapt.caddy_json(config, http_port=7080, https_port=7443, admin_port=7019, upstream=ports.get, storage="/s")
     server = out["apps"]["http"]["servers"]["srv0"]
-    assert server["listen"] == ["127.0.0.1:7443"] and out["admin"] == {"disabled": True}
+    assert server["listen"] == ["127.0.0.1:7443"] and out["admin"] == {"listen": "127.0.0.1:7019"}
     dials = [u["dial"] for u in server["routes"][1]["handle"][0]["upstreams"]]
     assert dials == ["127.0.0.1:6001", "127.0.0.1:6002"]
     assert out["apps"]["tls"]["automation"]["policies"] == [{"issuers": [{"module": "internal"}]}]
@@ -230,7 +240,13 @@ def test_uv_standin_installs_from_its_wheel_and_its_pip_refuses_an_undeclared_ex
 
 # --- end to end: `python -m staging` ------------------------------------------------------------------------
 
-GLOBAL_STATE = (Path("/etc/containers"), Path("/etc/cni/net.d"), Path("/run/containers"), Path("/var/lib/cni"))
+GLOBAL_STATE = (
+    Path("/etc/containers"),
+    Path("/etc/cni/net.d"),
+    Path("/etc/caddy"),
+    Path("/run/containers"),
+    Path("/var/lib/cni"),
+)
 
 
 def snapshot() -> dict[str, list[str]]:

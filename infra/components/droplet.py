@@ -18,14 +18,14 @@ import pulumi_digitalocean as digitalocean
 import pulumi_tls as tls
 
 from infra.components.image import CONTAINER_PORT, SERVICE_UID
-from infra.components.proxy import GRACEFUL_TIMEOUT_S, SLOT_PORTS, caddyfile, upstreams_line
+from infra.components.proxy import GRACEFUL_TIMEOUT_S, SLOT_PORTS, caddyfile
 from infra.config import DropletSettings
 from infra.render import render, template_text
 
 DROPLET_IMAGE = "ubuntu-24-04-x64"
 ANYWHERE = ["0.0.0.0/0", "::/0"]
 ROLLOUT_SCRIPT = "robojam-rollout.sh"
-UPSTREAMS_FILE = "/etc/caddy/robojam-upstreams"  # rewritten by the rollout at each switch, then Caddy reloads
+PROXY_CONFIG = "/etc/caddy/Caddyfile"  # the rollout puts the new slot first in it, then reloads Caddy
 STOP_TIMEOUT_S = GRACEFUL_TIMEOUT_S + 10
 RUN_ARGS = (
     f"--user {SERVICE_UID}:{SERVICE_UID} --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges "
@@ -37,21 +37,8 @@ def cloud_config(settings: DropletSettings) -> str:
     """The droplet's #cloud-config user-data: Docker, Caddy and the metadata block; nothing per image."""
     site = settings.domain or ":80"
     upstreams = [f"127.0.0.1:{port}" for port in SLOT_PORTS]
-    proxy = caddyfile(
-        site,
-        upstreams,
-        acme_email=settings.acme_email,
-        legacy_buffering=True,
-        admin=True,
-        upstreams_file=UPSTREAMS_FILE,
-    )
-    return render(
-        "droplet-cloud-config.yaml.j2",
-        caddyfile=proxy,
-        upstreams_file=UPSTREAMS_FILE,
-        upstreams=upstreams_line(upstreams),
-        domain=settings.domain,
-    )
+    proxy = caddyfile(site, upstreams, acme_email=settings.acme_email, legacy_buffering=True, admin=True)
+    return render("droplet-cloud-config.yaml.j2", caddyfile=proxy, domain=settings.domain)
 
 
 def deploy_script(image_ref: str, docker_config: str) -> str:
@@ -65,7 +52,7 @@ def deploy_script(image_ref: str, docker_config: str) -> str:
         container_port=CONTAINER_PORT,
         stop_timeout=STOP_TIMEOUT_S,
         run_args=RUN_ARGS,
-        upstreams_file=UPSTREAMS_FILE,
+        proxy_config=PROXY_CONFIG,
     )
 
 

@@ -33,14 +33,11 @@ def caddyfile(
     acme_email: str = "",
     legacy_buffering: bool,
     admin: bool,
-    upstreams_file: str = "",
 ) -> str:
     """A Caddyfile serving `site` (":80", ":8080" or a domain for automatic HTTPS) in front of `upstreams`.
 
     `legacy_buffering`: Ubuntu 24.04's caddy 2.6 spells request buffering `buffer_requests`; 2.7+ takes
     `request_buffers SIZE`. `admin`: keep the admin endpoint on localhost:2019 (`caddy reload` uses it).
-    `upstreams_file`: read the upstreams from that file (`to A B`, see `upstreams_line`), so the rollout can put
-    the new slot first and reload, instead of listing `upstreams` inline.
     """
     return render(
         "Caddyfile.j2",
@@ -52,13 +49,7 @@ def caddyfile(
         grace_seconds=GRACEFUL_TIMEOUT_S + 10,
         legacy_buffering=legacy_buffering,
         admin=admin,
-        upstreams_file=upstreams_file,
     )
-
-
-def upstreams_line(upstreams: list[str]) -> str:
-    """The content of an upstreams file: Caddy's `to` subdirective, the preferred upstream first."""
-    return "to " + " ".join(upstreams) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -73,7 +64,6 @@ def main(argv: list[str] | None = None) -> None:
         help=f"upstream host:port, repeatable (default: the droplet's slots 127.0.0.1:{SLOT_PORTS[0]}/{SLOT_PORTS[1]})",
     )
     parser.add_argument("--caddy-2.7", dest="modern", action="store_true", help="Caddy 2.7+ syntax (the GKE sidecar)")
-    parser.add_argument("--upstreams-file", default="", help="import the upstreams from this file (the rollout's)")
     parser.add_argument("--admin", action="store_true", help="keep the admin endpoint (needed by `caddy reload`)")
     args = parser.parse_args(argv)
     upstreams = args.upstream or [f"127.0.0.1:{port}" for port in SLOT_PORTS]
@@ -82,7 +72,6 @@ def main(argv: list[str] | None = None) -> None:
         upstreams,
         legacy_buffering=not args.modern,
         admin=args.admin,
-        upstreams_file=args.upstreams_file,
     )
     print(text, end="")
 

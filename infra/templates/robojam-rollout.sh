@@ -6,8 +6,9 @@
 #   1. the new image is pulled while the old container serves,
 #   2. the new container starts in the free slot (gunicorn binds only once the app is loaded, so until then the
 #      proxy keeps sending everything to the old one) and must answer READY_PATH with 200 within READY_TIMEOUT,
-#   3. with UPSTREAMS_FILE set, the file is rewritten to `to NEW OLD` and the proxy reloaded (PROXY_RELOAD;
-#      Caddy's reload is graceful), so new requests go to the new slot before the old one is signalled,
+#   3. with PROXY_CONFIG set, its `reverse_proxy HOST:PORT HOST:PORT {` line is reordered to put the new slot
+#      first (lb_policy first) and the proxy reloaded (PROXY_RELOAD; Caddy's reload is graceful), so new
+#      requests go to the new slot before the old one is signalled,
 #   4. the old container is stopped with STOP_TIMEOUT seconds to finish its in-flight requests (gunicorn's
 #      graceful shutdown), then removed.
 # If the new container never gets ready it is removed and the old one keeps serving; the exit status is 1.
@@ -25,7 +26,7 @@
 #   STOP_TIMEOUT    seconds the old container gets to drain, default 40 (> ROBOJAM_GRACEFUL_TIMEOUT, 30)
 #   RUN_ARGS        extra `run` arguments, default: non-root, read-only, no capabilities, no new privileges
 #   PULL            1 = pull IMAGE first (default); 0 = use a local image (staging)
-#   UPSTREAMS_FILE  the proxy's upstreams file (Caddyfile `import`); empty (default) = no switch, only retries
+#   PROXY_CONFIG    the Caddyfile listing the two slots; empty (default) = no switch, only the proxy's retries
 #   PROXY_RELOAD    command that reloads the proxy, default `systemctl reload caddy`; SWITCH_WAIT seconds after
 #                   it before the old container is stopped, default 1
 #   PUBLISH         1 = publish HOST:PORT to CONTAINER_PORT (default); 0 = the engine shares the host's network
@@ -46,7 +47,7 @@ STOP_TIMEOUT=${STOP_TIMEOUT:-40}
 RUN_ARGS=${RUN_ARGS:---user 10001:10001 --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges}
 PULL=${PULL:-1}
 PUBLISH=${PUBLISH:-1}
-UPSTREAMS_FILE=${UPSTREAMS_FILE:-}
+PROXY_CONFIG=${PROXY_CONFIG:-}
 read -r -a PROXY_RELOAD <<<"${PROXY_RELOAD:-systemctl reload caddy}"
 SWITCH_WAIT=${SWITCH_WAIT:-1}
 SLOTS=(a b)
@@ -57,6 +58,16 @@ if [ "${#SLOT_PORTS[@]}" -ne 2 ]; then
 fi
 
 log() { echo "robojam-rollout: $*"; }
+
+if [ -n "$PROXY_CONFIG" ]; then # the line the switch reorders must be there before anything starts
+  h=${HOST//./\\.}
+  slots="(${SLOT_PORTS[0]}|${SLOT_PORTS[1]})"
+  line="reverse_proxy $h:$slots $h:$slots \\{"
+  if ! grep -Eq "$line" "$PROXY_CONFIG"; then
+    log "$PROXY_CONFIG has no 'reverse_proxy $HOST:PORT $HOST:PORT {' line for ports ${SLOT_PORTS[*]}" >&2
+    exit 1
+  fi
+fi
 
 running() { # running SLOT -> 0 if that slot's container is running
   [ "$("${ENGINE[@]}" inspect --format '{{.State.Running}}' "$NAME-$1" 2>/dev/null || true)" = "true" ]
@@ -114,10 +125,9 @@ until ready "$port"; do
 done
 log "slot $slot is ready"
 
-if [ -n "$UPSTREAMS_FILE" ]; then
+if [ -n "$PROXY_CONFIG" ]; then
   other=${SLOT_PORTS[$(((new + 1) % 2))]}
-  printf 'to %s:%s %s:%s\n' "$HOST" "$port" "$HOST" "$other" >"$UPSTREAMS_FILE.new"
-  mv "$UPSTREAMS_FILE.new" "$UPSTREAMS_FILE"
+  sed -E -i "s#$line#reverse_proxy $HOST:$port $HOST:$other {#" "$PROXY_CONFIG"
   log "proxy: $HOST:$port first; reloading (${PROXY_RELOAD[*]})"
   "${PROXY_RELOAD[@]}"
   sleep "$SWITCH_WAIT"
