@@ -77,6 +77,15 @@ def test_batching_off_is_bit_identical_to_the_engine(engine):
         assert np.array_equal(mine, engine.continue_performance(events, rng=np.random.default_rng(seed), **options))
 
 
+def test_a_lone_request_is_bit_identical_to_the_engine(engine):
+    """Alone in the loop (no overlap), a request takes the engine's own arithmetic: the same reply exactly."""
+    batcher = Batcher(engine, max_batch=32)
+    for seed in range(6):
+        events = clean(parse_csv(random_performance(seed=seed, seconds=0.2 + seed * 1.5)))  # 1 to ~3 chunks
+        expected = engine.continue_performance(events, rng=np.random.default_rng(seed))
+        assert np.array_equal(batcher.generate(events, rng=np.random.default_rng(seed)), expected)
+
+
 def test_batched_mdn_outputs_match_the_engine_within_the_keras_tolerance(engine):
     """Teacher-forced: rows joining at different iterations give the engine's MDN outputs to 1e-5."""
     rng = np.random.default_rng(3)
