@@ -7,6 +7,9 @@ Podman takes docker's command line and Kubernetes pod specs; what differs here i
 from __future__ import annotations
 
 import copy
+import re
+
+LOOPBACK = re.compile(r"\b(?:127\.0\.0\.1|localhost):\d+\b")
 
 CHANGES = {
     "all": [
@@ -15,9 +18,11 @@ CHANGES = {
         "so it cannot clash with other servers on this machine or be reached from outside it",
     ],
     "droplet": [
-        "the rollout script runs with DOCKER = podman through staging/docker_shim.py, IMAGE = the local image, "
-        "PULL=0 and two free loopback slot ports for PORTS (Caddy's upstreams follow them); the deploy step's "
-        "one-run registry login (DOCKER_CONFIG) is not needed",
+        "the rollout script runs with DOCKER = podman (its config files in the build folder), IMAGE = the local "
+        "image, PULL=0 and two free loopback slot ports for PORTS (Caddy's upstreams follow them); the deploy "
+        "step's one-run registry login (DOCKER_CONFIG) is not needed",
+        "PROXY_CONFIG is staging's copy of the Caddyfile in the build folder (never /etc/caddy) and PROXY_RELOAD "
+        "reloads staging's own Caddy (`python -m staging.caddy reload`) instead of `systemctl reload caddy`",
         "`run --publish HOST:PORT:5000` becomes `--env ROBOJAM_BIND=HOST:PORT` (host networking has no port mapping)",
         "`run --health-interval disable`: podman schedules HEALTHCHECKs with systemd timers and there is no systemd "
         "here; staging runs the image's HEALTHCHECK itself with `podman healthcheck run`",
@@ -35,9 +40,9 @@ CHANGES = {
         "TLS from Caddy's internal CA (`tls internal`) instead of ACME; its root is not installed anywhere",
         "listens on free 127.0.0.1 ports instead of :80/:443; the domain is mapped to 127.0.0.1 by the client "
         "(curl --resolve)",
-        "the upstreams are the rollout slots' loopback ports (in the imported upstreams file too, which lives in "
-        "the build folder); the admin API on a free loopback port (the rollout's reload uses it); certificates "
-        "under the build folder",
+        "the Caddyfile is copied into the build folder with its loopback upstreams (the reverse_proxy line the "
+        "rollout reorders) pointed at the rollout slots' free ports; the admin API on a free loopback port (the "
+        "rollout's reload uses it); certificates under the build folder",
     ],
 }
 
@@ -82,8 +87,13 @@ def probe_paths(deployment: dict) -> dict[str, str]:
     return paths
 
 
-def caddy_json(config: dict, *, http_port: int, https_port: int, admin_port: int, upstream, storage: str) -> dict:
-    """The Caddyfile's JSON (`caddy adapt`), changed only as CHANGES["caddy"] says; `upstream(dial)` -> new dial."""
+def caddyfile(text: str, upstream) -> str:
+    """The rendered Caddyfile with each loopback address replaced by `upstream(address)` (CHANGES["caddy"])."""
+    return LOOPBACK.sub(lambda m: upstream(m.group(0)), text)
+
+
+def caddy_json(config: dict, *, http_port: int, https_port: int, admin_port: int, storage: str) -> dict:
+    """The Caddyfile's JSON (`caddy adapt`), changed only as CHANGES["caddy"] says."""
     config = copy.deepcopy(config)
     config["admin"] = {"listen": f"127.0.0.1:{admin_port}"}
     config["storage"] = {"module": "file_system", "root": storage}
@@ -94,9 +104,6 @@ def caddy_json(config: dict, *, http_port: int, https_port: int, admin_port: int
     for server in http.get("servers", {}).values():
         listen = [address.rsplit(":", 1)[-1] for address in server["listen"]]
         server["listen"] = [f"127.0.0.1:{ports.get(port, port)}" for port in listen]
-    for node in _nodes(http):
-        if isinstance(node.get("dial"), str):
-            node["dial"] = upstream(node["dial"])
     apps["tls"] = {"automation": {"policies": [{"issuers": [{"module": "internal"}]}]}}
     apps["pki"] = {"certificate_authorities": {"local": {"install_trust": False}}}
     return config

@@ -1,9 +1,9 @@
 """Debian's caddy with the droplet's rendered Caddyfile, validated, then run as staging.adapt changes it.
 
-Files the Caddyfile imports (the rollout's upstreams file) are written under the build folder from the droplet's
-cloud-init, their loopback upstreams pointed at this machine's slot ports. Caddy runs the adapted JSON with its
-admin endpoint on a free loopback port, so `python -m staging.caddy reload STATE` (the rollout's PROXY_RELOAD)
-re-adapts the Caddyfile, with whatever the rollout wrote into the upstreams file, and loads it gracefully.
+The Caddyfile is copied under the build folder with its loopback upstreams pointed at this machine's slot ports
+(adapt.caddyfile); that copy is the rollout's PROXY_CONFIG. Caddy runs the adapted JSON with its admin endpoint
+on a free loopback port, so `python -m staging.caddy reload STATE` (the rollout's PROXY_RELOAD) re-adapts the
+copy, with the reverse_proxy line as the rollout reordered it, and loads it gracefully.
 Home, data and certificates (the internal CA) live under the build folder too.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -29,7 +28,7 @@ class Proxy:
 
     name: str
     folder: str
-    caddyfile: str  # the rendered Caddyfile, imports pointed into the build folder
+    caddyfile: str  # staging's copy of the rendered Caddyfile, upstreams on this machine's slot ports
     http_port: int
     https_port: int
     admin_port: int
@@ -56,30 +55,22 @@ class Proxy:
             raise StagingError(f"caddy adapt failed: {adapted.stderr.strip()[-300:]}")
         return json.loads(adapted.stdout)
 
-    def config(self, upstream=lambda dial: dial) -> dict:
+    def config(self) -> dict:
         """The JSON Caddy runs: the rendered config changed as staging.adapt says."""
         return adapt.caddy_json(
             self.rendered_json(),
             http_port=self.http_port,
             https_port=self.https_port,
             admin_port=self.admin_port,
-            upstream=upstream,
             storage=str(Path(self.folder) / "storage"),
         )
 
 
-def prepare(ctx: Context, caddyfile: str, files: dict[str, str], upstream, name: str) -> Proxy:
-    """Write the Caddyfile and what it imports (from `files`, cloud-init's write_files) and validate them."""
+def prepare(ctx: Context, caddyfile: str, upstream, name: str) -> Proxy:
+    """Copy the rendered Caddyfile into the build folder, its upstreams mapped by `upstream`, and validate it."""
     folder = ctx.path("caddy")
-    for imported in re.findall(r"(?m)^\s*import\s+(\S+)\s*$", caddyfile):
-        if imported not in files:
-            raise StagingError(f"the Caddyfile imports {imported}, which the droplet's cloud-init does not write.")
-        local = folder / f"{name}-{Path(imported).name}"
-        text = re.sub(r"\b(?:127\.0\.0\.1|localhost):\d+\b", lambda m: upstream(m.group(0)), files[imported])
-        local.write_text(text)
-        caddyfile = re.sub(rf"(?m)^(\s*import\s+){re.escape(imported)}(\s*)$", rf"\g<1>{local}\g<2>", caddyfile)
     path = folder / f"{name}.Caddyfile"
-    path.write_text(caddyfile)
+    path.write_text(adapt.caddyfile(caddyfile, upstream))
     proxy = Proxy(name, str(folder), str(path), free_port(), free_port(), free_port())
     proxy.state.write_text(json.dumps(asdict(proxy)))
     validated = proxy.caddy("validate", "--config", str(path), "--adapter", "caddyfile")
@@ -87,10 +78,6 @@ def prepare(ctx: Context, caddyfile: str, files: dict[str, str], upstream, name:
     if validated.returncode != 0:
         raise StagingError(f"caddy validate rejects the rendered Caddyfile: {validated.stderr.strip()[-300:]}")
     return proxy
-
-
-def imported_file(proxy: Proxy, original: str) -> Path:
-    return Path(proxy.folder) / f"{proxy.name}-{Path(original).name}"
 
 
 @contextlib.contextmanager
@@ -113,7 +100,7 @@ def running(ctx: Context, proxy: Proxy):
 
 
 def reload(state: Path) -> int:
-    """Re-adapt the Caddyfile (and its imports, as the rollout rewrote them) and load it into the running Caddy."""
+    """Re-adapt staging's Caddyfile copy (as the rollout reordered it) and load it into the running Caddy."""
     proxy = Proxy(**json.loads(state.read_text()))
     path = Path(proxy.folder) / f"{proxy.name}.json"
     path.write_text(json.dumps(proxy.config(), indent=2))

@@ -1,8 +1,9 @@
 """The droplet's image rollout (infra's robojam-rollout script, fed over SSH by a pulumi-command step), run here.
 
 From the recorded plan: the rollout script as the deploy step installs it (its heredoc) and the environment the
-deploy step runs it with. Here it runs with DOCKER=podman, PUBLISH=0 (host networking), IMAGE = a local image,
-PULL=0, free loopback slot ports, the upstreams file in the build folder and a reload of staging's own Caddy
+deploy step runs it with (its `export NAME=VALUE` lines and the call's own assignments). Here it runs with
+DOCKER=podman, PUBLISH=0 (host networking), IMAGE = a local image, PULL=0, free loopback slot ports,
+PROXY_CONFIG = staging's Caddyfile copy in the build folder and PROXY_RELOAD = a reload of staging's own Caddy
 (the changes staging.adapt lists); the rest of its environment is the plan's.
 """
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import yaml
 
 from robojam_format.layout import REPO_ROOT
-from staging.caddy import Proxy, imported_file
+from staging.caddy import Proxy
 from staging.context import Context, free_port
 from staging.engine import StagingError
 
@@ -62,23 +63,38 @@ def rollout_of(plan) -> Rollout | None:
     heredoc = re.search(r"<<'(\w+)'\n(.*?)^\1$", deploy, re.DOTALL | re.MULTILINE)
     if heredoc is None:
         raise StagingError("the deploy step does not install the rollout script from a heredoc.")
-    calls = [_invocation(line) for line in deploy.replace("\\\n", " ").splitlines()]
-    calls = [env for env in calls if env is not None]
+    lines = deploy.replace(heredoc.group(0), "").replace("\\\n", " ").splitlines()
+    calls = [env for env in map(_invocation, lines) if env is not None]
     if len(calls) != 1:
         raise StagingError(f"the deploy step runs {INSTALLED_AS} {len(calls)} times; expected once.")
-    env = {key: value for key, value in calls[0].items() if key not in DROPPED_ENV}
+    exported = {}
+    for line in lines:
+        exported.update(_exported(line))
+    env = {key: value for key, value in {**exported, **calls[0]}.items() if key not in DROPPED_ENV}
     return Rollout(script=heredoc.group(2), env=env)
+
+
+def _words(line: str) -> list[str]:
+    try:
+        return shlex.split(line, comments=True)
+    except ValueError:
+        return []
 
 
 def _invocation(line: str) -> dict[str, str] | None:
     """The environment of a line `NAME=VALUE ... /usr/local/sbin/robojam-rollout`; None for any other line."""
-    try:
-        words = shlex.split(line, comments=True)
-    except ValueError:
-        return None
+    words = _words(line)
     if not words or words[-1] != INSTALLED_AS or not all("=" in word for word in words[:-1]):
         return None
     return dict(word.split("=", 1) for word in words[:-1])
+
+
+def _exported(line: str) -> dict[str, str]:
+    """What a line `export NAME=VALUE ...` puts in the environment; {} for any other line."""
+    words = _words(line)
+    if not words or words[0] != "export" or not all("=" in word for word in words[1:]):
+        return {}
+    return dict(word.split("=", 1) for word in words[1:])
 
 
 class RolloutRunner:
@@ -112,11 +128,13 @@ class RolloutRunner:
             "PULL": "0",
             "HOST": "127.0.0.1",
             "PORTS": " ".join(map(str, self.ports)),
-            "UPSTREAMS_FILE": "",  # never the droplet's /etc/caddy path
+            "PROXY_CONFIG": "",  # never the droplet's /etc/caddy path
+            "PROXY_RELOAD": "false",  # never the system's Caddy
         }
-        upstreams = self.rollout.env.get("UPSTREAMS_FILE")
-        if upstreams and self.proxy is not None:
-            env["UPSTREAMS_FILE"] = str(imported_file(self.proxy, upstreams))
+        if self.rollout.env.get("PROXY_CONFIG"):
+            if self.proxy is None:
+                raise StagingError("the rollout switches Caddy (PROXY_CONFIG) but staging runs no Caddy for it.")
+            env["PROXY_CONFIG"] = self.proxy.caddyfile
             env["PROXY_RELOAD"] = self.proxy.reload_command
         done = subprocess.run(["bash", str(self.script)], env=env, capture_output=True, text=True, timeout=timeout)
         with self.log.open("a") as f:

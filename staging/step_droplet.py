@@ -41,8 +41,10 @@ def files_of(recorded) -> dict[str, str]:
     return write_files(recorded.one(DROPLET).inputs["userData"])
 
 
-def caddyfile_of(recorded) -> str | None:
-    return files_of(recorded).get(CADDYFILE)
+def caddyfile_of(recorded, rollout: Rollout | None = None) -> str | None:
+    """The Caddyfile cloud-init writes: the one the rollout switches (its PROXY_CONFIG), if it names one."""
+    path = (rollout.env.get("PROXY_CONFIG") if rollout else None) or CADDYFILE
+    return files_of(recorded).get(path)
 
 
 def in_flight(url: str) -> float | None:
@@ -140,12 +142,13 @@ def second_image(ctx: Context) -> str:
 
 
 def run_rollout(ctx: Context, recorded, rollout: Rollout) -> tuple[str, dict]:
-    caddyfile = caddyfile_of(recorded)
+    caddyfile = caddyfile_of(recorded, rollout)
     if caddyfile is None:
-        raise StagingError(f"the droplet's user-data writes no {CADDYFILE}; nothing is in front of gunicorn.")
+        path = rollout.env.get("PROXY_CONFIG") or CADDYFILE
+        raise StagingError(f"the droplet's user-data writes no {path}; nothing is in front of gunicorn.")
     next_image = second_image(ctx)
     with slots(ctx, rollout) as runner:
-        runner.proxy = caddy.prepare(ctx, caddyfile, files_of(recorded), runner.upstream, "droplet")
+        runner.proxy = caddy.prepare(ctx, caddyfile, runner.upstream, "droplet")
         front = f"http://127.0.0.1:{runner.proxy.http_port}"
         with caddy.running(ctx, runner.proxy):  # cloud-init starts Caddy before the first deploy
             runner.deploy(ctx.facts["image"])

@@ -16,7 +16,7 @@ from staging import adapt, caddy, client
 from staging.context import Context
 from staging.droplet_rollout import rollout_of, slots
 from staging.engine import StagingError
-from staging.step_droplet import caddyfile_of, files_of, plan
+from staging.step_droplet import caddyfile_of, plan
 
 DOMAIN = "jam.example.org"
 OVERRIDES = {"robojam:domain": DOMAIN, "robojam:acmeEmail": "ops@example.org"}
@@ -38,15 +38,15 @@ def curl(*args: str) -> tuple[int, str]:
 
 def run(ctx: Context) -> tuple[str, dict]:
     recorded = plan(OVERRIDES)
-    caddyfile = caddyfile_of(recorded)
-    if caddyfile is None:
-        raise StagingError("the droplet's user-data with a domain writes no Caddyfile.")
     rollout = rollout_of(recorded)
     if rollout is None:
         raise StagingError("the plan with a domain has no droplet rollout to serve behind Caddy.")
+    caddyfile = caddyfile_of(recorded, rollout)
+    if caddyfile is None:
+        raise StagingError("the droplet's user-data with a domain writes no Caddyfile.")
     root_ca = ctx.build_dir / "caddy" / "storage" / "pki" / "authorities" / "local" / "root.crt"
     with slots(ctx, rollout) as runner:
-        runner.proxy = caddy.prepare(ctx, caddyfile, files_of(recorded), runner.upstream, "https")
+        runner.proxy = caddy.prepare(ctx, caddyfile, runner.upstream, "https")
         private = adapt.blocked_paths(runner.proxy.rendered_json())
         https_port = runner.proxy.https_port
         ctx.log(f"changes: {'; '.join(adapt.CHANGES['caddy'])}")

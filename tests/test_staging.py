@@ -46,41 +46,70 @@ def test_the_plans_droplet_rollout_is_read_with_its_run_flags_and_caddyfile():
     assert "DOCKER_CONFIG" not in rollout.env and rollout.stop_timeout > 30
     flags = rollout.env["RUN_ARGS"].split()
     assert {"--read-only", "--user", "--cap-drop", "--tmpfs", "--security-opt"} <= set(flags)
-    caddyfile, files = caddyfile_of(recorded), files_of(recorded)
-    upstreams = rollout.env["UPSTREAMS_FILE"]  # the rollout puts the new slot first in it and reloads Caddy
-    assert f"import {upstreams}" in caddyfile and upstreams in files
-    assert all(f"127.0.0.1:{port}" in files[upstreams] for port in rollout.ports)  # Caddy's upstreams are the slots
+    proxy_config = rollout.env["PROXY_CONFIG"]  # the rollout puts the new slot first in it and reloads Caddy
+    assert proxy_config in files_of(recorded) and caddyfile_of(recorded, rollout) == files_of(recorded)[proxy_config]
+    slots = " ".join(f"127.0.0.1:{port}" for port in rollout.ports)
+    assert f"reverse_proxy {slots} {{" in caddyfile_of(recorded, rollout)  # the line the switch reorders
 
 
-def test_caddy_imports_are_written_in_the_build_folder_with_this_machines_slot_ports(tmp_path):
+def test_caddys_copy_in_the_build_folder_has_this_machines_slot_ports(tmp_path):
     require(shutil.which("caddy") is not None, "caddy is not installed (.ci/run installs it with apt)")
     ctx = Context(build_dir=tmp_path, engine=Engine.under(tmp_path))
     ctx.log_path = tmp_path / "log"
-    caddyfile = ":80 {\n\treverse_proxy {\n\t\timport /etc/caddy/ups\n\t}\n}\n"
-    files = {"/etc/caddy/ups": "to 127.0.0.1:5001 127.0.0.1:5002\n"}
+    recorded = plan()
+    rendered = caddyfile_of(recorded, rollout_of(recorded))
     ports = {"127.0.0.1:5001": "127.0.0.1:6001", "127.0.0.1:5002": "127.0.0.1:6002"}
-    proxy = caddy.prepare(ctx, caddyfile, files, ports.get, "t")
-    local = caddy.imported_file(proxy, "/etc/caddy/ups")
-    assert local.read_text() == "to 127.0.0.1:6001 127.0.0.1:6002\n" and local.is_relative_to(tmp_path)
-    assert (
-        f"import {local}" in Path(proxy.caddyfile).read_text() and "/etc/caddy" not in Path(proxy.caddyfile).read_text()
+    proxy = caddy.prepare(ctx, rendered, ports.get, "t")
+    copy = Path(proxy.caddyfile)
+    assert copy.is_relative_to(tmp_path) and copy.read_text() == rendered.replace(":5001", ":6001").replace(
+        ":5002", ":6002"
     )
+    assert "reverse_proxy 127.0.0.1:6001 127.0.0.1:6002 {" in copy.read_text()
     dials = [n["dial"] for n in adapt._nodes(proxy.config()) if "dial" in n]
     assert dials == ["127.0.0.1:6001", "127.0.0.1:6002"]
-    with pytest.raises(StagingError, match="imports /etc/caddy/other"):
-        caddy.prepare(ctx, caddyfile.replace("/etc/caddy/ups", "/etc/caddy/other"), files, ports.get, "u")
+    assert str(proxy.state) in proxy.reload_command and "systemctl" not in proxy.reload_command
+
+
+def test_the_rollouts_proxy_check_accepts_staging_copy_and_rejects_the_droplets_ports(tmp_path):
+    require(shutil.which("caddy") is not None, "caddy is not installed (.ci/run installs it with apt)")
+    ctx = Context(build_dir=tmp_path, engine=Engine.under(tmp_path))
+    ctx.log_path = tmp_path / "log"
+    recorded = plan()
+    rollout = rollout_of(recorded)
+    ports = {"127.0.0.1:5001": "127.0.0.1:6001", "127.0.0.1:5002": "127.0.0.1:6002"}
+    proxy = caddy.prepare(ctx, caddyfile_of(recorded, rollout), ports.get, "t")
+    script = tmp_path / "robojam-rollout"
+    script.write_text(rollout.script)
+    env = {"PATH": os.environ["PATH"], "IMAGE": "local", "DOCKER": "false", "PULL": "0", "PORTS": "6001 6002"}
+
+    def rollout_with(config: str) -> str:  # DOCKER=false: the run fails right after the proxy check
+        done = subprocess.run(
+            ["bash", str(script)], env={**env, "PROXY_CONFIG": config}, capture_output=True, text=True
+        )
+        assert done.returncode != 0
+        return done.stdout + done.stderr
+
+    assert "has no 'reverse_proxy" not in rollout_with(proxy.caddyfile)
+    (tmp_path / "droplet.Caddyfile").write_text(caddyfile_of(recorded, rollout))
+    assert "has no 'reverse_proxy" in rollout_with(str(tmp_path / "droplet.Caddyfile"))
 
 
 def test_the_deploy_steps_rollout_call_is_found_and_other_lines_are_not():
     deploy = (
         "cat > /usr/local/sbin/robojam-rollout <<'ROBOJAM_ROLLOUT'\n#!/usr/bin/env bash\necho hi\nROBOJAM_ROLLOUT\n"
         "chmod 0755 /usr/local/sbin/robojam-rollout\n"
+        "export PROXY_CONFIG=/etc/caddy/Caddyfile\n"
         "DOCKER_CONFIG=\"$auth\" IMAGE=reg/x@sha256:1 PORTS='5001 5002' \\\n"
         "  RUN_ARGS='--read-only' /usr/local/sbin/robojam-rollout\n"
     )
     found = rollout_of(FakePlan(deploy))
     assert found.script == "#!/usr/bin/env bash\necho hi\n"
-    assert found.env == {"IMAGE": "reg/x@sha256:1", "PORTS": "5001 5002", "RUN_ARGS": "--read-only"}
+    assert found.env == {
+        "PROXY_CONFIG": "/etc/caddy/Caddyfile",
+        "IMAGE": "reg/x@sha256:1",
+        "PORTS": "5001 5002",
+        "RUN_ARGS": "--read-only",
+    }
     assert rollout_of(FakePlan("echo no rollout here\n")) is None
 
 
@@ -124,20 +153,17 @@ def test_gke_sidecars_and_their_volumes_are_removed():
 def test_caddy_config_listens_on_loopback_with_the_internal_ca_and_finds_private_paths():
     not_found = [{"handler": "static_response", "status_code": 404}]
     blocked = {"match": [{"path": ["/metrics", "/metrics/*"]}], "handle": not_found}
-    upstreams = [{"dial": "127.0.0.1:5001"}, {"dial": "127.0.0.1:5002"}]
-    proxy = {"handle": [{"handler": "reverse_proxy", "upstreams": upstreams}]}
+    proxy = {"handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": "127.0.0.1:6001"}]}]}
     config = {
         "apps": {
             "http": {"servers": {"srv0": {"listen": [":443"], "routes": [blocked, proxy]}}},
             "tls": {"automation": {"policies": [{"issuers": [{"module": "acme"}]}]}},
         }
     }
-    ports = {"127.0.0.1:5001": "127.0.0.1:6001", "127.0.0.1:5002": "127.0.0.1:6002"}
-    out = adapt.caddy_json(config, http_port=7080, https_port=7443, admin_port=7019, upstream=ports.get, storage="/s")
+    out = adapt.caddy_json(config, http_port=7080, https_port=7443, admin_port=7019, storage="/s")
     server = out["apps"]["http"]["servers"]["srv0"]
     assert server["listen"] == ["127.0.0.1:7443"] and out["admin"] == {"listen": "127.0.0.1:7019"}
-    dials = [u["dial"] for u in server["routes"][1]["handle"][0]["upstreams"]]
-    assert dials == ["127.0.0.1:6001", "127.0.0.1:6002"]
+    assert server["routes"][1]["handle"][0]["upstreams"] == [{"dial": "127.0.0.1:6001"}]  # the Caddyfile's own
     assert out["apps"]["tls"]["automation"]["policies"] == [{"issuers": [{"module": "internal"}]}]
     assert out["apps"]["pki"]["certificate_authorities"]["local"]["install_trust"] is False
     assert adapt.blocked_paths(config) == ["/metrics"]
