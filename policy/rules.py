@@ -86,7 +86,7 @@ def _is_world(source: Any) -> bool:
         return False
 
 
-def _ports(spec: Any) -> set[int] | None:
+def ports(spec: Any) -> set[int] | None:
     """Ports a rule opens: None means every port."""
     if spec in (None, "", [], "all"):
         return None
@@ -103,11 +103,11 @@ def _world_rules(resources: Sequence[Resource]) -> Iterator[tuple[Resource, set[
         if r.type == "gcp:compute/firewall:Firewall" and r.props.get("direction", "INGRESS") == "INGRESS":
             if any(_is_world(s) for s in r.props.get("sourceRanges") or []):
                 for allow in r.props.get("allows") or [{}]:
-                    yield r, _ports(allow.get("ports"))
+                    yield r, ports(allow.get("ports"))
         elif r.type == "digitalocean:index/firewall:Firewall":
             for rule in r.props.get("inboundRules") or []:
                 if any(_is_world(s) for s in rule.get("sourceAddresses") or []):
-                    yield r, _ports(rule.get("portRange"))
+                    yield r, ports(rule.get("portRange"))
         elif r.type == "kubernetes:core/v1:Service" and _get(r.props, "spec", "type") in ("LoadBalancer", "NodePort"):
             sources = _get(r.props, "spec", "loadBalancerSourceRanges") or ["0.0.0.0/0"]
             if any(_is_world(s) for s in sources):

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from infra.mock_plan import MOCK_SECRETS, Plan, SecretValue, plan_stack, stack_files, stack_name
+from policy.rules import ports  # one reading of a firewall rule's ports, shared with the policy pack
 
 SERVING = ("droplet", "gke")
 WEB_PORTS = {80, 443}
@@ -32,17 +33,6 @@ def plan(request) -> Plan:
     if stack == "dev":  # the token is set with --secret in real life; prove it never leaks
         overrides = {**overrides, "digitalocean:token": SecretValue(DO_TOKEN)}
     return plan_stack(stack, overrides)
-
-
-def ports(spec) -> set[int] | None:
-    """Ports a rule opens: None means every port."""
-    if spec in (None, "", [], "all"):
-        return None
-    found: set[int] = set()
-    for item in [spec] if isinstance(spec, str | int) else spec:
-        low, _, high = str(item).partition("-")
-        found.update(range(int(low), int(high or low) + 1))
-    return found
 
 
 def inbound_rules(plan: Plan) -> list[tuple[str, list[str], set[int] | None]]:
