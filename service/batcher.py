@@ -20,7 +20,6 @@ engine<->Keras tolerance) and replies under 16 concurrent requests of mixed leng
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from collections import deque
@@ -28,7 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from service.engine import MAX_STEPS, MIN_DT, Engine, Sampler, _check_number
+from service.engine import MAX_STEPS, MIN_DT, Engine, Sampler
 
 F32 = np.float32
 SCALAR_SAMPLE_MAX = 6  # up to this many draws in an iteration, the engine's scalar Sampler is the faster
@@ -57,14 +56,9 @@ class _Job:
     def prepare(self, engine: Engine) -> None:
         """The same scaling and up-front draws as Engine.continue_performance (done in the request's thread)."""
         d = engine.dimension
-        with np.errstate(over="ignore", invalid="ignore"):
-            self.scaled = (self.events * engine.scale).astype(F32)
-        if not np.isfinite(self.scaled).all():
-            raise ValueError("events are too large to scale in float32.")
+        self.scaled = engine.scale_events(self.events)
         self.rows = len(self.scaled)
-        self.choices = self.rng.random(MAX_STEPS)
-        self.noise = self.rng.standard_normal((MAX_STEPS, d), dtype=F32)
-        self.noise *= F32(math.sqrt(self.sigma_temperature))
+        self.choices, self.noise = engine.draw(self.rng, self.sigma_temperature)
         with np.errstate(over="ignore"):
             self.inv_temperature = 1.0 / float(self.temperature)  # inf for a subnormal temperature: argmax
         self.generated = np.empty((MAX_STEPS, d), dtype=F32)
@@ -149,12 +143,7 @@ class Batcher:
     ) -> np.ndarray:
         """Same contract as Engine.continue_performance; TimeoutError if not finished within `timeout` s."""
         if self.batched:  # alone, continue_performance checks its arguments itself
-            events = self.engine._check_events(events, "events")
-            _check_number("seconds", seconds, allow_zero=False)
-            _check_number("temperature", temperature, allow_zero=False)
-            _check_number("sigma_temperature", sigma_temperature, allow_zero=True)
-            if not isinstance(rng, np.random.Generator):
-                raise TypeError("rng must be a numpy.random.Generator.")
+            events = self.engine.check_request(events, seconds, temperature, sigma_temperature, rng)
         job = _Job(events, seconds, temperature, sigma_temperature, rng)
         if self.batched:
             job.prepare(self.engine)

@@ -248,6 +248,32 @@ class Engine:
 
     # ---- sampling ------------------------------------------------------------------------------------------
 
+    def check_request(self, events, seconds, temperature, sigma_temperature, rng) -> np.ndarray:
+        """The checked events of a continue_performance call; raises on any bad argument (the batcher shares it)."""
+        events = self._check_events(events, "events")
+        _check_number("seconds", seconds, allow_zero=False)
+        _check_number("temperature", temperature, allow_zero=False)
+        _check_number("sigma_temperature", sigma_temperature, allow_zero=True)
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError("rng must be a numpy.random.Generator.")
+        return events
+
+    def scale_events(self, events: np.ndarray) -> np.ndarray:
+        """Events in the network's scaled float32 space; ValueError if they overflow it."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            scaled = (events * self.scale).astype(F32)
+        if not np.isfinite(scaled).all():
+            raise ValueError("events are too large to scale in float32.")
+        return scaled
+
+    def draw(self, rng: np.random.Generator, sigma_temperature: float) -> tuple[np.ndarray, np.ndarray]:
+        """All randomness for one request up front: one vectorised draw each from the caller's Generator, so a
+        seed gives the same reply batched or alone."""
+        choices = rng.random(MAX_STEPS)
+        noise = rng.standard_normal((MAX_STEPS, self.dimension), dtype=F32)
+        noise *= F32(math.sqrt(sigma_temperature))  # covariance diag(sigma^2) * sigma_temperature
+        return choices, noise
+
     def continue_performance(
         self,
         events: np.ndarray,
@@ -261,27 +287,16 @@ class Engine:
 
         Returns (m, 3) float32 `[x, y, dt]`, m <= MAX_STEPS; every row has x, y in [0, 1] and dt >= MIN_DT.
         """
-        events = self._check_events(events, "events")
-        _check_number("seconds", seconds, allow_zero=False)
-        _check_number("temperature", temperature, allow_zero=False)
-        _check_number("sigma_temperature", sigma_temperature, allow_zero=True)
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError("rng must be a numpy.random.Generator.")
-
+        events = self.check_request(events, seconds, temperature, sigma_temperature, rng)
         d = self.dimension
-        with np.errstate(over="ignore", invalid="ignore"):
-            scaled = (events * self.scale).astype(F32)
-        if not np.isfinite(scaled).all():
-            raise ValueError("events are too large to scale in float32.")
+        scaled = self.scale_events(events)
         ws = _Workspace(self, len(events))
         self._condition(ws, scaled)
         np.matmul(ws.h[-1], self._head, out=ws.out)
         np.add(ws.out, self._head_bias, out=ws.out)
 
-        # All randomness for the whole call up front: one vectorised draw each from the caller's Generator.
-        choices = rng.random(MAX_STEPS).tolist()
-        noise = rng.standard_normal((MAX_STEPS, d), dtype=F32)
-        noise *= F32(math.sqrt(sigma_temperature))  # covariance diag(sigma^2) * sigma_temperature
+        choices, noise = self.draw(rng, sigma_temperature)
+        choices = choices.tolist()
 
         generated = np.empty((MAX_STEPS, d), dtype=F32)
         sampler = Sampler(ws.out, self.mixtures, d, temperature, self.sigma_epsilon, self.scale)
