@@ -27,12 +27,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from service.engine import MAX_STEPS, MIN_DT, Engine, Sampler
+from service.batch_kernels import matmul_rows, sample_rows, transposed
+from service.engine import MAX_STEPS, Engine, Sampler, _Workspace
 
 F32 = np.float32
-SCALAR_SAMPLE_MAX = 6  # up to this many draws in an iteration, the engine's scalar Sampler is the faster
-PREFILL_CHUNK = 32  # conditioning rows a lone request runs at a time, layer by layer (see _prefill_alone)
-GEMM_MIN_ROWS = 4  # measured: OpenBLAS sgemm on 2-3 rows costs more than 2-3 sgemv calls (it packs W)
+PREFILL_CHUNK = 32  # conditioning rows a lone request runs at a time, layer by layer (see _run_lone)
 
 
 class _Job:
@@ -41,7 +40,7 @@ class _Job:
     __slots__ = (
         "scaled", "seconds", "inv_temperature", "choices", "noise", "generated", "pos", "steps", "total",
         "done", "result", "error", "cancelled", "events", "temperature", "sigma_temperature", "rng", "out",
-        "sampler", "rows",
+        "sampler", "rows", "slot",
     )  # fmt: skip
 
     def __init__(self, events, seconds, temperature, sigma_temperature, rng):
@@ -55,15 +54,15 @@ class _Job:
 
     def prepare(self, engine: Engine) -> None:
         """The same scaling and up-front draws as Engine.continue_performance (done in the request's thread)."""
-        d = engine.dimension
         self.scaled = engine.scale_events(self.events)
         self.rows = len(self.scaled)
         self.choices, self.noise = engine.draw(self.rng, self.sigma_temperature)
         with np.errstate(over="ignore"):
             self.inv_temperature = 1.0 / float(self.temperature)  # inf for a subnormal temperature: argmax
-        self.generated = np.empty((MAX_STEPS, d), dtype=F32)
         self.out = np.empty(engine.output_size, dtype=F32)  # this request's MDN output, for its own Sampler
-        self.sampler = Sampler(self.out, engine.mixtures, d, self.temperature, engine.sigma_epsilon, engine.scale)
+        self.sampler = Sampler(
+            self.out, engine.mixtures, engine.dimension, self.temperature, engine.sigma_epsilon, engine.scale
+        )
 
     def finish(self, result: np.ndarray | None = None, error: BaseException | None = None) -> None:
         self.result, self.error = result, error
@@ -71,7 +70,12 @@ class _Job:
 
 
 class _Batch:
-    """The loop's state for up to `capacity` requests: rows 0..B-1 of every array belong to the active jobs."""
+    """The loop's state for up to `capacity` requests.
+
+    Rows 0..B-1 of the network arrays (`z`, `c`, `g`, `out`) belong to the active jobs and move when a job leaves;
+    each job also holds a fixed slot (`slots[row]`) in the per-request arrays the compiled draw reads and writes
+    (its draws, touches, step count, dt total, length and 1/temperature), so those never move.
+    """
 
     def __init__(self, engine: Engine, capacity: int):
         u, d, layers = engine.units, engine.dimension, engine.layers
@@ -83,20 +87,35 @@ class _Batch:
         self.inputs = [(0, d + u)] + [(d + (i - 1) * u, d + (i + 1) * u) for i in range(1, layers)]
         self.h = [(d + i * u, d + (i + 1) * u) for i in range(layers)]
         self.jobs: list[_Job] = []
+        self.slots = np.zeros(capacity, dtype=np.int64)
+        self.free = list(range(capacity - 1, -1, -1))
+        self.choices = np.zeros((capacity, MAX_STEPS))
+        self.noise = np.zeros((capacity, MAX_STEPS, d), dtype=F32)
+        self.generated = np.zeros((capacity, MAX_STEPS, d), dtype=F32)
+        self.steps = np.zeros(capacity, dtype=np.int64)
+        self.total, self.seconds, self.inv_temperature = np.zeros(capacity), np.zeros(capacity), np.zeros(capacity)
+        self.finished = np.zeros(capacity, dtype=bool)
 
     def add(self, job: _Job) -> None:
-        row = len(self.jobs)
+        row, slot = len(self.jobs), self.free.pop()
         self.z[row] = 0.0
         self.c[:, row] = 0.0
+        self.slots[row], job.slot = slot, slot
+        self.choices[slot], self.noise[slot] = job.choices, job.noise
+        job.choices, job.noise, job.generated = self.choices[slot], self.noise[slot], self.generated[slot]  # views
+        self.steps[slot], self.total[slot] = job.steps, job.total
+        self.seconds[slot], self.inv_temperature[slot] = job.seconds, job.inv_temperature
         self.jobs.append(job)
 
     def remove(self, row: int) -> None:
         """Drop the job in `row`, moving the last active job's state into it (rows stay 0..B-1)."""
         last = len(self.jobs) - 1
+        self.free.append(int(self.slots[row]))
         if row != last:
             self.z[row] = self.z[last]
             self.c[:, row] = self.c[:, last]
             self.jobs[row] = self.jobs[last]
+            self.slots[row] = self.slots[last]
         self.jobs.pop()
 
 
@@ -120,10 +139,8 @@ class Batcher:
         self._arriving = 0
         self._pid: int | None = None
         if self.batched:
-            self._md = engine.mixtures * engine.dimension
-            self._low = np.array([0.0, 0.0, MIN_DT], dtype=F32)
-            self._high = np.array([1.0, 1.0, np.inf], dtype=F32)
-            self._columns = np.arange(engine.dimension)
+            self._transposed = [transposed(w) for w in engine._stacked]  # the kernel's layout, made once
+            self._lone = _Workspace(engine, PREFILL_CHUNK)  # a lone request's state (used by the loop thread only)
 
     # ---- request side ----------------------------------------------------------------------------------
 
@@ -233,21 +250,20 @@ class Batcher:
             return 0
         if self._observe_batch is not None:
             self._observe_batch(n)
-        if n == 1 and jobs[0].pos < jobs[0].rows and not self._pending:
-            return self._prefill_alone(batch, jobs[0])
+        if n == 1 and not self._pending:
+            return self._run_lone(batch, jobs[0])
         d = engine.dimension
         z = batch.z[:n]
         conditioning = [(row, job) for row, job in enumerate(jobs) if job.pos < job.rows]
         for row, job in conditioning:  # feed each conditioning request its next input event
             z[row, :d] = job.scaled[job.pos]
         for layer, (lo, hi) in enumerate(batch.inputs):
-            g = batch.g[:n]
-            if n < GEMM_MIN_ROWS:  # OpenBLAS's sgemm costs ~4 matrix-vector products below this: use those
-                for row in range(n):
-                    np.matmul(z[row, lo:hi], engine._stacked[layer], out=g[row])
-            else:
-                np.matmul(z[:, lo:hi], engine._stacked[layer], out=g)
-            np.add(g, engine._biases[layer], out=g)
+            if n == 1:  # alone: the engine's own matrix-vector product (bit-identical to the unbatched engine)
+                g = batch.g[0]
+                np.matmul(z[0, lo:hi], engine._stacked[layer], out=g)
+                np.add(g, engine._biases[layer], out=g)
+            else:  # reads the weights once for all n rows (OpenBLAS's sgemm would first copy them all)
+                matmul_rows(batch.z, lo, n, self._transposed[layer], engine._biases[layer], batch.g)
             self._cell(batch, layer, n)
         lo, hi = batch.h[-1]
         out = batch.out[:n]
@@ -261,36 +277,63 @@ class Batcher:
             self._sample(batch, sampling)
         return n
 
-    def _prefill_alone(self, batch: _Batch, job: _Job) -> int:
-        """Condition a lone request on up to PREFILL_CHUNK rows the engine's way, layer by layer.
+    def _run_lone(self, batch: _Batch, job: _Job) -> int:
+        """A lone request runs the engine's own code on its own workspace until company arrives or it is done.
 
-        Alone, a request gains nothing from stepping all layers at once, and layer by layer each layer's weights
-        stay in cache for the whole chunk (as in Engine._condition); a chunk at a time, so a request that arrives
-        meanwhile joins within a few milliseconds and conditions batched.
+        Alone, a request gains nothing from the batch's `(B, .)` arrays, and the engine's loop is leaner: it
+        conditions layer by layer (each layer's weights stay in cache for a whole chunk, as in Engine._condition)
+        and generates with the engine's step and Sampler, so its reply is the engine's, bit for bit. Conditioning
+        goes a chunk (PREFILL_CHUNK rows) at a time and generation checks for newcomers after every step, so a
+        request that arrives meanwhile joins within a few milliseconds; the state then moves back into row 0.
+        Returns the number of LSTM steps taken.
         """
-        engine, u = self.engine, self.engine.units
-        start = job.pos
-        layer_in = job.scaled[start : start + PREFILL_CHUNK]
-        g = batch.g[0]
-        for layer in range(engine.layers):
-            proj = np.matmul(layer_in, engine._kernels[layer])  # every event's input projection at once
-            np.add(proj, engine._biases[layer], out=proj)
-            lo, hi = batch.h[layer]
-            h, recurrent = batch.z[0, lo:hi], engine._recurrent[layer]
-            seq = np.empty((len(layer_in), u), dtype=F32)
-            for t in range(len(layer_in)):
-                np.matmul(h, recurrent, out=g)
-                np.add(g, proj[t], out=g)
-                self._cell(batch, layer, 1)
-                seq[t] = h
-            layer_in = seq
-        job.pos = start + len(seq)
-        if job.pos == job.rows:  # conditioned: the head's output and the first draw
-            lo, hi = batch.h[-1]
-            np.matmul(batch.z[:1, lo:hi], engine._head, out=batch.out[:1])
-            np.add(batch.out[:1], engine._head_bias, out=batch.out[:1])
-            self._sample(batch, [0])
-        return len(seq)
+        engine, ws = self.engine, self._lone
+        ws.z[:] = batch.z[0]
+        ws.c[:] = batch.c[:, 0]
+        job.steps, job.total = int(batch.steps[job.slot]), float(batch.total[job.slot])
+        ws.out = job.out  # the engine writes the head's output where the job's own Sampler reads it
+        if job.pos < job.rows:  # conditioning: one chunk, then the head's output and the first draw
+            start = job.pos
+            job.pos = min(job.rows, start + PREFILL_CHUNK)
+            engine._condition(ws, job.scaled[start : job.pos])
+            taken = job.pos - start
+            if job.pos < job.rows:
+                self._store_lone(batch, job)
+                return taken
+            engine._head_into(ws)
+            if self._draw_lone(batch, job):
+                return taken
+        else:
+            taken = 0
+        while True:  # generating: the engine's step and draw until done, cancelled or joined
+            if job.cancelled or self._pending:
+                self._store_lone(batch, job)
+                return taken
+            if self._observe_batch is not None and taken:
+                self._observe_batch(1)
+            engine._step(ws)
+            taken += 1
+            if self._draw_lone(batch, job):
+                return taken
+
+    def _draw_lone(self, batch: _Batch, job: _Job) -> bool:
+        """The lone job's next touch from `job.out` (as Engine.continue_performance); True once it has finished."""
+        touch = job.generated[job.steps]
+        job.sampler.sample(job.choices[job.steps], job.noise[job.steps], out=touch)
+        job.steps += 1
+        job.total += touch.item(self.engine.dimension - 1)
+        if job.total >= job.seconds or job.steps >= MAX_STEPS:
+            job.finish(job.generated[: job.steps].copy())
+            batch.remove(0)
+            return True
+        np.multiply(touch, job.sampler.scale, out=self._lone.x)  # feed the touch back, in the scaled space
+        return False
+
+    def _store_lone(self, batch: _Batch, job: _Job) -> None:
+        """Move the lone workspace's state and the job's progress back into the batch (a newcomer may join)."""
+        batch.z[0] = self._lone.z
+        batch.c[:, 0] = self._lone.c
+        batch.steps[job.slot], batch.total[job.slot] = job.steps, job.total
 
     def _cell(self, batch: _Batch, layer: int, n: int) -> None:
         """Vectorised LSTM cell for rows 0..n-1 (same operations as the engine's `_Workspace.cell`)."""
@@ -309,65 +352,21 @@ class Batcher:
         np.multiply(o, tmp, out=h)
 
     def _sample(self, batch: _Batch, rows: list[int]) -> None:
-        """RoboJam's draw for the given rows; finished jobs leave the batch, the others feed their touch back."""
-        engine, jobs, d = self.engine, batch.jobs, self.engine.dimension
-        picked = [jobs[row] for row in rows]
-        if len(rows) <= SCALAR_SAMPLE_MAX:
-            touches = self._sample_each(batch, rows, picked)
-        else:
-            touches = self._sample_vectorised(batch.out[rows], picked)
-        scale, finished = F32(engine.scale), []
-        for row, job, touch in zip(rows, picked, touches, strict=True):
-            job.steps += 1
-            job.total += touch.item(d - 1)
-            if job.total >= job.seconds or job.steps >= MAX_STEPS:
-                finished.append(row)
-                job.finish(job.generated[: job.steps].copy())
-            else:
-                np.multiply(touch, scale, out=batch.z[row, :d])  # feed the touch back, in the scaled space
-        for row in sorted(finished, reverse=True):
+        """RoboJam's draw for the given rows (compiled); finished jobs leave the batch, the others' touches are
+        already fed back into their rows of `z`."""
+        engine = self.engine
+        done = sample_rows(
+            batch.out, np.array(rows, dtype=np.int64), batch.slots, engine.mixtures, F32(engine.scale),
+            F32(engine.sigma_epsilon), batch.choices, batch.noise, batch.generated, batch.steps, batch.total,
+            batch.seconds, batch.inv_temperature, batch.z, batch.finished,
+        )  # fmt: skip
+        if not done:
+            return
+        for row in sorted((row for row in rows if batch.finished[row]), reverse=True):
+            batch.finished[row] = False
+            job, slot = batch.jobs[row], batch.slots[row]
+            job.finish(batch.generated[slot, : batch.steps[slot]].copy())
             batch.remove(row)
-
-    def _sample_each(self, batch: _Batch, rows: list[int], picked: list[_Job]) -> list[np.ndarray]:
-        """Few rows: the engine's own Sampler per row (plain floats beat a chain of small NumPy calls)."""
-        touches = []
-        for row, job in zip(rows, picked, strict=True):
-            job.out[:] = batch.out[row]
-            touch = job.generated[job.steps]
-            job.sampler.sample(job.choices[job.steps], job.noise[job.steps], out=touch)
-            touches.append(touch)
-        return touches
-
-    def _sample_vectorised(self, out: np.ndarray, picked: list[_Job]) -> np.ndarray:
-        """Many rows: the Sampler's arithmetic across the rows at once (k, output_size) -> (k, d) touches."""
-        engine, md, d = self.engine, self._md, self.engine.dimension
-        logits = out[:, 2 * md :].astype(np.float64)
-        diff = logits - logits.max(axis=1, keepdims=True)
-        inv_temperature = np.array([job.inv_temperature for job in picked])
-        with np.errstate(invalid="ignore", over="ignore"):
-            scaled = diff * inv_temperature[:, None]
-        scaled[diff == 0.0] = 0.0  # the top logit weighs exp(0) = 1 even when 1/temperature is inf
-        cumulative = np.cumsum(np.exp(scaled), axis=1)
-        u = np.array([job.choices[job.steps] for job in picked])
-        threshold = u * cumulative[:, -1]
-        chosen = np.minimum((cumulative < threshold[:, None]).sum(axis=1), engine.mixtures - 1)
-        index = chosen[:, None] * d + self._columns
-        rows = np.arange(len(picked))[:, None]
-        mus, raw = out[rows, index], out[rows, index + md]
-        neg = np.minimum(raw, 0.0)
-        np.expm1(neg, out=neg)
-        sample = np.maximum(raw, 0.0)
-        sample += neg
-        sample += F32(1.0)
-        sample += F32(engine.sigma_epsilon)
-        sample *= np.stack([job.noise[job.steps] for job in picked])
-        sample += mus
-        sample /= F32(engine.scale)
-        np.fmax(sample, self._low, out=sample)
-        np.fmin(sample, self._high, out=sample)
-        for job, touch in zip(picked, sample, strict=True):
-            job.generated[job.steps] = touch
-        return sample
 
 
 class _Arrival:

@@ -207,6 +207,10 @@ class Engine:
             np.matmul(ws.inputs[layer], self._stacked[layer], out=ws.g)
             np.add(ws.g, self._biases[layer], out=ws.g)
             ws.cell(layer)
+        self._head_into(ws)
+
+    def _head_into(self, ws: _Workspace) -> None:
+        """The raw MDN head output for the last layer's state, into `ws.out`."""
         np.matmul(ws.h[-1], self._head, out=ws.out)
         np.add(ws.out, self._head_bias, out=ws.out)
 
@@ -292,8 +296,7 @@ class Engine:
         scaled = self.scale_events(events)
         ws = _Workspace(self, len(events))
         self._condition(ws, scaled)
-        np.matmul(ws.h[-1], self._head, out=ws.out)
-        np.add(ws.out, self._head_bias, out=ws.out)
+        self._head_into(ws)
 
         choices, noise = self.draw(rng, sigma_temperature)
         choices = choices.tolist()

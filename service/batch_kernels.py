@@ -1,0 +1,172 @@
+"""The batching loop's inner loops, compiled once by Numba: the batched matrix product and the batched draw.
+
+`matmul_rows`: `z[:B, lo:lo+K] @ W + bias`, reading W once. NumPy's matmul would call OpenBLAS's sgemm, which first
+copies ("packs") the whole weight matrix into its own layout on every call; for the 2-32 rows of an iteration that
+copy costs more than the arithmetic (`python -m benchmarks.kernel`: a (16, 1024) @ (1024, 2048) product at ~3.5x a
+single row's matrix-vector product, where reading the weights once should cost about one). This kernel takes the
+weights transposed once at load, to `(N, K)`, and computes 4 rows x 4 columns at a time: 16 running sums in
+registers, each a dot product over K that the compiler vectorises, so every weight is read once per call and the cost
+is bound by the arithmetic of B rows, not by copying. Its sums run in another order than BLAS's (float32 rounding,
+not bit for bit): only `reassoc` and `contract` of fastmath are allowed, NaN and infinity keep their meaning.
+
+`sample_rows`: RoboJam's draw (ARTIFACT.md, Sampling 3) for every row that has finished conditioning, with exactly
+the engine Sampler's arithmetic (the mixture choice in float64 with libm's exp, the touch in float32, no fastmath), so
+one Python call replaces a dozen small NumPy calls per iteration and gives the Sampler's touch for the same draws.
+
+Both are compiled eagerly for their one signature at import (~1 s, once per process: the app is preloaded in
+gunicorn's master), never at request time, and nothing is written to disk. tests/test_batch_kernels.py holds them to
+NumPy and to the engine's Sampler.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from service.engine import MAX_STEPS, MIN_DT
+
+TILE = 4  # rows (and columns) per register tile: 16 sums fit AVX2's 16 vector registers with AVX-512's to spare
+
+
+_MATRIX = numba.types.Array(numba.float32, 2, "C")
+_WEIGHTS = numba.types.Array(numba.float32, 2, "C", readonly=True)
+_BIAS = numba.types.Array(numba.float32, 1, "C", readonly=True)
+_ROWS = numba.types.Array(numba.int64, 1, "C")
+_F64 = numba.types.Array(numba.float64, 1, "C")
+_F64_2D = numba.types.Array(numba.float64, 2, "C")
+_F32_3D = numba.types.Array(numba.float32, 3, "C")
+_FLAGS = numba.types.Array(numba.boolean, 1, "C")
+
+
+@numba.njit(
+    numba.void(_MATRIX, numba.int64, numba.int64, _WEIGHTS, _BIAS, _MATRIX),
+    fastmath={"reassoc", "contract"},
+    boundscheck=False,
+    nogil=True,
+    cache=False,
+)
+def matmul_rows(z, lo, rows, wt, bias, out):  # pragma: no cover - compiled; tested through its results
+    """out[:rows] = z[:rows, lo:lo+K] @ wt.T + bias, for wt of shape (N, K) with N a multiple of TILE."""
+    n_out, k_in = wt.shape
+    hi, full = lo + k_in, rows - rows % 4
+    for n0 in range(0, n_out, 4):
+        w0, w1, w2, w3 = wt[n0], wt[n0 + 1], wt[n0 + 2], wt[n0 + 3]  # 1-D row views: the loop over k vectorises
+        b_0, b_1, b_2, b_3 = bias[n0], bias[n0 + 1], bias[n0 + 2], bias[n0 + 3]
+        for b0 in range(0, full, 4):
+            x0, x1, x2, x3 = z[b0, lo:hi], z[b0 + 1, lo:hi], z[b0 + 2, lo:hi], z[b0 + 3, lo:hi]
+            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = np.float32(0.0)
+            s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = np.float32(0.0)
+            for k in range(k_in):
+                a0, a1, a2, a3 = x0[k], x1[k], x2[k], x3[k]
+                c0, c1, c2, c3 = w0[k], w1[k], w2[k], w3[k]
+                s00 += a0 * c0
+                s01 += a0 * c1
+                s02 += a0 * c2
+                s03 += a0 * c3
+                s10 += a1 * c0
+                s11 += a1 * c1
+                s12 += a1 * c2
+                s13 += a1 * c3
+                s20 += a2 * c0
+                s21 += a2 * c1
+                s22 += a2 * c2
+                s23 += a2 * c3
+                s30 += a3 * c0
+                s31 += a3 * c1
+                s32 += a3 * c2
+                s33 += a3 * c3
+            out[b0, n0], out[b0, n0 + 1], out[b0, n0 + 2], out[b0, n0 + 3] = s00 + b_0, s01 + b_1, s02 + b_2, s03 + b_3
+            out[b0 + 1, n0], out[b0 + 1, n0 + 1] = s10 + b_0, s11 + b_1
+            out[b0 + 1, n0 + 2], out[b0 + 1, n0 + 3] = s12 + b_2, s13 + b_3
+            out[b0 + 2, n0], out[b0 + 2, n0 + 1] = s20 + b_0, s21 + b_1
+            out[b0 + 2, n0 + 2], out[b0 + 2, n0 + 3] = s22 + b_2, s23 + b_3
+            out[b0 + 3, n0], out[b0 + 3, n0 + 1] = s30 + b_0, s31 + b_1
+            out[b0 + 3, n0 + 2], out[b0 + 3, n0 + 3] = s32 + b_2, s33 + b_3
+        for b in range(full, rows):  # the last 1-3 rows, one row x 4 columns at a time
+            x = z[b, lo:hi]
+            t0 = t1 = t2 = t3 = np.float32(0.0)
+            for k in range(k_in):
+                a = x[k]
+                t0 += a * w0[k]
+                t1 += a * w1[k]
+                t2 += a * w2[k]
+                t3 += a * w3[k]
+            out[b, n0], out[b, n0 + 1], out[b, n0 + 2], out[b, n0 + 3] = t0 + b_0, t1 + b_1, t2 + b_2, t3 + b_3
+
+
+def transposed(weights: np.ndarray) -> np.ndarray:
+    """A (K, N) weight matrix as the kernel reads it: (N, K), C-contiguous, float32, read-only."""
+    if weights.ndim != 2 or weights.shape[1] % TILE:
+        raise ValueError(f"weights must be (K, N) with N a multiple of {TILE}, got {weights.shape}.")
+    wt = np.ascontiguousarray(weights.T, dtype=np.float32)
+    wt.setflags(write=False)
+    return wt
+
+
+@numba.njit(
+    numba.int64(
+        _MATRIX, _ROWS, _ROWS, numba.int64, numba.float32, numba.float32,
+        _F64_2D, _F32_3D, _F32_3D, _ROWS, _F64, _F64, _F64, _MATRIX, _FLAGS,
+    ),  # fmt: skip
+    boundscheck=False,
+    nogil=True,
+    cache=False,
+)
+def sample_rows(
+    out, rows, slots, mixtures, scale, epsilon, choices, noise, generated, steps, total, seconds, inv_temperature,
+    z, finished,
+):  # pragma: no cover - compiled; tested through its results
+    """Draw the next touch for each row in `rows` from its raw MDN output `out[row]`, into `generated[slot, step]`.
+
+    Per-request arrays are indexed by the row's slot (`slots[row]`): its up-front draws (`choices`, `noise`), its
+    touches, step count, dt total, length and 1/temperature. A row whose dt total reaches its length, or that
+    reaches MAX_STEPS, is marked in `finished`; every other row's touch is fed back, scaled, into `z[row, :d]`.
+    Returns the number of rows marked finished.
+    """
+    d = generated.shape[2]
+    md = mixtures * d
+    done = 0
+    for i in range(rows.shape[0]):
+        row = rows[i]
+        slot = slots[row]
+        step = steps[slot]
+        top = float(out[row, 2 * md])  # the mixture: as Sampler.choose, in float64 with libm's exp
+        for m in range(1, mixtures):
+            top = max(top, float(out[row, 2 * md + m]))
+        weight_sum = 0.0
+        for m in range(mixtures):
+            logit = float(out[row, 2 * md + m])
+            weight_sum += 1.0 if logit == top else math.exp((logit - top) * inv_temperature[slot])
+        threshold = choices[slot, step] * weight_sum
+        logit = float(out[row, 2 * md])
+        chosen, acc = 0, 1.0 if logit == top else math.exp((logit - top) * inv_temperature[slot])
+        while acc < threshold and chosen < mixtures - 1:
+            chosen += 1
+            logit = float(out[row, 2 * md + chosen])
+            acc += 1.0 if logit == top else math.exp((logit - top) * inv_temperature[slot])
+        begin = chosen * d
+        for j in range(d):  # the touch: as Sampler.sample, in float32
+            raw = out[row, md + begin + j]
+            sigma = max(raw, np.float32(0.0)) + math.expm1(min(raw, np.float32(0.0)))
+            sigma += np.float32(1.0)
+            sigma += epsilon
+            value = sigma * noise[slot, step, j]
+            value += out[row, begin + j]
+            value /= scale
+            low = np.float32(MIN_DT) if j == d - 1 else np.float32(0.0)
+            if not value >= low:  # as np.fmax: a NaN becomes the bound too
+                value = low
+            if j < d - 1 and not value <= np.float32(1.0):
+                value = np.float32(1.0)
+            generated[slot, step, j] = value
+        steps[slot] = step + 1
+        total[slot] += float(generated[slot, step, d - 1])
+        if total[slot] >= seconds[slot] or step + 1 >= MAX_STEPS:
+            finished[row] = True
+            done += 1
+        else:
+            for j in range(d):
+                z[row, j] = generated[slot, step, j] * scale
+    return done
