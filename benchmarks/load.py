@@ -4,7 +4,8 @@ One gunicorn worker with the service's own config, pinned to one core with `task
 127.0.0.1; the clients run in this process, pinned to another core. For each weights file (the shipped 2x256 and
 random 2x512 weights written with the contract's artifact writer) and each setting (ROBOJAM_MAX_BATCH=1, i.e.
 off, and the default), closed-loop clients at 1, 4, 16 and 64 concurrent each send the typical request (100
-touches, 5 s, a fresh seed each time) for a fixed time; a client told 503 waits Retry-After seconds. Reported:
+touches, 5 s, a fresh seed each time) for a fixed time, split into rounds that alternate the two settings; a
+client told 503 waits Retry-After seconds. Reported:
 served req/s, p50 and p99 of served requests, the share answered 503, and the worker's RSS before and after.
 Raw results: benchmarks/load.json.
 
@@ -35,6 +36,7 @@ from robojam_format.layout import REPO_ROOT, SHIPPED_WEIGHTS
 from robojam_format.performance import format_rows
 
 CLIENTS = (1, 4, 16, 64)
+ROUNDS = 4  # each level's measured seconds are split into this many rounds, alternating the settings
 SERVER_CORE, CLIENT_CORE = 0, 1
 
 
@@ -132,7 +134,8 @@ class Server:
 
 
 def load(port: int, clients: int, seconds: float, perf: str) -> dict:
-    """Closed-loop clients for `seconds`; latencies of served requests and counts of 503s and failures."""
+    """Closed-loop clients for `seconds`: the raw latencies of served requests and of /healthz probes, the counts of
+    served, 503 and failed requests, and the wall time (`summarise` turns one or more of these into a row)."""
     latencies: list[float] = []
     counts = {"ok": 0, "shed": 0, "failed": 0}
     lock = threading.Lock()
@@ -190,12 +193,20 @@ def load(port: int, clients: int, seconds: float, perf: str) -> dict:
         thread.start()
     for thread in threads:
         thread.join()
-    wall = time.monotonic() - begin
+    return {"clients": clients, "wall": time.monotonic() - begin, "latencies": latencies, "probes": probes, **counts}
+
+
+def summarise(parts: list[dict]) -> dict:
+    """One table row from the rounds of one client level and setting."""
+    wall = sum(part["wall"] for part in parts)
+    counts = {key: sum(part[key] for part in parts) for key in ("ok", "shed", "failed")}
+    latencies = [value for part in parts for value in part["latencies"]]
+    probes = [value for part in parts for value in part["probes"]]
     total = sum(counts.values())
     ms = np.array(latencies) * 1000 if latencies else np.array([np.nan])
     probe_ms = np.array(probes) * 1000 if probes else np.array([np.nan])
     return {
-        "clients": clients,
+        "clients": parts[0]["clients"],
         "seconds": round(wall, 2),
         "served": counts["ok"],
         "req_per_s": round(counts["ok"] / wall, 1),
@@ -212,7 +223,8 @@ def run_model(
     weights: Path, label: str, settings: tuple[int, ...], seconds: float, perf: str, tmp: Path, clients: tuple[int, ...]
 ) -> list:
     """One server per setting, all pinned to the same core (an idle one costs nothing); each client level is
-    measured for every setting back to back, so a change in the machine's other load hits them alike."""
+    measured in ROUNDS short rounds that alternate the settings, so a change in the machine's speed or other load
+    hits them alike."""
     servers = []
     try:
         for max_batch in settings:
@@ -220,9 +232,14 @@ def run_model(
         runs = [{"max_batch": m, "rss_mb_before": round(rss_mb(s.worker), 1), "results": []}
                 for m, s in zip(settings, servers, strict=True)]  # fmt: skip
         for level in clients:
-            for server, run in zip(servers, runs, strict=True):
+            parts: list[list[dict]] = [[] for _ in servers]
+            for server in servers:
                 load(server.port, level, 1.0, perf)  # settle
-                row = load(server.port, level, seconds, perf)
+            for _ in range(ROUNDS):  # settings alternate in short rounds, so a drift in machine speed hits all alike
+                for server, mine in zip(servers, parts, strict=True):
+                    mine.append(load(server.port, level, seconds / ROUNDS, perf))
+            for run, mine in zip(runs, parts, strict=True):
+                row = summarise(mine)
                 print(f"  {label} max_batch={run['max_batch']} clients={level}: {row}", flush=True)
                 run["results"].append(row)
         for server, run in zip(servers, runs, strict=True):

@@ -96,6 +96,16 @@ def matmul_rows(z, lo, rows, wt, bias, out):  # pragma: no cover - compiled; tes
             out[b, n0], out[b, n0 + 1], out[b, n0 + 2], out[b, n0 + 3] = t0 + b_0, t1 + b_1, t2 + b_2, t3 + b_3
 
 
+def padded_head(kernel: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The MDN head (K, M) and its bias with zero columns up to a multiple of TILE, in the kernel's layout; the
+    extra outputs are never read."""
+    columns = -(-kernel.shape[1] // TILE) * TILE
+    wide, wide_bias = np.zeros((kernel.shape[0], columns), dtype=np.float32), np.zeros(columns, dtype=np.float32)
+    wide[:, : kernel.shape[1]], wide_bias[: bias.size] = kernel, bias
+    wide_bias.setflags(write=False)
+    return transposed(wide), wide_bias
+
+
 def transposed(weights: np.ndarray) -> np.ndarray:
     """A (K, N) weight matrix as the kernel reads it: (N, K), C-contiguous, float32, read-only."""
     if weights.ndim != 2 or weights.shape[1] % TILE:
@@ -107,16 +117,42 @@ def transposed(weights: np.ndarray) -> np.ndarray:
 
 @numba.njit(
     numba.int64(
-        _MATRIX, _ROWS, _ROWS, numba.int64, numba.float32, numba.float32,
-        _F64_2D, _F32_3D, _F32_3D, _ROWS, _F64, _F64, _F64, _MATRIX, _FLAGS,
+        _MATRIX,
+        _ROWS,
+        _ROWS,
+        numba.int64,
+        numba.float32,
+        numba.float32,
+        _F64_2D,
+        _F32_3D,
+        _F32_3D,
+        _ROWS,
+        _F64,
+        _F64,
+        _F64,
+        _MATRIX,
+        _FLAGS,
     ),  # fmt: skip
     boundscheck=False,
     nogil=True,
     cache=False,
 )
 def sample_rows(
-    out, rows, slots, mixtures, scale, epsilon, choices, noise, generated, steps, total, seconds, inv_temperature,
-    z, finished,
+    out,
+    rows,
+    slots,
+    mixtures,
+    scale,
+    epsilon,
+    choices,
+    noise,
+    generated,
+    steps,
+    total,
+    seconds,
+    inv_temperature,
+    z,
+    finished,
 ):  # pragma: no cover - compiled; tested through its results
     """Draw the next touch for each row in `rows` from its raw MDN output `out[row]`, into `generated[slot, step]`.
 
@@ -170,3 +206,52 @@ def sample_rows(
             for j in range(d):
                 z[row, j] = generated[slot, step, j] * scale
     return done
+
+
+@numba.njit(
+    numba.int64(_MATRIX, _ROWS, numba.int64, _ROWS, _ROWS, _F32_3D, _ROWS),
+    boundscheck=False,
+    nogil=True,
+    cache=False,
+)
+def feed_rows(z, slots, n, pos, rows, scaled, sampling):  # pragma: no cover - compiled; tested through its results
+    """Before an iteration: each of rows 0..n-1 still conditioning gets its next scaled input event in `z[row, :d]`
+    (and its slot's position moves on); the rows that have none left, i.e. will draw after this step, are written to
+    `sampling`. Returns how many were written."""
+    d = scaled.shape[2]
+    count = 0
+    for row in range(n):
+        slot = slots[row]
+        at = pos[slot]
+        if at < rows[slot]:
+            for j in range(d):
+                z[row, j] = scaled[slot, at, j]
+            pos[slot] = at + 1
+            if at + 1 < rows[slot]:
+                continue
+        sampling[count] = row
+        count += 1
+    return count
+
+
+@numba.njit(numba.void(_MATRIX, _MATRIX, numba.int64), boundscheck=False, nogil=True, cache=False)
+def gates_rows(g, c, n):  # pragma: no cover - compiled; tested through its results
+    """The LSTM cell between its two tanh calls, for rows 0..n-1, with the engine cell's operations in its order:
+    `g` holds tanh of the pre-activations `[i/2, f/2, o/2, c~]`; the sigmoid gates become `0.5 * t + 0.5` in place
+    and the cell state `c = f * c + i * c~` (no fused multiply-add, so every rounding is the engine's)."""
+    u = c.shape[1]
+    for b in range(n):
+        for j in range(u):
+            i = g[b, j] * np.float32(0.5) + np.float32(0.5)
+            f = g[b, u + j] * np.float32(0.5) + np.float32(0.5)
+            g[b, 2 * u + j] = g[b, 2 * u + j] * np.float32(0.5) + np.float32(0.5)
+            c[b, j] = f * c[b, j] + i * g[b, 3 * u + j]
+
+
+@numba.njit(numba.void(_MATRIX, _MATRIX, _MATRIX, numba.int64, numba.int64), boundscheck=False, nogil=True, cache=False)
+def output_rows(g, tanh_c, z, lo, n):  # pragma: no cover - compiled; tested through its results
+    """The cell's last step for rows 0..n-1: h = o * tanh(c), written into the state rows `z[:, lo:lo+u]`."""
+    u = tanh_c.shape[1]
+    for b in range(n):
+        for j in range(u):
+            z[b, lo + j] = g[b, 2 * u + j] * tanh_c[b, j]

@@ -2,17 +2,18 @@
 step per iteration, in one `(B, .)` matrix product per layer, so the weights are read once for all B requests.
 
 Why: one request's step streams all the weights through the core for one matrix-vector product per layer; B
-requests in one matrix-matrix product share that read. (The gain is largest when the weights do not fit in the
-core's cache: 2x512's 12.6 MB; see the README's load benchmark.) Requests join and leave between iterations (as in
-LLM servers): a request that arrives while others are generating starts conditioning at the next iteration, one
-that reaches its length leaves at once. A request alone conditions layer by layer as the engine does (cache
-friendly), a chunk at a time so newcomers can join. Each request keeps its own LSTM state rows, its own position
-and its own `numpy.random.Generator`, from which it draws all its randomness up front exactly as
-`Engine.continue_performance` does, and a few draws per iteration use the engine's own Sampler, many use the same
-arithmetic vectorised. So the same seed and input give the same touches as the unbatched engine, within float32
-rounding rather than bit for bit: a `(B, n) @ W` product sums in another order than the engine's `(n,) @ W`, and a
-recurrent network carries such differences on. tests/test_batching.py holds MDN outputs to 1e-5 (the
-engine<->Keras tolerance) and replies under 16 concurrent requests of mixed lengths to 1e-4.
+requests in one product share that read (service/batch_kernels.py: a compiled product that really reads them once;
+OpenBLAS's sgemm would copy them first). Requests join and leave between iterations (as in LLM servers): a request
+that arrives while others are generating starts conditioning at the next iteration, one that reaches its length
+leaves at once. Each request keeps its own LSTM state row, its own position and its own `numpy.random.Generator`,
+from which it draws all its randomness up front exactly as `Engine.continue_performance` does; the batched draw
+(`sample_rows`) uses the engine Sampler's arithmetic. A request alone runs the engine's own loop (`_run_lone`):
+conditioning layer by layer a chunk at a time, generation step by step, checking for newcomers in between.
+
+So the same seed and input give the same touches as the unbatched engine: bit for bit for a request that stays
+alone, within float32 rounding once it shares iterations (a batched product sums in another order than the engine's
+matrix-vector product, and a recurrent network carries such differences on). tests/test_batching.py holds MDN
+outputs to 1e-5 (the engine<->Keras tolerance) and replies under 16 concurrent requests of mixed lengths to 1e-4.
 
 `max_batch=1` turns batching off: the loop then runs each request alone through `Engine.continue_performance`
 (bit-identical to the unbatched engine), one at a time, which is also the fair baseline for `make bench-load`.
@@ -27,11 +28,23 @@ from collections.abc import Callable
 
 import numpy as np
 
-from service.batch_kernels import matmul_rows, sample_rows, transposed
+from service.batch_kernels import (
+    TILE,
+    feed_rows,
+    gates_rows,
+    matmul_rows,
+    output_rows,
+    padded_head,
+    sample_rows,
+    transposed,
+)
 from service.engine import MAX_STEPS, Engine, Sampler, _Workspace
 
 F32 = np.float32
-PREFILL_CHUNK = 32  # conditioning rows a lone request runs at a time, layer by layer (see _run_lone)
+# Conditioning rows a lone request runs at a time, layer by layer (see _run_lone): the typical 100-row request in one
+# go (measured: 32-row chunks cost it ~7 % more, each chunk's input projection repacks the weights in OpenBLAS), while
+# a newcomer waits at most one chunk (~128 LSTM steps) to join.
+PREFILL_CHUNK = 128
 
 
 class _Job:
@@ -83,7 +96,7 @@ class _Batch:
         self.c = np.zeros((layers, capacity, u), dtype=F32)
         self.g = np.empty((capacity, 4 * u), dtype=F32)
         self.tmp = np.empty((capacity, u), dtype=F32)
-        self.out = np.empty((capacity, engine.output_size), dtype=F32)
+        self.out = np.empty((capacity, -(-engine.output_size // TILE) * TILE), dtype=F32)  # padded: padded_head
         self.inputs = [(0, d + u)] + [(d + (i - 1) * u, d + (i + 1) * u) for i in range(1, layers)]
         self.h = [(d + i * u, d + (i + 1) * u) for i in range(layers)]
         self.jobs: list[_Job] = []
@@ -95,6 +108,9 @@ class _Batch:
         self.steps = np.zeros(capacity, dtype=np.int64)
         self.total, self.seconds, self.inv_temperature = np.zeros(capacity), np.zeros(capacity), np.zeros(capacity)
         self.finished = np.zeros(capacity, dtype=bool)
+        self.pos, self.rows = np.zeros(capacity, dtype=np.int64), np.zeros(capacity, dtype=np.int64)
+        self.scaled = np.zeros((capacity, 0, d), dtype=F32)  # each slot's conditioning input, grown as needed
+        self.sampling = np.zeros(capacity, dtype=np.int64)  # the rows that draw in this iteration
 
     def add(self, job: _Job) -> None:
         row, slot = len(self.jobs), self.free.pop()
@@ -105,6 +121,12 @@ class _Batch:
         job.choices, job.noise, job.generated = self.choices[slot], self.noise[slot], self.generated[slot]  # views
         self.steps[slot], self.total[slot] = job.steps, job.total
         self.seconds[slot], self.inv_temperature[slot] = job.seconds, job.inv_temperature
+        if job.rows > self.scaled.shape[1]:
+            grown = np.zeros((len(self.slots), job.rows, self.scaled.shape[2]), dtype=F32)
+            grown[:, : self.scaled.shape[1]] = self.scaled
+            self.scaled = grown
+        self.scaled[slot, : job.rows] = job.scaled
+        self.pos[slot], self.rows[slot] = job.pos, job.rows
         self.jobs.append(job)
 
     def remove(self, row: int) -> None:
@@ -140,6 +162,7 @@ class Batcher:
         self._pid: int | None = None
         if self.batched:
             self._transposed = [transposed(w) for w in engine._stacked]  # the kernel's layout, made once
+            self._head, self._head_bias = padded_head(engine._head, engine._head_bias)
             self._lone = _Workspace(engine, PREFILL_CHUNK)  # a lone request's state (used by the loop thread only)
 
     # ---- request side ----------------------------------------------------------------------------------
@@ -252,29 +275,14 @@ class Batcher:
             self._observe_batch(n)
         if n == 1 and not self._pending:
             return self._run_lone(batch, jobs[0])
-        d = engine.dimension
-        z = batch.z[:n]
-        conditioning = [(row, job) for row, job in enumerate(jobs) if job.pos < job.rows]
-        for row, job in conditioning:  # feed each conditioning request its next input event
-            z[row, :d] = job.scaled[job.pos]
-        for layer, (lo, hi) in enumerate(batch.inputs):
-            if n == 1:  # alone: the engine's own matrix-vector product (bit-identical to the unbatched engine)
-                g = batch.g[0]
-                np.matmul(z[0, lo:hi], engine._stacked[layer], out=g)
-                np.add(g, engine._biases[layer], out=g)
-            else:  # reads the weights once for all n rows (OpenBLAS's sgemm would first copy them all)
-                matmul_rows(batch.z, lo, n, self._transposed[layer], engine._biases[layer], batch.g)
+        drawing = feed_rows(batch.z, batch.slots, n, batch.pos, batch.rows, batch.scaled, batch.sampling)
+        for layer, (lo, _) in enumerate(batch.inputs):  # each reads the weights once for all n rows
+            matmul_rows(batch.z, lo, n, self._transposed[layer], engine._biases[layer], batch.g)
             self._cell(batch, layer, n)
-        lo, hi = batch.h[-1]
-        out = batch.out[:n]
-        np.matmul(z[:, lo:hi], engine._head, out=out)
-        np.add(out, engine._head_bias, out=out)
+        matmul_rows(batch.z, batch.h[-1][0], n, self._head, self._head_bias, batch.out)
 
-        for _, job in conditioning:
-            job.pos += 1
-        sampling = [row for row, job in enumerate(jobs) if job.pos == job.rows]
-        if sampling:
-            self._sample(batch, sampling)
+        if drawing:
+            self._sample(batch, batch.sampling[:drawing])
         return n
 
     def _run_lone(self, batch: _Batch, job: _Job) -> int:
@@ -290,7 +298,11 @@ class Batcher:
         engine, ws = self.engine, self._lone
         ws.z[:] = batch.z[0]
         ws.c[:] = batch.c[:, 0]
-        job.steps, job.total = int(batch.steps[job.slot]), float(batch.total[job.slot])
+        job.pos, job.steps, job.total = (
+            int(batch.pos[job.slot]),
+            int(batch.steps[job.slot]),
+            float(batch.total[job.slot]),
+        )
         ws.out = job.out  # the engine writes the head's output where the job's own Sampler reads it
         if job.pos < job.rows:  # conditioning: one chunk, then the head's output and the first draw
             start = job.pos
@@ -333,36 +345,28 @@ class Batcher:
         """Move the lone workspace's state and the job's progress back into the batch (a newcomer may join)."""
         batch.z[0] = self._lone.z
         batch.c[:, 0] = self._lone.c
-        batch.steps[job.slot], batch.total[job.slot] = job.steps, job.total
+        batch.pos[job.slot], batch.steps[job.slot], batch.total[job.slot] = job.pos, job.steps, job.total
 
     def _cell(self, batch: _Batch, layer: int, n: int) -> None:
-        """Vectorised LSTM cell for rows 0..n-1 (same operations as the engine's `_Workspace.cell`)."""
-        u = self.engine.units
-        g, c, tmp = batch.g[:n], batch.c[layer, :n], batch.tmp[:n]
-        lo, hi = batch.h[layer]
-        h = batch.z[:n, lo:hi]
-        sig, i, f, o, cand = g[:, : 3 * u], g[:, :u], g[:, u : 2 * u], g[:, 2 * u : 3 * u], g[:, 3 * u :]
-        np.tanh(g, out=g)
-        np.multiply(sig, 0.5, out=sig)
-        np.add(sig, 0.5, out=sig)
-        np.multiply(f, c, out=c)
-        np.multiply(i, cand, out=tmp)
-        np.add(c, tmp, out=c)
-        np.tanh(c, out=tmp)
-        np.multiply(o, tmp, out=h)
+        """Vectorised LSTM cell for rows 0..n-1: the engine `_Workspace.cell`'s operations, in its order."""
+        g, c, tmp = batch.g, batch.c[layer], batch.tmp
+        np.tanh(g[:n], out=g[:n])
+        gates_rows(g, c, n)
+        np.tanh(c[:n], out=tmp[:n])
+        output_rows(g, tmp, batch.z, batch.h[layer][0], n)
 
-    def _sample(self, batch: _Batch, rows: list[int]) -> None:
+    def _sample(self, batch: _Batch, rows: np.ndarray) -> None:
         """RoboJam's draw for the given rows (compiled); finished jobs leave the batch, the others' touches are
         already fed back into their rows of `z`."""
         engine = self.engine
         done = sample_rows(
-            batch.out, np.array(rows, dtype=np.int64), batch.slots, engine.mixtures, F32(engine.scale),
+            batch.out, rows, batch.slots, engine.mixtures, F32(engine.scale),
             F32(engine.sigma_epsilon), batch.choices, batch.noise, batch.generated, batch.steps, batch.total,
             batch.seconds, batch.inv_temperature, batch.z, batch.finished,
         )  # fmt: skip
         if not done:
             return
-        for row in sorted((row for row in rows if batch.finished[row]), reverse=True):
+        for row in sorted((int(row) for row in rows if batch.finished[row]), reverse=True):
             batch.finished[row] = False
             job, slot = batch.jobs[row], batch.slots[row]
             job.finish(batch.generated[slot, : batch.steps[slot]].copy())

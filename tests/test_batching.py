@@ -105,8 +105,8 @@ def test_batched_mdn_outputs_match_the_engine_within_the_keras_tolerance(engine)
                 jobs[i] = job
         batcher._iterate(batch)
         for i, job in jobs.items():
-            if job.pos <= len(sequences[i]):
-                outputs[i].append(batch.out[batch.jobs.index(job)].copy())
+            if batch.pos[job.slot] <= len(sequences[i]):
+                outputs[i].append(batch.out[batch.jobs.index(job), : engine.output_size].copy())
     md = engine.mixtures * engine.dimension
     for i, rows in outputs.items():
         mine = np.array(rows[: len(sequences[i])])

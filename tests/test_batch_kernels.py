@@ -1,0 +1,139 @@
+"""The batching loop's compiled kernels (service/batch_kernels.py) against NumPy and the engine's own Sampler."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from support.artifacts import write_random_artifact
+
+from service.batch_kernels import feed_rows, matmul_rows, padded_head, sample_rows, transposed
+from service.engine import MAX_STEPS, MIN_DT, Engine, Sampler
+
+F32 = np.float32
+
+
+def frozen(array: np.ndarray) -> np.ndarray:
+    array = np.ascontiguousarray(array, dtype=F32)
+    array.setflags(write=False)
+    return array
+
+
+@pytest.mark.parametrize(("k", "n"), [(3, 4), (67, 256), (259, 1024)])
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 8, 13, 32])
+def test_the_product_equals_numpy_for_every_row_count(k, n, rows):
+    """4-row tiles and the 1-3 rows left over, from an offset into wider state rows; rows past `rows` untouched."""
+    rng = np.random.default_rng(rows * 1000 + k)
+    weights, bias = rng.standard_normal((k, n)).astype(F32), frozen(rng.standard_normal(n))
+    lo = 5
+    z = rng.standard_normal((40, lo + k + 7)).astype(F32)
+    out = np.full((40, n), 7.0, dtype=F32)
+    matmul_rows(z, lo, rows, transposed(weights), bias, out)
+    expected = z[:rows, lo : lo + k].astype(np.float64) @ weights.astype(np.float64) + bias
+    np.testing.assert_allclose(out[:rows], expected, rtol=1e-5, atol=1e-4 * np.sqrt(k))
+    assert (out[rows:] == 7.0).all()
+
+
+def test_the_product_keeps_nan_and_infinity_meaning():
+    """Only reassociation and contraction are allowed: a NaN input is not optimised away."""
+    weights, bias = np.ones((8, 4), dtype=F32), frozen(np.zeros(4))
+    z = np.ones((4, 8), dtype=F32)
+    z[1, 3], z[2, 0] = np.nan, np.inf
+    out = np.empty((4, 4), dtype=F32)
+    matmul_rows(z, 0, 4, transposed(weights), bias, out)
+    assert (out[0] == 8.0).all() and np.isnan(out[1]).all() and np.isposinf(out[2]).all() and (out[3] == 8.0).all()
+
+
+def test_the_kernels_are_compiled_once_and_refuse_other_types():
+    """Compiled eagerly for one signature: a float64 array is a TypeError, never a compile at request time."""
+    weights, bias = transposed(np.ones((4, 4), dtype=F32)), frozen(np.zeros(4))
+    with pytest.raises(TypeError):
+        matmul_rows(np.ones((4, 4)), 0, 4, weights, bias, np.empty((4, 4), dtype=F32))
+    for kernel in (matmul_rows, sample_rows, feed_rows):
+        assert len(kernel.signatures) == 1
+
+
+def test_weights_whose_width_is_not_a_multiple_of_the_tile_are_refused():
+    with pytest.raises(ValueError, match="multiple of 4"):
+        transposed(np.ones((8, 6), dtype=F32))
+
+
+def test_the_padded_head_gives_the_head_and_zero_columns():
+    rng = np.random.default_rng(1)
+    head, bias = rng.standard_normal((16, 35)).astype(F32), rng.standard_normal(35).astype(F32)
+    wide, wide_bias = padded_head(head, bias)
+    assert wide.shape == (36, 16) and wide_bias.shape == (36,)
+    z = rng.standard_normal((5, 16)).astype(F32)
+    out = np.empty((5, 36), dtype=F32)
+    matmul_rows(z, 0, 5, wide, wide_bias, out)
+    np.testing.assert_allclose(out[:, :35], z @ head + bias, rtol=1e-5, atol=1e-5)
+    assert (out[:, 35] == 0.0).all()
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory) -> Engine:
+    return Engine.load(write_random_artifact(tmp_path_factory.mktemp("k") / "w.npz", units=16, mixtures=5))
+
+
+def test_the_compiled_draw_is_the_engine_samplers_draw(engine):
+    """Same MDN outputs and draws: the same touch as Sampler.sample, bit for bit, for every row drawn, across
+    temperatures from subnormal to huge and outputs with NaN and extreme values; undrawn rows are left alone."""
+    rng = np.random.default_rng(5)
+    d, rows_total = engine.dimension, 24
+    width = engine.output_size + 1
+    out = (rng.standard_normal((rows_total, width)) * rng.choice([0.1, 3.0, 60.0], (rows_total, 1))).astype(F32)
+    out[3, 2] = np.nan  # a NaN mean: the touch is clipped to its bound, as np.fmax does
+    out[4, engine.mixtures * d] = -90.0  # a sigma whose expm1 saturates at -1
+    temperatures = [1.5, 5e-324, 1e-300, 0.5, 40.0, 1e300]
+    slots = rng.permutation(rows_total).astype(np.int64)
+    choices = rng.random((rows_total, MAX_STEPS))
+    noise = (rng.standard_normal((rows_total, MAX_STEPS, d)) * 0.1).astype(F32)
+    generated = np.zeros((rows_total, MAX_STEPS, d), dtype=F32)
+    steps = rng.integers(0, 20, rows_total).astype(np.int64)
+    total = np.zeros(rows_total)
+    seconds = np.full(rows_total, np.inf)
+    seconds[slots[7]] = 0.0  # row 7 finishes at once
+    with np.errstate(over="ignore"):
+        inv_temperature = np.array([1.0 / temperatures[s % len(temperatures)] for s in range(rows_total)])
+    z = np.zeros((rows_total, d + 4), dtype=F32)
+    finished = np.zeros(rows_total, dtype=bool)
+    drawn = np.array([0, 3, 4, 7, 9, 10, 15, 23], dtype=np.int64)
+    before = steps.copy()
+    done = sample_rows(
+        out, drawn, slots, engine.mixtures, F32(engine.scale), F32(engine.sigma_epsilon), choices, noise, generated,
+        steps, total, seconds, inv_temperature, z, finished,
+    )  # fmt: skip
+    assert done == 1 and finished[7] and finished.sum() == 1
+    for row in range(rows_total):
+        slot = slots[row]
+        if row not in drawn:
+            assert steps[slot] == before[slot] and not z[row].any()
+            continue
+        step = before[slot]
+        raw = out[row, : engine.output_size].copy()
+        expected = np.empty(d, dtype=F32)
+        temperature = temperatures[slot % len(temperatures)]
+        Sampler(raw, engine.mixtures, d, temperature, engine.sigma_epsilon, engine.scale).sample(
+            choices[slot, step], noise[slot, step], out=expected
+        )
+        assert np.array_equal(generated[slot, step], expected), row
+        assert steps[slot] == step + 1 and total[slot] == float(expected[-1])
+        assert 0.0 <= expected[0] <= 1.0 and 0.0 <= expected[1] <= 1.0 and expected[2] >= F32(MIN_DT)
+        if row != 7:
+            assert np.array_equal(z[row, :d], expected * F32(engine.scale))
+
+
+def test_feeding_gives_conditioning_rows_their_next_event_and_lists_the_rows_that_draw():
+    d = 3
+    slots = np.array([2, 0, 1, 3], dtype=np.int64)
+    pos = np.array([0, 4, 2, 5], dtype=np.int64)  # by slot
+    rows = np.array([5, 4, 3, 5], dtype=np.int64)
+    scaled = np.arange(4 * 5 * d, dtype=F32).reshape(4, 5, d)
+    z = np.full((4, d + 2), -1.0, dtype=F32)
+    sampling = np.full(4, -1, dtype=np.int64)
+    count = feed_rows(z, slots, 4, pos, rows, scaled, sampling)
+    # row 0 (slot 2): its last event (pos 2 of 3): fed, and draws; row 1 (slot 0): event 0 of 5, conditioning;
+    # row 2 (slot 1): done conditioning, draws, not fed; row 3 (slot 3): done, draws.
+    assert count == 3 and list(sampling[:count]) == [0, 2, 3]
+    assert np.array_equal(z[0, :d], scaled[2, 2]) and np.array_equal(z[1, :d], scaled[0, 0])
+    assert (z[2] == -1.0).all() and (z[3] == -1.0).all()
+    assert list(pos) == [1, 4, 3, 5]
