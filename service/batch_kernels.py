@@ -241,11 +241,12 @@ def gates_rows(g, c, n):  # pragma: no cover - compiled; tested through its resu
     and the cell state `c = f * c + i * c~` (no fused multiply-add, so every rounding is the engine's)."""
     u = c.shape[1]
     for b in range(n):
+        i, f, o, cand, state = g[b, :u], g[b, u : 2 * u], g[b, 2 * u : 3 * u], g[b, 3 * u :], c[b]  # 1-D: vectorises
         for j in range(u):
-            i = g[b, j] * np.float32(0.5) + np.float32(0.5)
-            f = g[b, u + j] * np.float32(0.5) + np.float32(0.5)
-            g[b, 2 * u + j] = g[b, 2 * u + j] * np.float32(0.5) + np.float32(0.5)
-            c[b, j] = f * c[b, j] + i * g[b, 3 * u + j]
+            o[j] = o[j] * np.float32(0.5) + np.float32(0.5)
+            state[j] = (f[j] * np.float32(0.5) + np.float32(0.5)) * state[j] + (
+                i[j] * np.float32(0.5) + np.float32(0.5)
+            ) * cand[j]
 
 
 @numba.njit(numba.void(_MATRIX, _MATRIX, _MATRIX, numba.int64, numba.int64), boundscheck=False, nogil=True, cache=False)
@@ -253,5 +254,6 @@ def output_rows(g, tanh_c, z, lo, n):  # pragma: no cover - compiled; tested thr
     """The cell's last step for rows 0..n-1: h = o * tanh(c), written into the state rows `z[:, lo:lo+u]`."""
     u = tanh_c.shape[1]
     for b in range(n):
+        o, t, h = g[b, 2 * u : 3 * u], tanh_c[b], z[b, lo : lo + u]
         for j in range(u):
-            z[b, lo + j] = g[b, 2 * u + j] * tanh_c[b, j]
+            h[j] = o[j] * t[j]

@@ -137,3 +137,23 @@ def test_feeding_gives_conditioning_rows_their_next_event_and_lists_the_rows_tha
     assert np.array_equal(z[0, :d], scaled[2, 2]) and np.array_equal(z[1, :d], scaled[0, 0])
     assert (z[2] == -1.0).all() and (z[3] == -1.0).all()
     assert list(pos) == [1, 4, 3, 5]
+
+
+def test_the_batched_cell_is_the_engine_cell_bit_for_bit(engine):
+    """numpy tanh around the compiled gate and output steps: every row equals the engine's `_Workspace.cell`."""
+    from service.batcher import Batcher, _Batch
+    from service.engine import _Workspace
+
+    rng = np.random.default_rng(8)
+    batcher, batch, n = Batcher(engine, max_batch=8), _Batch(engine, 8), 6
+    u = engine.units
+    batch.g[:n] = rng.standard_normal((n, 4 * u)).astype(F32) * 3
+    batch.c[1, :n] = rng.standard_normal((n, u)).astype(F32)
+    g_before, c_before = batch.g[:n].copy(), batch.c[1, :n].copy()
+    batcher._cell(batch, 1, n)
+    lo, hi = batch.h[1]
+    for row in range(n):
+        ws = _Workspace(engine, 1)
+        ws.g[:], ws.c[1] = g_before[row], c_before[row]
+        ws.cell(1)
+        assert np.array_equal(batch.c[1, row], ws.c[1]) and np.array_equal(batch.z[row, lo:hi], ws.h[1])
