@@ -28,16 +28,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from service.batch_kernels import (
-    TILE,
-    feed_rows,
-    gates_rows,
-    matmul_rows,
-    output_rows,
-    padded_head,
-    sample_rows,
-    transposed,
-)
 from service.engine import MAX_STEPS, Engine, Sampler, _Workspace
 
 F32 = np.float32
@@ -96,6 +86,8 @@ class _Batch:
         self.c = np.zeros((layers, capacity, u), dtype=F32)
         self.g = np.empty((capacity, 4 * u), dtype=F32)
         self.tmp = np.empty((capacity, u), dtype=F32)
+        from service.batch_kernels import TILE  # (imported where batching is on: see Batcher.__init__)
+
         self.out = np.empty((capacity, -(-engine.output_size // TILE) * TILE), dtype=F32)  # padded: padded_head
         self.inputs = [(0, d + u)] + [(d + (i - 1) * u, d + (i + 1) * u) for i in range(1, layers)]
         self.h = [(d + i * u, d + (i + 1) * u) for i in range(layers)]
@@ -161,8 +153,12 @@ class Batcher:
         self._arriving = 0
         self._pid: int | None = None
         if self.batched:
-            self._transposed = [transposed(w) for w in engine._stacked]  # the kernel's layout, made once
-            self._head, self._head_bias = padded_head(engine._head, engine._head_bias)
+            # Imported only where batching is on: Numba's compiler costs ~50 MB of RSS and ~2 s at start.
+            from service import batch_kernels
+
+            self._kernels = batch_kernels
+            self._transposed = [batch_kernels.transposed(w) for w in engine._stacked]  # the kernel's layout, once
+            self._head, self._head_bias = batch_kernels.padded_head(engine._head, engine._head_bias)
             self._lone = _Workspace(engine, PREFILL_CHUNK)  # a lone request's state (used by the loop thread only)
 
     # ---- request side ----------------------------------------------------------------------------------
@@ -275,11 +271,11 @@ class Batcher:
             self._observe_batch(n)
         if n == 1 and not self._pending:
             return self._run_lone(batch, jobs[0])
-        drawing = feed_rows(batch.z, batch.slots, n, batch.pos, batch.rows, batch.scaled, batch.sampling)
+        drawing = self._kernels.feed_rows(batch.z, batch.slots, n, batch.pos, batch.rows, batch.scaled, batch.sampling)
         for layer, (lo, _) in enumerate(batch.inputs):  # each reads the weights once for all n rows
-            matmul_rows(batch.z, lo, n, self._transposed[layer], engine._biases[layer], batch.g)
+            self._kernels.matmul_rows(batch.z, lo, n, self._transposed[layer], engine._biases[layer], batch.g)
             self._cell(batch, layer, n)
-        matmul_rows(batch.z, batch.h[-1][0], n, self._head, self._head_bias, batch.out)
+        self._kernels.matmul_rows(batch.z, batch.h[-1][0], n, self._head, self._head_bias, batch.out)
 
         if drawing:
             self._sample(batch, batch.sampling[:drawing])
@@ -351,15 +347,15 @@ class Batcher:
         """Vectorised LSTM cell for rows 0..n-1: the engine `_Workspace.cell`'s operations, in its order."""
         g, c, tmp = batch.g, batch.c[layer], batch.tmp
         np.tanh(g[:n], out=g[:n])
-        gates_rows(g, c, n)
+        self._kernels.gates_rows(g, c, n)
         np.tanh(c[:n], out=tmp[:n])
-        output_rows(g, tmp, batch.z, batch.h[layer][0], n)
+        self._kernels.output_rows(g, tmp, batch.z, batch.h[layer][0], n)
 
     def _sample(self, batch: _Batch, rows: np.ndarray) -> None:
         """RoboJam's draw for the given rows (compiled); finished jobs leave the batch, the others' touches are
         already fed back into their rows of `z`."""
         engine = self.engine
-        done = sample_rows(
+        done = self._kernels.sample_rows(
             batch.out, rows, batch.slots, engine.mixtures, F32(engine.scale),
             F32(engine.sigma_epsilon), batch.choices, batch.noise, batch.generated, batch.steps, batch.total,
             batch.seconds, batch.inv_temperature, batch.z, batch.finished,
