@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# RoboJam serving image: NumPy inference behind gunicorn. No TensorFlow, no tests, no training data.
+# RoboJam serving image: NumPy inference (the batching loop's inner loops compiled by Numba) behind gunicorn. No TensorFlow.
 #   docker build -t robojam . && docker run -p 5000:5000 robojam
 
 # Stage 1: the base + `serve` dependencies named in pyproject.toml, installed into a venv (not the project itself).
