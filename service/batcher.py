@@ -231,14 +231,18 @@ class Batcher:
                 for job in jobs:
                     self._run_alone(job)
                 continue
-            for job in jobs:
-                batch.add(job)
+            added = 0
             try:
+                for job in jobs:
+                    batch.add(job)
+                    added += 1
                 self._iterate(batch)
-            except Exception as exc:  # fail the requests in the batch, keep the loop serving
-                for job in batch.jobs:
+            except Exception as exc:  # fail the requests in (and joining) the batch, keep the loop serving
+                for job in jobs[added:]:
                     job.finish(error=exc)
-                batch.jobs.clear()
+                for row in range(len(batch.jobs) - 1, -1, -1):
+                    batch.jobs[row].finish(error=exc)
+                    batch.remove(row)  # frees its slot
 
     def _run_alone(self, job: _Job) -> None:
         if self._observe_batch is not None:

@@ -131,6 +131,27 @@ def test_a_request_not_done_in_time_is_dropped_and_the_loop_serves_on(engine):
     assert len(batcher.generate(events, seconds=1.0, rng=np.random.default_rng(0), timeout=60)) > 0
 
 
+def test_a_failing_iteration_fails_its_requests_frees_their_slots_and_the_loop_serves_on(engine):
+    """More failures than the batch has slots: a slot not given back would stop the loop at the third."""
+    batcher = Batcher(engine, max_batch=2)
+    events = clean(parse_csv(random_performance(seed=4)))
+    original, failures = batcher._iterate, []
+
+    def failing(batch):
+        if len(failures) < 5:
+            failures.append(len(batch.jobs))
+            raise RuntimeError("planted fault")
+        return original(batch)
+
+    batcher._iterate = failing
+    for seed in range(5):
+        with pytest.raises(RuntimeError, match="planted fault"):
+            batcher.generate(events, seconds=1.0, rng=np.random.default_rng(seed), timeout=30)
+    assert failures == [1] * 5
+    expected = engine.continue_performance(events, seconds=1.0, rng=np.random.default_rng(9))
+    assert np.array_equal(batcher.generate(events, seconds=1.0, rng=np.random.default_rng(9), timeout=30), expected)
+
+
 def test_bad_arguments_are_refused_before_joining(engine):
     batcher = Batcher(engine, max_batch=4)
     with pytest.raises(ValueError, match="events must have shape"):
