@@ -2,7 +2,7 @@
 
 `matmul_rows`: `z[:B, lo:lo+K] @ W + bias`, reading W once. NumPy's matmul would call OpenBLAS's sgemm, which first
 copies ("packs") the whole weight matrix into its own layout on every call; for the 2-32 rows of an iteration that
-copy costs more than the arithmetic (`python -m benchmarks.kernel`: a (16, 1024) @ (1024, 2048) product at ~3.5x a
+copy costs more than the arithmetic (`python -m benchmarks.kernel`: a (16, 1024) @ (1024, 2048) product at ~4x a
 single row's matrix-vector product, where reading the weights once should cost about one). This kernel takes the
 weights transposed once at load, to `(N, K)`, and computes 4 rows x 4 columns at a time: 16 running sums in
 registers, each a dot product over K that the compiler vectorises, so every weight is read once per call and the cost
