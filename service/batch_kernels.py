@@ -1,9 +1,9 @@
-"""The batching loop's inner loops, compiled once by Numba: the batched matrix product and the batched draw.
+"""The batching loop's inner loops, compiled once by Numba: its matrix product, its draw, its feed and its cell.
 
 `matmul_rows`: `z[:B, lo:lo+K] @ W + bias`, reading W once. NumPy's matmul would call OpenBLAS's sgemm, which first
 copies ("packs") the whole weight matrix into its own layout on every call; for the 2-32 rows of an iteration that
-copy costs more than the arithmetic (`python -m benchmarks.kernel`: a (16, 1024) @ (1024, 2048) product at ~4x a
-single row's matrix-vector product, where reading the weights once should cost about one). This kernel takes the
+copy costs more than the arithmetic (`python -m benchmarks.kernel`: 2-4 rows of a 1024x2048 layer at ~2.9x a single
+row's matrix-vector product, 16 rows at ~4x; this kernel: ~1.1x and ~2.7x). This kernel takes the
 weights transposed once at load, to `(N, K)`, and computes 4 rows x 4 columns at a time: 16 running sums in
 registers, each a dot product over K that the compiler vectorises, so every weight is read once per call and the cost
 is bound by the arithmetic of B rows, not by copying. Its sums run in another order than BLAS's (float32 rounding,
@@ -13,7 +13,10 @@ not bit for bit): only `reassoc` and `contract` of fastmath are allowed, NaN and
 the engine Sampler's arithmetic (the mixture choice in float64 with libm's exp, the touch in float32, no fastmath), so
 one Python call replaces a dozen small NumPy calls per iteration and gives the Sampler's touch for the same draws.
 
-Both are compiled eagerly for their one signature at import (~1 s, once per process: the app is preloaded in
+`feed_rows` gives each conditioning row its next event; `gates_rows` and `output_rows` are the LSTM cell's steps
+around NumPy's tanh, in the engine cell's order (bit for bit).
+
+All are compiled eagerly for their one signature at import (~1 s, once per process: the app is preloaded in
 gunicorn's master), never at request time, and nothing is written to disk. tests/test_batch_kernels.py holds them to
 NumPy and to the engine's Sampler.
 """
