@@ -16,7 +16,7 @@ one Python call replaces a dozen small NumPy calls per iteration and gives the S
 `feed_rows` gives each conditioning row its next event; `gates_rows` and `output_rows` are the LSTM cell's steps
 around NumPy's tanh, in the engine cell's order (bit for bit).
 
-All are compiled eagerly for their one signature at import (~1 s, once per process: the app is preloaded in
+All are compiled eagerly for their one signature at import (~2 s, once per process: the app is preloaded in
 gunicorn's master), never at request time, and nothing is written to disk. tests/test_batch_kernels.py holds them to
 NumPy and to the engine's Sampler.
 """
