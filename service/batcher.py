@@ -263,7 +263,7 @@ class Batcher:
     def _iterate(self, batch: _Batch) -> int:
         """One LSTM step for every active job, then a draw for every job that has finished conditioning.
 
-        Returns the number of LSTM steps taken (one per job, or a lone job's conditioning chunk)."""
+        Returns the number of LSTM steps taken: one per job, or, alone, those its own loop took (see _run_lone)."""
         engine, jobs = self.engine, batch.jobs
         for row in range(len(jobs) - 1, -1, -1):
             if jobs[row].cancelled:
