@@ -4,10 +4,12 @@
 copies ("packs") the whole weight matrix into its own layout on every call; for the 2-32 rows of an iteration that
 copy costs more than the arithmetic (`python -m benchmarks.kernel`: 2-4 rows of a 1024x2048 layer at ~2.9x a single
 row's matrix-vector product, 16 rows at ~4x; this kernel: ~1.1x and ~2.7x). This kernel takes the
-weights transposed once at load, to `(N, K)`, and computes 4 rows x 4 columns at a time: 16 running sums in
-registers, each a dot product over K that the compiler vectorises, so every weight is read once per call and the cost
-is bound by the arithmetic of B rows, not by copying. Its sums run in another order than BLAS's (float32 rounding,
-not bit for bit): only `reassoc` and `contract` of fastmath are allowed, NaN and infinity keep their meaning.
+weights transposed once at load, to `(N, K)`, and computes 4 rows x 4 weight rows at a time where AVX-512 gives 32
+vector registers (4 x 3 with AVX2's 16: `tile_columns`): 16 or 12 running sums in registers, each a dot product over
+K that the compiler vectorises, so every weight is read once per call and the cost is bound by the arithmetic of B
+rows, not by copying. The rows and columns left over go one at a time. Its sums run in another order than BLAS's
+(float32 rounding, not bit for bit): only `reassoc` and `contract` of fastmath are allowed, NaN and infinity keep
+their meaning.
 
 `sample_rows`: RoboJam's draw (ARTIFACT.md, Sampling 3) for every row that has finished conditioning, with exactly
 the engine Sampler's arithmetic (the mixture choice in float64 with libm's exp, the touch in float32, no fastmath), so
@@ -25,13 +27,11 @@ from __future__ import annotations
 
 import math
 
+import llvmlite.binding
 import numba
 import numpy as np
 
 from service.engine import MAX_STEPS, MIN_DT
-
-TILE = 4  # rows (and columns) per register tile: 16 sums fit AVX2's 16 vector registers with AVX-512's to spare
-
 
 _MATRIX = numba.types.Array(numba.float32, 2, "C")
 _WEIGHTS = numba.types.Array(numba.float32, 2, "C", readonly=True)
@@ -41,78 +41,74 @@ _F64 = numba.types.Array(numba.float64, 1, "C")
 _F64_2D = numba.types.Array(numba.float64, 2, "C")
 _F32_3D = numba.types.Array(numba.float32, 3, "C")
 _FLAGS = numba.types.Array(numba.boolean, 1, "C")
+ROWS = 4  # batch rows per register tile
 
 
-@numba.njit(
-    numba.void(_MATRIX, numba.int64, numba.int64, _WEIGHTS, _BIAS, _MATRIX),
-    fastmath={"reassoc", "contract"},
-    boundscheck=False,
-    nogil=True,
-    cache=False,
-)
-def matmul_rows(z, lo, rows, wt, bias, out):  # pragma: no cover - compiled; tested through its results
-    """out[:rows] = z[:rows, lo:lo+K] @ wt.T + bias, for wt of shape (N, K) with N a multiple of TILE."""
-    n_out, k_in = wt.shape
-    hi, full = lo + k_in, rows - rows % 4
-    for n0 in range(0, n_out, 4):
-        w0, w1, w2, w3 = wt[n0], wt[n0 + 1], wt[n0 + 2], wt[n0 + 3]  # 1-D row views: the loop over k vectorises
-        b_0, b_1, b_2, b_3 = bias[n0], bias[n0 + 1], bias[n0 + 2], bias[n0 + 3]
-        for b0 in range(0, full, 4):
-            x0, x1, x2, x3 = z[b0, lo:hi], z[b0 + 1, lo:hi], z[b0 + 2, lo:hi], z[b0 + 3, lo:hi]
-            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = np.float32(0.0)
-            s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = np.float32(0.0)
-            for k in range(k_in):
-                a0, a1, a2, a3 = x0[k], x1[k], x2[k], x3[k]
-                c0, c1, c2, c3 = w0[k], w1[k], w2[k], w3[k]
-                s00 += a0 * c0
-                s01 += a0 * c1
-                s02 += a0 * c2
-                s03 += a0 * c3
-                s10 += a1 * c0
-                s11 += a1 * c1
-                s12 += a1 * c2
-                s13 += a1 * c3
-                s20 += a2 * c0
-                s21 += a2 * c1
-                s22 += a2 * c2
-                s23 += a2 * c3
-                s30 += a3 * c0
-                s31 += a3 * c1
-                s32 += a3 * c2
-                s33 += a3 * c3
-            out[b0, n0], out[b0, n0 + 1], out[b0, n0 + 2], out[b0, n0 + 3] = s00 + b_0, s01 + b_1, s02 + b_2, s03 + b_3
-            out[b0 + 1, n0], out[b0 + 1, n0 + 1] = s10 + b_0, s11 + b_1
-            out[b0 + 1, n0 + 2], out[b0 + 1, n0 + 3] = s12 + b_2, s13 + b_3
-            out[b0 + 2, n0], out[b0 + 2, n0 + 1] = s20 + b_0, s21 + b_1
-            out[b0 + 2, n0 + 2], out[b0 + 2, n0 + 3] = s22 + b_2, s23 + b_3
-            out[b0 + 3, n0], out[b0 + 3, n0 + 1] = s30 + b_0, s31 + b_1
-            out[b0 + 3, n0 + 2], out[b0 + 3, n0 + 3] = s32 + b_2, s33 + b_3
-        for b in range(full, rows):  # the last 1-3 rows, one row x 4 columns at a time
-            x = z[b, lo:hi]
-            t0 = t1 = t2 = t3 = np.float32(0.0)
-            for k in range(k_in):
-                a = x[k]
-                t0 += a * w0[k]
-                t1 += a * w1[k]
-                t2 += a * w2[k]
-                t3 += a * w3[k]
-            out[b, n0], out[b, n0 + 1], out[b, n0 + 2], out[b, n0 + 3] = t0 + b_0, t1 + b_1, t2 + b_2, t3 + b_3
+def tile_columns() -> int:
+    """Weight rows per register tile for the CPU Numba compiles for: 4 x 4 running sums where AVX-512 gives 32
+    vector registers, 4 x 3 where AVX2 gives 16 (4 x 4 spills there: measured ~30 % slower on an AVX2 target)."""
+    features = numba.config.CPU_FEATURES or llvmlite.binding.get_host_cpu_features().flatten()
+    return 4 if "+avx512f" in features.split(",") else 3
 
 
-def padded_head(kernel: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The MDN head (K, M) and its bias with zero columns up to a multiple of TILE, in the kernel's layout; the
-    extra outputs are never read."""
-    columns = -(-kernel.shape[1] // TILE) * TILE
-    wide, wide_bias = np.zeros((kernel.shape[0], columns), dtype=np.float32), np.zeros(columns, dtype=np.float32)
-    wide[:, : kernel.shape[1]], wide_bias[: bias.size] = kernel, bias
-    wide_bias.setflags(write=False)
-    return transposed(wide), wide_bias
+def _tile_source(columns: int) -> str:
+    """The unrolled source of `matmul_rows` for ROWS x `columns` tiles (the running sums must be plain locals for
+    the compiler to keep them in registers, so the loop body is written out, not indexed)."""
+    rows, cols = range(ROWS), range(columns)
+    tile = [f"s{r}_{c}" for r in rows for c in cols]
+    lines = [
+        "def matmul_rows(z, lo, rows, wt, bias, out):",
+        "    n_out, k_in = wt.shape",
+        f"    hi, full, wide = lo + k_in, rows - rows % {ROWS}, n_out - n_out % {columns}",
+        f"    for n0 in range(0, wide, {columns}):",
+        *(f"        w{c}, bias{c} = wt[n0 + {c}], bias[n0 + {c}]" for c in cols),  # 1-D row views: k vectorises
+        f"        for b0 in range(0, full, {ROWS}):",
+        *(f"            x{r} = z[b0 + {r}, lo:hi]" for r in rows),
+        "            " + " = ".join(tile) + " = np.float32(0.0)",
+        "            for k in range(k_in):",
+        *(f"                a{r} = x{r}[k]" for r in rows),
+        *(f"                c{c} = w{c}[k]" for c in cols),
+        *(f"                s{r}_{c} += a{r} * c{c}" for r in rows for c in cols),
+        *(f"            out[b0 + {r}, n0 + {c}] = s{r}_{c} + bias{c}" for r in rows for c in cols),
+        "        for b in range(full, rows):  # the last rows, one at a time",
+        "            x = z[b, lo:hi]",
+        "            " + " = ".join(f"t{c}" for c in cols) + " = np.float32(0.0)",
+        "            for k in range(k_in):",
+        *(f"                t{c} += x[k] * w{c}[k]" for c in cols),
+        *(f"            out[b, n0 + {c}] = t{c} + bias{c}" for c in cols),
+        "    for n in range(wide, n_out):  # the last columns, one at a time",
+        "        w = wt[n]",
+        "        for b in range(rows):",
+        "            x = z[b, lo:hi]",
+        "            t = np.float32(0.0)",
+        "            for k in range(k_in):",
+        "                t += x[k] * w[k]",
+        "            out[b, n] = t + bias[n]",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def compile_matmul(columns: int):
+    """`matmul_rows` compiled for ROWS x `columns` tiles: out[:rows] = z[:rows, lo:lo+K] @ wt.T + bias, for the
+    weights transposed to (N, K) by `transposed`."""
+    namespace = {"np": np}
+    exec(compile(_tile_source(columns), f"<matmul_rows {ROWS}x{columns}>", "exec"), namespace)
+    return numba.njit(
+        numba.void(_MATRIX, numba.int64, numba.int64, _WEIGHTS, _BIAS, _MATRIX),
+        fastmath={"reassoc", "contract"},
+        boundscheck=False,
+        nogil=True,
+        cache=False,
+    )(namespace["matmul_rows"])
+
+
+matmul_rows = compile_matmul(tile_columns())
 
 
 def transposed(weights: np.ndarray) -> np.ndarray:
     """A (K, N) weight matrix as the kernel reads it: (N, K), C-contiguous, float32, read-only."""
-    if weights.ndim != 2 or weights.shape[1] % TILE:
-        raise ValueError(f"weights must be (K, N) with N a multiple of {TILE}, got {weights.shape}.")
+    if weights.ndim != 2:
+        raise ValueError(f"weights must be a (K, N) matrix, got shape {weights.shape}.")
     wt = np.ascontiguousarray(weights.T, dtype=np.float32)
     wt.setflags(write=False)
     return wt

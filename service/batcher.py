@@ -86,9 +86,7 @@ class _Batch:
         self.c = np.zeros((layers, capacity, u), dtype=F32)
         self.g = np.empty((capacity, 4 * u), dtype=F32)
         self.tmp = np.empty((capacity, u), dtype=F32)
-        from service.batch_kernels import TILE  # (imported where batching is on: see Batcher.__init__)
-
-        self.out = np.empty((capacity, -(-engine.output_size // TILE) * TILE), dtype=F32)  # padded: padded_head
+        self.out = np.empty((capacity, engine.output_size), dtype=F32)
         self.inputs = [(0, d + u)] + [(d + (i - 1) * u, d + (i + 1) * u) for i in range(1, layers)]
         self.h = [(d + i * u, d + (i + 1) * u) for i in range(layers)]
         self.jobs: list[_Job] = []
@@ -158,7 +156,7 @@ class Batcher:
 
             self._kernels = batch_kernels
             self._transposed = [batch_kernels.transposed(w) for w in engine._stacked]  # the kernel's layout, once
-            self._head, self._head_bias = batch_kernels.padded_head(engine._head, engine._head_bias)
+            self._head = batch_kernels.transposed(engine._head)
             self._lone = _Workspace(engine, PREFILL_CHUNK)  # a lone request's state (used by the loop thread only)
 
     # ---- request side ----------------------------------------------------------------------------------
@@ -279,7 +277,7 @@ class Batcher:
         for layer, (lo, _) in enumerate(batch.inputs):  # each reads the weights once for all n rows
             self._kernels.matmul_rows(batch.z, lo, n, self._transposed[layer], engine._biases[layer], batch.g)
             self._cell(batch, layer, n)
-        self._kernels.matmul_rows(batch.z, batch.h[-1][0], n, self._head, self._head_bias, batch.out)
+        self._kernels.matmul_rows(batch.z, batch.h[-1][0], n, self._head, engine._head_bias, batch.out)
 
         if drawing:
             self._sample(batch, batch.sampling[:drawing])

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from support.artifacts import write_random_artifact
 
-from service.batch_kernels import feed_rows, matmul_rows, padded_head, sample_rows, transposed
+from service.batch_kernels import (
+    compile_matmul,
+    feed_rows,
+    matmul_rows,
+    sample_rows,
+    tile_columns,
+    transposed,
+)
 from service.engine import MAX_STEPS, MIN_DT, Engine, Sampler
 
 F32 = np.float32
@@ -18,19 +25,36 @@ def frozen(array: np.ndarray) -> np.ndarray:
     return array
 
 
-@pytest.mark.parametrize(("k", "n"), [(3, 4), (67, 256), (259, 1024)])
+@pytest.fixture(scope="module", params=[3, 4], ids=["4x3 tiles (AVX2)", "4x4 tiles (AVX-512)"])
+def product(request):
+    """Both tile shapes, whichever this CPU would pick (the one it picks is `matmul_rows`)."""
+    return matmul_rows if request.param == tile_columns() else compile_matmul(request.param)
+
+
+@pytest.mark.parametrize(("k", "n"), [(3, 4), (67, 35), (259, 1024), (16, 2050)])
 @pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 8, 13, 32])
-def test_the_product_equals_numpy_for_every_row_count(k, n, rows):
-    """4-row tiles and the 1-3 rows left over, from an offset into wider state rows; rows past `rows` untouched."""
+def test_the_product_equals_numpy_for_every_row_and_column_count(product, k, n, rows):
+    """Whole tiles and the rows and columns left over, from an offset into wider state rows; rows past `rows`
+    untouched."""
     rng = np.random.default_rng(rows * 1000 + k)
     weights, bias = rng.standard_normal((k, n)).astype(F32), frozen(rng.standard_normal(n))
     lo = 5
     z = rng.standard_normal((40, lo + k + 7)).astype(F32)
     out = np.full((40, n), 7.0, dtype=F32)
-    matmul_rows(z, lo, rows, transposed(weights), bias, out)
+    product(z, lo, rows, transposed(weights), bias, out)
     expected = z[:rows, lo : lo + k].astype(np.float64) @ weights.astype(np.float64) + bias
     np.testing.assert_allclose(out[:rows], expected, rtol=1e-5, atol=1e-4 * np.sqrt(k))
     assert (out[rows:] == 7.0).all()
+
+
+def test_the_tile_follows_the_vector_registers(monkeypatch):
+    """4 columns where AVX-512 gives 32 registers, 3 where AVX2 gives 16 (as Numba's NUMBA_CPU_FEATURES says)."""
+    import numba
+
+    monkeypatch.setattr(numba.config, "CPU_FEATURES", "+avx,+avx2,+fma,-avx512f")
+    assert tile_columns() == 3
+    monkeypatch.setattr(numba.config, "CPU_FEATURES", "+avx,+avx2,+fma,+avx512f,+avx512bw")
+    assert tile_columns() == 4
 
 
 def test_the_product_keeps_nan_and_infinity_meaning():
@@ -52,21 +76,9 @@ def test_the_kernels_are_compiled_once_and_refuse_other_types():
         assert len(kernel.signatures) == 1
 
 
-def test_weights_whose_width_is_not_a_multiple_of_the_tile_are_refused():
-    with pytest.raises(ValueError, match="multiple of 4"):
-        transposed(np.ones((8, 6), dtype=F32))
-
-
-def test_the_padded_head_gives_the_head_and_zero_columns():
-    rng = np.random.default_rng(1)
-    head, bias = rng.standard_normal((16, 35)).astype(F32), rng.standard_normal(35).astype(F32)
-    wide, wide_bias = padded_head(head, bias)
-    assert wide.shape == (36, 16) and wide_bias.shape == (36,)
-    z = rng.standard_normal((5, 16)).astype(F32)
-    out = np.empty((5, 36), dtype=F32)
-    matmul_rows(z, 0, 5, wide, wide_bias, out)
-    np.testing.assert_allclose(out[:, :35], z @ head + bias, rtol=1e-5, atol=1e-5)
-    assert (out[:, 35] == 0.0).all()
+def test_weights_that_are_not_a_matrix_are_refused():
+    with pytest.raises(ValueError, match="must be a"):
+        transposed(np.ones(8, dtype=F32))
 
 
 @pytest.fixture(scope="module")
