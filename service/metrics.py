@@ -45,7 +45,7 @@ IN_FLIGHT = Gauge(
 
 BATCH_SIZE = Histogram(
     "robojam_batch_size",
-    "Requests advanced together in one iteration of the batching loop.",
+    "Requests advanced together in one iteration of the batching loop (a lone request's run counts once).",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
 QUEUE_REQUESTS = Gauge(
