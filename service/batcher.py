@@ -28,13 +28,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from service.engine import MAX_STEPS, Engine, Sampler, _Workspace
+from service.engine import CHUNK, MAX_STEPS, Engine, Sampler, _Workspace
 
 F32 = np.float32
-# Conditioning rows a lone request runs at a time, layer by layer (see _run_lone): the typical 100-row request in one
-# go (measured: 32-row chunks cost it ~7 % more, each chunk's input projection repacks the weights in OpenBLAS), while
-# a newcomer waits at most one chunk (~128 LSTM steps) to join.
-PREFILL_CHUNK = 128
 
 
 class _Job:
@@ -157,7 +153,7 @@ class Batcher:
             self._kernels = batch_kernels
             self._transposed = [batch_kernels.transposed(w) for w in engine._stacked]  # the kernel's layout, once
             self._head = batch_kernels.transposed(engine._head)
-            self._lone = _Workspace(engine, PREFILL_CHUNK)  # a lone request's state (used by the loop thread only)
+            self._lone = _Workspace(engine, CHUNK)  # a lone request's state (used by the loop thread only)
 
     # ---- request side ----------------------------------------------------------------------------------
 
@@ -289,7 +285,7 @@ class Batcher:
         Alone, a request gains nothing from the batch's `(B, .)` arrays, and the engine's loop is leaner: it
         conditions layer by layer (each layer's weights stay in cache for a whole chunk, as in Engine._condition)
         and generates with the engine's step and Sampler, so its reply is the engine's, bit for bit. Conditioning
-        goes a chunk (PREFILL_CHUNK rows) at a time and generation checks for newcomers after every step, so a
+        goes a chunk (CHUNK rows) at a time and generation checks for newcomers after every step, so a
         request that arrives meanwhile joins within a few milliseconds; the state then moves back into row 0.
         Returns the number of LSTM steps taken. The whole run is one observation of batch size 1 (made by
         _iterate): observing every step cost the lone request 1-5 %.
@@ -305,7 +301,7 @@ class Batcher:
         ws.out = job.out  # the engine writes the head's output where the job's own Sampler reads it
         if job.pos < job.rows:  # conditioning: one chunk, then the head's output and the first draw
             start = job.pos
-            job.pos = min(job.rows, start + PREFILL_CHUNK)
+            job.pos = min(job.rows, start + CHUNK)
             engine._condition(ws, job.scaled[start : job.pos])
             taken = job.pos - start
             if job.pos < job.rows:

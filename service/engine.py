@@ -25,7 +25,11 @@ from service.artifact import Artifact, load_artifact
 
 MAX_STEPS = 1000  # RoboJam's cap on generated touches per continuation
 MIN_DT = 0.001  # smallest generated time step, seconds
-CHUNK = 512  # conditioning events per input-projection product (bounds per-call memory)
+# Conditioning events per input-projection product: bounds per-call memory, and is the one chunk both the engine and
+# the batcher's lone-request path use, so their products are the same calls and their replies equal bit for bit
+# (OpenBLAS rounds a row differently depending on a call's shape). 128 holds the typical ~100-event request in one go;
+# a newcomer waits at most one chunk to join a lone request.
+CHUNK = 128
 F32 = np.float32
 
 
