@@ -86,6 +86,7 @@ def engine(tmp_path_factory) -> Engine:
     return Engine.load(write_random_artifact(tmp_path_factory.mktemp("k") / "w.npz", units=16, mixtures=5))
 
 
+@pytest.mark.exact
 def test_the_compiled_draw_is_the_engine_samplers_draw(engine):
     """Same MDN outputs and draws: the same touch as Sampler.sample, bit for bit, for every row drawn, across
     temperatures from subnormal to huge and outputs with NaN and extreme values; undrawn rows are left alone."""
@@ -134,6 +135,7 @@ def test_the_compiled_draw_is_the_engine_samplers_draw(engine):
             assert np.array_equal(z[row, :d], expected * F32(engine.scale))
 
 
+@pytest.mark.exact
 def test_feeding_gives_conditioning_rows_their_next_event_and_lists_the_rows_that_draw():
     d = 3
     slots = np.array([2, 0, 1, 3], dtype=np.int64)
@@ -151,6 +153,7 @@ def test_feeding_gives_conditioning_rows_their_next_event_and_lists_the_rows_tha
     assert list(pos) == [1, 4, 3, 5]
 
 
+@pytest.mark.exact
 def test_the_batched_cell_is_the_engine_cell_bit_for_bit(engine):
     """numpy tanh around the compiled gate and output steps: every row equals the engine's `_Workspace.cell`."""
     from service.batcher import Batcher, _Batch

@@ -69,6 +69,7 @@ def test_sixteen_concurrent_mixed_requests_equal_the_unbatched_engine(engine):
     assert max(sizes) >= 8  # they really were batched together
 
 
+@pytest.mark.exact
 def test_batching_off_is_bit_identical_to_the_engine(engine):
     requests, seeds = mixed_requests(6), list(range(6))
     batcher = Batcher(engine, max_batch=1)
@@ -77,6 +78,7 @@ def test_batching_off_is_bit_identical_to_the_engine(engine):
         assert np.array_equal(mine, engine.continue_performance(events, rng=np.random.default_rng(seed), **options))
 
 
+@pytest.mark.exact
 def test_a_lone_request_is_bit_identical_to_the_engine(engine):
     """Alone in the loop (no overlap), a request takes the engine's own arithmetic: the same reply exactly."""
     batcher = Batcher(engine, max_batch=32)
@@ -131,6 +133,7 @@ def test_a_request_not_done_in_time_is_dropped_and_the_loop_serves_on(engine):
     assert len(batcher.generate(events, seconds=1.0, rng=np.random.default_rng(0), timeout=60)) > 0
 
 
+@pytest.mark.exact
 def test_a_failing_iteration_fails_its_requests_frees_their_slots_and_the_loop_serves_on(engine):
     """More failures than the batch has slots: a slot not given back would stop the loop at the third."""
     batcher = Batcher(engine, max_batch=2)

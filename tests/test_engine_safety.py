@@ -17,6 +17,7 @@ def engine(tmp_path_factory):
     return Engine.load(write_random_artifact(tmp_path_factory.mktemp("w") / "w.npz", units=64, layers=2))
 
 
+@pytest.mark.exact
 def test_concurrent_calls_equal_their_sequential_results(engine):
     jobs = [(performance(30 + 10 * i, seed=i), 100 + i) for i in range(8)]
     weights_before = [w.copy() for w in engine._stacked]
@@ -39,6 +40,7 @@ def test_concurrent_calls_equal_their_sequential_results(engine):
     assert all(np.array_equal(a, b) for a, b in zip(weights_before, engine._stacked, strict=True))
 
 
+@pytest.mark.exact
 def test_interleaved_generators_do_not_share_state(engine):
     # Two requests whose generators are drawn from alternately equal the same requests run alone.
     events = performance(40)

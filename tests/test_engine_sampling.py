@@ -51,6 +51,7 @@ def test_every_row_is_clipped_and_the_step_cap_holds(tmp_path):
     assert np.all(rows[:, 2] == np.float32(MIN_DT))
 
 
+@pytest.mark.exact
 def test_sampling_an_activated_output_equals_sampling_the_raw_one():
     """Sampler.sample_activated (the benchmark's entry for Keras outputs) draws what sample draws from raw sigmas."""
     rng = np.random.default_rng(5)
@@ -92,6 +93,7 @@ def test_continuation_is_constrained_and_lasts_the_requested_time(engine, second
         assert rows[:-1, 2].astype(np.float64).sum() < seconds  # it stopped at the first touch that reached it
 
 
+@pytest.mark.exact
 def test_same_seed_same_reply_and_different_seeds_differ(engine):
     events = performance(50)
     a = engine.continue_performance(events, rng=np.random.default_rng(42))

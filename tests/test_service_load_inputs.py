@@ -26,6 +26,7 @@ def reply(client, **body):
     return response.get_json()["response"]
 
 
+@pytest.mark.exact
 def test_an_integral_float_seed_is_the_integer_seed(client):
     assert reply(client, seed=1.0) == reply(client, seed=1)
     refused = client.post("/api/predict", json={"perf": PERF, "seed": 1.5})
