@@ -141,8 +141,62 @@ def plot_losses(history: dict, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def fingerprint(settings: Settings, data_sha256: str) -> dict:
+    """What a backup must match to be resumed: every setting but the wall-time budget, and the corpus's digest."""
+    return {**{k: v for k, v in asdict(settings).items() if k != "max_minutes"}, "data_sha256": data_sha256}
+
+
+def finished(out: Path, backup) -> dict | None:
+    """The summary of a finished run in `out` (after saying so, with its final line); None if it has not finished.
+    A finished run made with other settings or data is refused (one line naming the difference)."""
+    path = out / "summary.json"
+    if not path.is_file():
+        return None
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        theirs = fingerprint(Settings(**summary["settings"]), summary["data_sha256"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        fail(f"{path} is unreadable ({exc}); delete it, or use another --out.")
+    problem = backup.mismatch(theirs)
+    if problem:
+        fail(problem)
+    print(f"run {out} already finished; nothing to do.")
+    final_line(summary)
+    return summary
+
+
+def final_line(summary: dict) -> None:
+    note = " (stopped: NaN loss)" if summary["diverged"] else ""
+    print(
+        f"best validation NLL: {summary['best_val_nll']:.4f} at epoch {summary['best_epoch']} of "
+        f"{summary['epochs_run']}{note}; checkpoint {summary['checkpoint']}"
+    )
+
+
+def read_log(path: Path, epochs: int | None = None) -> dict[str, list[float]]:
+    """log.csv as columns, keeping only its first `epochs` rows (a killed run may have logged an epoch whose
+    backup it never wrote: that epoch runs again and is logged once)."""
+    import csv
+
+    if not path.is_file():
+        return {}
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = [row for row in csv.DictReader(f) if epochs is None or int(row["epoch"]) < epochs]
+    if epochs is not None:
+        with path.open("w", newline="", encoding="utf-8") as f:
+            if rows:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+    return {key: [float(row[key]) for row in rows] for key in (rows[0] if rows else {}) if key != "epoch"}
+
+
 def train(settings: Settings, out: Path, download: bool = False) -> dict:
-    """Run training and write the run folder; returns the summary dict."""
+    """Run training and write the run folder; returns the summary dict.
+
+    Rerunning the identical command resumes after the last completed epoch (model/resume.py) and ends as an
+    uninterrupted run would; rerunning a finished run does nothing.
+    """
     corpus, (x_train, y_train), (x_val, y_val) = prepare_data(settings, download)
     print(
         f"corpus {corpus.source}: {len(corpus.performances)} performances, {corpus.n_events} events; "
@@ -153,7 +207,12 @@ def train(settings: Settings, out: Path, download: bool = False) -> dict:
 
     from model.callbacks import TimeBudget
     from model.mdrnn import build_model, compile_model
+    from model.resume import BackupError, EpochBackup, EpochOrder, EpochWindows, RunBackup
 
+    backup = RunBackup(out, fingerprint(settings, corpus.sha256))
+    done = None if backup.exists() else finished(out, backup)
+    if done is not None:
+        return done
     keras.utils.set_random_seed(settings.seed)
     out.mkdir(parents=True, exist_ok=True)
     model = compile_model(
@@ -162,30 +221,59 @@ def train(settings: Settings, out: Path, download: bool = False) -> dict:
         settings.learning_rate,
         settings.clipnorm,
     )
+    restored = None
+    if backup.exists():
+        try:
+            restored = backup.load(model)
+        except BackupError as exc:
+            fail(str(exc))
+    start = restored.epoch if restored else 0
+    complete = restored is not None and (restored.stopped or start >= settings.epochs)
+    if complete and (done := finished(out, backup)) is not None:
+        backup.remove()
+        return done
+    if restored and not complete:
+        print(f"resuming from epoch {start + 1}: {start} of {settings.epochs} epochs done (backup {backup.root})")
     checkpoint = out / "best.keras"
-    callbacks = [
-        keras.callbacks.TerminateOnNaN(),
+    stateful = [
         keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True),
         keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.5, patience=settings.lr_patience, min_lr=settings.learning_rate / 64, verbose=1
         ),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience),
-        keras.callbacks.CSVLogger(out / "log.csv"),
     ]
-    if settings.max_minutes is not None:
-        callbacks.append(TimeBudget(settings.max_minutes * 60.0))
+    budget = TimeBudget(settings.max_minutes * 60.0) if settings.max_minutes is not None else None
+    if budget is not None:
+        stateful.append(budget)
+    seconds_before = restored.seconds if restored else 0.0
     started = time.monotonic()
-    history = model.fit(
-        x_train,
-        y_train,
-        batch_size=settings.batch_size,
-        epochs=settings.epochs,
-        validation_data=(x_val, y_val),
-        shuffle=True,
-        callbacks=callbacks,
-        verbose=1 if os.isatty(1) else 2,
-    ).history
-    wall = time.monotonic() - started
+
+    def clock() -> float:
+        return round(seconds_before + time.monotonic() - started, 3)
+
+    windows = EpochWindows(x_train, y_train, settings.batch_size, settings.seed, start)
+    log = out / "log.csv"
+    read_log(log, start)  # drop rows of epochs the backup does not hold
+    callbacks = [
+        EpochOrder(windows),
+        keras.callbacks.TerminateOnNaN(),
+        *stateful,
+        keras.callbacks.CSVLogger(log, append=start > 0),
+        EpochBackup(backup, stateful, clock, restored),  # last: after every other callback's bookkeeping
+    ]
+    if not complete:
+        model.fit(
+            windows,
+            epochs=settings.epochs,
+            initial_epoch=start,
+            validation_data=(x_val, y_val),
+            batch_size=None,
+            shuffle=False,  # EpochWindows shuffles, seeded by epoch; Keras's own batch order would not resume
+            callbacks=callbacks,
+            verbose=1 if os.isatty(1) else 2,
+        )
+    history = read_log(log)
+    wall = clock()
 
     val = np.asarray(history.get("val_loss", []), dtype=float)
     finite = np.isfinite(val)
@@ -208,6 +296,7 @@ def train(settings: Settings, out: Path, download: bool = False) -> dict:
         "train_nll_at_best": float(history["loss"][best]),
         "diverged": diverged,
         "wall_time_s": round(wall, 1),
+        "checkpoint": str(checkpoint),
         "hardware": {
             "machine": platform.machine(),
             "processor": platform.processor() or platform.machine(),
@@ -216,15 +305,12 @@ def train(settings: Settings, out: Path, download: bool = False) -> dict:
         },
         "keras_version": keras.__version__,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     plot_losses(
         history, out / "loss.png", f"RoboJam MDRNN {settings.layers}x{settings.units}, {settings.mixtures} mixtures"
     )
-    note = " (stopped: NaN loss)" if diverged else ""
-    print(
-        f"best validation NLL: {summary['best_val_nll']:.4f} at epoch {best + 1} of {len(val)}{note}; "
-        f"checkpoint {checkpoint}"
-    )
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    backup.remove()  # summary.json now marks the run as finished
+    final_line(summary)
     return summary
 
 
