@@ -221,7 +221,7 @@ def test_a_changed_corpus_is_a_new_run_visibly(tmp_path):
 @pytest.mark.parametrize("stack", ["train", "gke"])
 def test_gcp_apis_are_enabled_by_the_stack_and_every_gcp_resource_waits_for_them(stack):
     """Issue 9 item 2: a fresh project has these APIs disabled (403 SERVICE_DISABLED)."""
-    from infra.apis import api_for
+    from infra.tables.gcp_apis import api_for
 
     plan = plan_stack(stack)
     services = {s.inputs["service"]: s for s in plan.of_type("gcp:projects/service:Service")}
@@ -592,7 +592,7 @@ def test_secure_config_values_never_show_in_the_plan_config():
 
 def test_the_pinned_uid_and_port_are_the_images_own():
     """Deployments pin the Dockerfile's USER and port: if the Dockerfile changes them, so must infra."""
-    from infra.components.image import CONTAINER_PORT, SERVICE_UID
+    from infra.tables.image_contract import CONTAINER_PORT, SERVICE_UID
     from robojam_format.layout import REPO_ROOT
 
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()

@@ -18,11 +18,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from infra.config import _quantity  # the config's Kubernetes quantity rule, so requests parse the same way
+from infra.config import quantity  # the config's Kubernetes quantity rule, so requests parse the same way
 from infra.costs.catalogue import Catalogue, Item
+from infra.tables import resource_types as types
 
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+DEPLOYMENT = types.K8S_DEPLOYMENT
+HPA = types.K8S_HPA
 MIB = 2**20
 
 
@@ -104,12 +105,10 @@ def workload(plan) -> Workload | None:
     cpu = mem = 0.0
     for container in containers:
         requests = (container.get("resources") or {}).get("requests") or {}
-        cpu += _quantity(str(requests.get("cpu", "0"))) * 1000
-        mem += _quantity(str(requests.get("memory", "0"))) / MIB
+        cpu += quantity(str(requests.get("cpu", "0"))) * 1000
+        mem += quantity(str(requests.get("memory", "0"))) / MIB
     serving = (containers[0].get("resources") or {}) if containers else {}
-    limit = _quantity(
-        str((serving.get("limits") or {}).get("cpu") or (serving.get("requests") or {}).get("cpu") or "0")
-    )
+    limit = quantity(str((serving.get("limits") or {}).get("cpu") or (serving.get("requests") or {}).get("cpu") or "0"))
     replicas = int(spec.get("replicas") or 1)
     surge = _max_surge(spec.get("strategy") or {}, replicas)
     max_replicas, target = replicas, 1.0

@@ -5,8 +5,9 @@ from __future__ import annotations
 from infra.costs import capacity
 from infra.costs.context import PricingContext
 from infra.costs.estimate import Line, line
+from infra.tables import resource_types as types
 
-RESERVED_IP_ASSIGNMENT = "digitalocean:index/reservedIpAssignment:ReservedIpAssignment"
+RESERVED_IP_ASSIGNMENT = types.DO_RESERVED_IP_ASSIGNMENT
 
 
 def droplet_lines(res, ctx: PricingContext) -> list[Line]:
@@ -81,7 +82,7 @@ def reserved_ip_lines(res, ctx: PricingContext) -> list[Line]:
 
 
 PRICERS = {
-    "digitalocean:index/droplet:Droplet": droplet_lines,
-    "digitalocean:index/containerRegistry:ContainerRegistry": registry_lines,
-    "digitalocean:index/reservedIp:ReservedIp": reserved_ip_lines,
+    types.DO_DROPLET: droplet_lines,
+    types.DO_REGISTRY: registry_lines,
+    types.DO_RESERVED_IP: reserved_ip_lines,
 }

@@ -7,8 +7,9 @@ from dataclasses import replace
 from infra.costs import capacity
 from infra.costs.context import PricingContext, basename, region_of
 from infra.costs.estimate import CREDIT, INCLUDED, Line, line
+from infra.tables import resource_types as types
 
-GKE_CLUSTER = "gcp:container/cluster:Cluster"
+GKE_CLUSTER = types.GCP_CLUSTER
 
 
 def is_spot(scheduling: dict | None) -> bool:
@@ -293,10 +294,10 @@ def registry_lines(res, ctx: PricingContext) -> list[Line]:
 
 
 PRICERS = {
-    "gcp:compute/instance:Instance": instance_lines,
+    types.GCP_INSTANCE: instance_lines,
     GKE_CLUSTER: cluster_lines,
-    "gcp:container/nodePool:NodePool": node_pool_lines,
-    "gcp:storage/bucket:Bucket": bucket_lines,
-    "gcp:artifactregistry/repository:Repository": registry_lines,
-    "kubernetes:core/v1:Service": service_lines,
+    types.GCP_NODE_POOL: node_pool_lines,
+    types.GCP_BUCKET: bucket_lines,
+    types.GCP_REPOSITORY: registry_lines,
+    types.K8S_SERVICE: service_lines,
 }

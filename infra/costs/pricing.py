@@ -10,9 +10,10 @@ from infra.costs import digitalocean, gcp
 from infra.costs.catalogue import Catalogue
 from infra.costs.context import PricingContext, basename
 from infra.costs.estimate import StackEstimate, line
+from infra.tables import resource_types as types
 
 PRICERS = {**gcp.PRICERS, **digitalocean.PRICERS}
-GPU_VM = "gcp:compute/instance:Instance"
+GPU_VM = types.GCP_INSTANCE
 
 
 def effective_assumptions(catalogue: Catalogue, overrides: dict[str, float] | None = None) -> dict[str, float]:
