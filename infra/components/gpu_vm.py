@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import pathlib
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.config import GcpSettings, GpuVmSettings
 from infra.render import render
 from robojam_format.layout import REPO_ROOT
+
+if TYPE_CHECKING:
+    from infra.config import GcpSettings
+    from infra.targets.gpu_vm import GpuVmSettings
 
 DLVM_PROJECT = "deeplearning-platform-release"
 NETWORK_TAG = "robojam-train"
