@@ -161,7 +161,7 @@ def hpa_managed_deployment_sets_no_replicas(resources: Sequence[Resource]) -> li
 
 
 def gpu_combination_is_offered(resources: Sequence[Resource]) -> list[Violation]:
-    """GPU type, count, machine type and zone must be a combination Compute Engine offers (infra/gpus.py)."""
+    """GPU type, count, machine type and zone must be a combination Compute Engine offers (infra/tables/gpus.py)."""
     found = []
     for r in resources:
         if r.type != types.GCP_INSTANCE:

@@ -1,6 +1,6 @@
 """Invalid stack config stops the program before any resource, with one clear sentence (one test per rule).
 
-The rules are checked on the parser itself (`infra.config.parse`, a pure function of the stack's config);
+The rules are checked on the parser itself (`infra.stack_config.parse`, a pure function of the stack's config);
 one test proves the whole program stops before it creates anything.
 """
 
