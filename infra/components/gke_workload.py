@@ -71,7 +71,8 @@ class GkeWorkload(pulumi.ComponentResource):
     def __init__(self, name: str, settings: GkeSettings, image_ref: pulumi.Input[str], provider: k8s.Provider):
         super().__init__("robojam:infra:GkeWorkload", name, None, None)
         # These resources were children of the former single component: the alias keeps their URNs.
-        moved = pulumi.Alias(parent=pulumi.create_urn(name, FORMER_TYPE))
+        former = pulumi.create_urn(name, FORMER_TYPE, parent=pulumi.runtime.get_root_resource())
+        moved = pulumi.Alias(parent=former)
         on_cluster = pulumi.ResourceOptions(parent=self, provider=provider, aliases=[moved])
         labels = {"app.kubernetes.io/name": APP}
         namespace = k8s.core.v1.Namespace(
