@@ -271,7 +271,7 @@ IMAGE = Key(
     "robojam:image",
     "image",
     "",
-    "prebuilt image to run; empty = build the Dockerfile and push it",
+    "prebuilt image to run instead of building `Dockerfile` and pushing it",
     optional(
         pattern(
             r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
@@ -284,7 +284,8 @@ SSH_CIDRS = Key(
     "robojam:sshCidrs",
     "ssh_cidrs",
     [],
-    "CIDRs allowed to SSH in; empty = no SSH rule at all (droplet: required, its rollout runs over SSH)",
+    "CIDRs allowed to SSH in; never `0.0.0.0/0`. gpu-vm: empty = no SSH rule at all; droplet: required, it "
+    "must hold the address you run `pulumi up` from (the rollout runs over SSH)",
     cidr_list("SSH"),
 )
 GCE_MACHINE = r"^[a-z][a-z0-9]*-[a-z0-9-]+$"  # a Compute Engine machine type (the GPU VM's, GKE's nodes')
@@ -300,14 +301,14 @@ GCP_KEYS = (
         "gcp:zone",
         "zone",
         "us-central1-a",
-        "GCP zone of the VM / zonal cluster",
+        "zone of the VM / the zonal cluster",
         pattern(ZONE_PATTERN.pattern, "a GCP zone such as us-central1-a"),
     ),
     Key(
         "gcp:region",
         "region",
         "",
-        "GCP region (bucket, Artifact Registry); must hold the zone",
+        "region of the bucket and the Artifact Registry repository; must hold the zone; empty = the zone's region",
         optional(pattern(REGION_PATTERN.pattern, "a GCP region such as us-central1")),
     ),
 )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pathlib
 import sys
 
-from infra.config import Key, default_string
+from infra.config import ConfigError, Key, default_string
 from infra.stack_config import KEYS, targets_reading
 from robojam_format.layout import REPO_ROOT
 
@@ -18,9 +18,13 @@ END = "<!-- end generated -->"
 
 
 def _default(key: Key) -> str:
-    if key.default is None:
-        return "required"
+    """`value`, "empty", or "required" (no default, or one its own parser refuses, like an empty key list)."""
     shown = default_string(key)
+    try:
+        if key.default is None or key.parse is None or key.parse(key.name, shown) is None:
+            return "required" if key.default is None else "empty"
+    except ConfigError:
+        return "required"
     return f"`{shown}`" if shown not in ("", "[]") else "empty"
 
 

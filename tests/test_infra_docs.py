@@ -28,3 +28,11 @@ def test_the_generated_table_lists_exactly_the_config_keys_with_their_targets_an
 def test_rewriting_replaces_only_the_block_between_the_markers():
     stale = f"before\n{docs.BEGIN}\n| old |\n{docs.END}\nafter\n"
     assert docs.with_key_table(stale) == f"before\n{docs.BEGIN}\n{docs.key_table()}\n{docs.END}\nafter\n"
+
+
+def test_a_key_without_a_default_or_whose_parser_refuses_it_reads_required():
+    cells = {row.split(" | ")[0].strip("| `"): row.split(" | ")[2] for row in docs.key_table().splitlines()[2:]}
+    assert {name for name, default in cells.items() if default == "required"} == {
+        key.name for key in KEYS if key.default is None
+    } | {"robojam:sshKeys"}
+    assert cells["robojam:reservedIp"] == "empty" and cells["robojam:spot"] == "`false`"

@@ -30,7 +30,13 @@ DOCR = "registry.digitalocean.com/"
 KEYS = (
     IMAGE,
     SSH_CIDRS,
-    Key("digitalocean:token", "token", None, "DigitalOcean API token, set with --secret, never in a file", None),
+    Key(
+        "digitalocean:token",
+        "token",
+        None,
+        "DigitalOcean API token: `pulumi config set --secret` (or `DIGITALOCEAN_TOKEN`)",
+        None,
+    ),
     Key(
         "robojam:region",
         "region",
@@ -49,7 +55,7 @@ KEYS = (
         "robojam:sshKeys",
         "ssh_keys",
         [],  # required all the same: the parser refuses an empty list with its own sentence
-        "fingerprints or ids of SSH keys already in the DigitalOcean account",
+        "fingerprints or ids of SSH keys in your DigitalOcean account (no root password is set)",
         string_list(
             entry(r"^([0-9a-f]{2}:){15}[0-9a-f]{2}$|^[0-9]+$", "neither an MD5 fingerprint (aa:bb:...) nor a key id"),
             nonempty="must list at least one DigitalOcean SSH key (password login stays off)",
@@ -59,14 +65,14 @@ KEYS = (
         "robojam:reservedIp",
         "reserved_ip",
         "",
-        "attach a reserved (static) IP; empty = only when robojam:domain is set",
+        "attach a reserved (static) IP; it becomes the `ip`/`url` output; empty = on with a domain",
         optional_boolean,
     ),
     Key(
         "robojam:domain",
         "domain",
         "",
-        "domain pointing at the droplet; set = Caddy with automatic HTTPS",
+        "a domain pointing at the droplet: Caddy in front with automatic HTTPS",
         optional(
             pattern(
                 r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
@@ -79,19 +85,27 @@ KEYS = (
         "robojam:acmeEmail",
         "acme_email",
         "",
-        "contact e-mail for the certificate authority (needs domain)",
+        "contact e-mail for the certificate authority (needs `robojam:domain`)",
         optional(pattern(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", "an e-mail address")),
     ),
     Key(
         "robojam:registryName",
         "registry_name",
         "",
-        "DigitalOcean Container Registry name (unique across DigitalOcean); empty = robojam-<account id>",
+        "DigitalOcean Container Registry name (unique across all DigitalOcean customers); required with "
+        "`createRegistry: false` unless `robojam:image` names it; "
+        "empty = `robojam-` + 12 hex digits of your account id",
         optional(
             pattern(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "lowercase letters, digits and hyphens (at most 63)")
         ),
     ),
-    Key("robojam:createRegistry", "create_registry", True, "create the registry (false = it already exists)", boolean),
+    Key(
+        "robojam:createRegistry",
+        "create_registry",
+        True,
+        "create the registry (`false`: it exists already; DigitalOcean allows one per account)",
+        boolean,
+    ),
 )
 
 

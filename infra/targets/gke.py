@@ -47,16 +47,16 @@ KEYS = (
         "node pool machine type",
         pattern(GCE_MACHINE, "a Compute Engine machine type such as e2-medium"),
     ),
-    Key("robojam:minNodes", "min_nodes", 1, "node pool autoscaling minimum", integer(low=0)),
+    Key("robojam:minNodes", "min_nodes", 1, "node pool autoscaling minimum (at most `maxNodes`)", integer(low=0)),
     Key("robojam:maxNodes", "max_nodes", 3, "node pool autoscaling maximum", integer(low=1)),
     Key(
         "robojam:replicas",
         "replicas",
         2,
-        "HPA minimum replicas (the Deployment leaves replicas to the HPA)",
+        "HPA minimum replicas (at least 1); the Deployment leaves `replicas` to the HPA",
         integer(1),
     ),
-    Key("robojam:maxReplicas", "max_replicas", 6, "HPA maximum replicas", integer(low=1)),
+    Key("robojam:maxReplicas", "max_replicas", 6, "HPA maximum (at least `replicas`)", integer(low=1)),
     Key(
         "robojam:cpuTargetPercent",
         "cpu_target_percent",
@@ -72,7 +72,8 @@ KEYS = (
         "robojam:controlPlaneCidrs",
         "control_plane_cidrs",
         [],
-        "CIDRs that may reach the cluster's control plane; empty = any address (still authenticated)",
+        "CIDRs that may reach the cluster's control plane (`master_authorized_networks_config`); must include "
+        "where you run `pulumi up` and `kubectl` from; never `0.0.0.0/0`; empty = any address (still authenticated)",
         cidr_list("the control plane"),
     ),
 )
