@@ -15,6 +15,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from infra.components.gke_pod import APP
+from infra.components.network import private_network
 
 if TYPE_CHECKING:
     from infra.config import GcpSettings
@@ -96,17 +97,7 @@ class GkeCluster(pulumi.ComponentResource):
                 member=node_member,
                 opts=child,
             )
-        network = gcp.compute.Network(
-            f"{name}-net", auto_create_subnetworks=False, description="RoboJam GKE network", opts=child
-        )
-        subnet = gcp.compute.Subnetwork(
-            f"{name}-subnet",
-            network=network.id,
-            region=gcp_settings.region,
-            ip_cidr_range="10.30.0.0/20",
-            private_ip_google_access=True,
-            opts=child,
-        )
+        network, subnet = private_network(name, "RoboJam GKE network", gcp_settings.region, "10.30.0.0/20", child)
         # Empty robojam:controlPlaneCidrs leaves the (authenticated) control plane reachable from anywhere.
         blocks = [
             gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(
