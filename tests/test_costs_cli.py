@@ -47,7 +47,7 @@ def test_each_repo_stack_is_priced_without_unpriced_items(plans, name):
     assert estimate.lines, name
     assert [f"{u.type} {u.name}: {u.note}" for u in estimate.unpriced] == []
     assert totals["monthly"] > 0 and totals["hourly"] > 0
-    priced = {(line.type, line.name) for line in estimate.lines} | {(f["type"], f["name"]) for f in estimate.free}
+    priced = {(line.type, line.name) for line in estimate.lines} | {(f.type, f.name) for f in estimate.free}
     assert priced == {(r.type, r.name) for r in plans[name].resources}  # every resource is accounted for
 
 

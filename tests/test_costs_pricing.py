@@ -204,9 +204,9 @@ def test_free_types_are_listed_as_free_with_a_reason():
     provider = PlannedResource("pulumi:providers:gcp", "gcp", {})
     api = PlannedResource("gcp:projects/service:Service", "container-api", {"service": "container.googleapis.com"})
     est = price_plan(plan(fw, provider, api), CAT)
-    assert est.lines == []
-    assert {f["type"] for f in est.free} == {fw.type, provider.type, api.type}
-    assert all(f["why"] for f in est.free)
+    assert est.lines == ()
+    assert {f.type for f in est.free} == {fw.type, provider.type, api.type}
+    assert all(f.why for f in est.free)
 
 
 def test_lines_come_from_one_keyword_only_builder():
@@ -275,7 +275,7 @@ def test_sustained_vcpus_of_shared_core_types():
     assert capacity.sustained_vcpus(CAT.find("machine", "e2-standard-2")) == 2.0
     assert capacity.sustained_vcpus(CAT.find("machine", "n1-standard-4")) == 4.0
     est = price_plan(plan(cluster(), pool("e2-medium", 2, 3), *deployment(2)), CAT)
-    assert [s["serving_vcpus"] for s in est.serving["steps"]] == [2.0, 3.0]  # 1 sustained vCPU a node, not 2
+    assert [s.serving_vcpus for s in est.serving.steps] == [2.0, 3.0]  # 1 sustained vCPU a node, not 2
 
 
 def test_gke_allocatable_follows_the_documented_reservations():
@@ -320,7 +320,7 @@ def test_forwarding_rules_first_five_share_one_rate_then_each_extra_costs_less()
     credit_only = totals(price_plan(plan(cluster()), CAT))["hourly"]
     one = price_plan(plan(cluster(), services[0], internal), CAT)
     assert totals(one)["hourly"] - credit_only == pytest.approx(0.025)
-    assert [f["name"] for f in one.free] == ["internal"]
+    assert [f.name for f in one.free] == ["internal"]
     five = price_plan(plan(cluster(), *services[:5]), CAT)
     assert totals(five)["hourly"] - credit_only == pytest.approx(0.025)
     seven = price_plan(plan(cluster(), *services), CAT)
@@ -378,7 +378,7 @@ def test_registry_tier_capacity_against_the_assumed_images():
     (warning,) = one_gb.warnings
     assert "starter holds 0.49 GB" in warning and "pushes would fail" in warning and "basic tier ($5.00" in warning
     small = price_plan(plan(starter, config={}), CAT, effective_assumptions(CAT, {"registry_storage_gb": 0.4}))
-    assert small.warnings == []
+    assert small.warnings == ()
     basic = PlannedResource(DOCR, "reg", {"subscriptionTierSlug": "basic"})
     six = price_plan(plan(basic, config={}), CAT, effective_assumptions(CAT, {"registry_storage_gb": 6}))
-    assert totals(six)["monthly"] == pytest.approx(5.0 + 1 * 0.02) and six.warnings == []
+    assert totals(six)["monthly"] == pytest.approx(5.0 + 1 * 0.02) and six.warnings == ()
