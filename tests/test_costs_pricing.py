@@ -152,17 +152,17 @@ def test_spot_vm_uses_spot_prices_and_prices_one_training_run():
     disk_hourly = 100 * 0.10 / H
     assert totals(est)["hourly"] == pytest.approx(0.067 + 2 * 0.14 + disk_hourly + 0.0025)
     (run,) = est.training_runs
-    assert run["hours"] == 6 and run["hours_from"] == "maxRunDuration" and run["provisioning"] == "spot"
+    assert run.hours == 6 and run.hours_from == "maxRunDuration" and run.provisioning == "spot"
     # a run costs what bills while the VM runs; the boot disk bills all month anyway, so it is not in the run
-    assert run["on_demand"]["cost"] == pytest.approx(6 * (0.19 + 2 * 0.35 + 0.005))
-    assert run["spot"]["cost"] == pytest.approx(6 * (0.067 + 2 * 0.14 + 0.0025))
-    assert run["spot"]["indicative"] and not run["on_demand"]["indicative"]
+    assert run.on_demand.cost == pytest.approx(6 * (0.19 + 2 * 0.35 + 0.005))
+    assert run.spot.cost == pytest.approx(6 * (0.067 + 2 * 0.14 + 0.0025))
+    assert run.spot.indicative and not run.on_demand.indicative
     assert all(line.indicative for line in est.lines if line.item and line.item.endswith(".spot"))
     override = price_plan(
         plan(vm("n1-standard-4", [{"type": "nvidia-tesla-t4", "count": 1}], hours=6)), CAT, train_hours=2.5
     ).training_runs[0]
-    assert override["hours"] == 2.5 and override["hours_from"] == "--train-hours"
-    assert override["on_demand"]["cost"] == pytest.approx(2.5 * override["on_demand"]["hourly"])
+    assert override.hours == 2.5 and override.hours_from == "--train-hours"
+    assert override.on_demand.cost == pytest.approx(2.5 * override.on_demand.hourly)
 
 
 def test_run_limited_vm_bills_runs_per_month_and_its_disk_all_month():
@@ -172,15 +172,15 @@ def test_run_limited_vm_bills_runs_per_month_and_its_disk_all_month():
     est = price_plan(plan(vm("n1-standard-4", t4, hours=6)), CAT)
     assert totals(est)["monthly"] == pytest.approx(4 * run_cost + disk_month)  # not 730 h of GPU VM
     (run,) = est.training_runs
-    assert run["runs_per_month"] == 4 and run["idle_monthly"] == pytest.approx(disk_month)
-    assert run["monthly"] == pytest.approx(totals(est)["monthly"])
+    assert run.runs_per_month == 4 and run.idle_monthly == pytest.approx(disk_month)
+    assert run.monthly == pytest.approx(totals(est)["monthly"])
     eight = price_plan(plan(vm("n1-standard-4", t4, hours=6)), CAT, effective_assumptions(CAT, {"runs_per_month": 8}))
     assert totals(eight)["monthly"] == pytest.approx(8 * run_cost + disk_month)
     # a run limit that deletes the VM deletes its boot disk too: the disk bills only while a run lasts
     deleted = price_plan(plan(vm("n1-standard-4", t4, hours=6, action="DELETE")), CAT)
     disk_hourly = disk_month / H
     assert totals(deleted)["monthly"] == pytest.approx(4 * (run_cost + 6 * disk_hourly))
-    assert deleted.training_runs[0]["idle_monthly"] == pytest.approx(0.0, abs=1e-9)
+    assert deleted.training_runs[0].idle_monthly == pytest.approx(0.0, abs=1e-9)
 
 
 def test_unknown_machine_types_are_unpriced_not_free():

@@ -10,9 +10,13 @@ droplet, a node pool) and warnings; `pricing.price_plan` gathers them into one `
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from infra.costs.catalogue import Catalogue, Item
 from infra.costs.serving import ServingCapacity
+
+if TYPE_CHECKING:
+    from infra.costs.training import TrainingRun
 
 PRICED, UNPRICED, INCLUDED, CREDIT = "priced", "unpriced", "included", "credit"
 COUNTED = (PRICED, INCLUDED, CREDIT)
@@ -166,7 +170,7 @@ class StackEstimate:
     target: str
     lines: tuple[PriceLine, ...]
     free: tuple[FreeResource, ...] = ()
-    training_runs: tuple[dict, ...] = ()
+    training_runs: tuple[TrainingRun, ...] = ()
     serving: ServingCapacity | None = None  # capacity steps (infra.costs.serving) for serving targets
     warnings: tuple[str, ...] = ()  # a figure that cannot work as configured
     assumptions: dict = field(default_factory=dict)
@@ -187,7 +191,7 @@ class StackEstimate:
             "lines": [asdict(line) for line in self.lines],
             "free": [asdict(free) for free in self.free],
             "totals": asdict(self.totals),
-            "training_runs": list(self.training_runs),
+            "training_runs": [run.to_dict() for run in self.training_runs],
             "serving": self.serving.to_dict() if self.serving else None,
             "warnings": list(self.warnings),
             "assumptions": dict(self.assumptions),

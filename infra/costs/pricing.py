@@ -13,6 +13,7 @@ from infra.costs.catalogue import Catalogue
 from infra.costs.context import PricingContext, billing_order
 from infra.costs.estimate import FreeResource, Priced, StackEstimate, line
 from infra.costs.stack import basename, stack_facts
+from infra.costs.training import training_run
 
 PRICERS = {**gcp.PRICERS, **digitalocean.PRICERS}
 GPU_VM = "gcp:compute/instance:Instance"
@@ -32,48 +33,6 @@ def effective_assumptions(catalogue: Catalogue, overrides: dict[str, float] | No
 def _has_gpu(res, catalogue: Catalogue) -> bool:
     machine = catalogue.find("machine", basename(res.inputs.get("machineType")))
     return bool(res.inputs.get("guestAccelerators")) or bool(machine and machine.extra.get("includes_gpu"))
-
-
-def training_run(res, ctx: PricingContext) -> dict:
-    """One training run on a GPU VM (on-demand and spot) and how many runs a month the monthly figure holds.
-
-    A run costs what bills only while the VM runs (machine, GPUs, ephemeral IP; the boot disk too when the run
-    limit deletes the VM); everything else in the stack keeps billing between runs.
-    """
-    limit = gcp.max_run_hours(res.inputs)
-    hours = ctx.train_hours or limit
-    deleted = (res.inputs.get("scheduling") or {}).get("instanceTerminationAction") == "DELETE"
-    run = {
-        "resource": res.name,
-        "hours": hours,
-        "hours_from": ("--train-hours" if ctx.train_hours else "maxRunDuration") if hours else None,
-        "provisioning": "spot" if gcp.is_spot(res.inputs.get("scheduling")) else "on-demand",
-        "runs_per_month": ctx.assumptions["runs_per_month"],
-        "disk_between_runs": not deleted,
-    }
-    for pricing in ("on-demand", "spot"):
-        lines = [x for x in gcp.instance_lines(res, ctx, pricing) if deleted or x.category != "storage"]
-        missing = [f"{x.component}: {x.note}" for x in lines if not x.counted]
-        hourly = None if missing else sum(x.hourly for x in lines)
-        cost = None if hourly is None or hours is None else hourly * hours
-        run[pricing.replace("-", "_")] = {
-            "hourly": hourly,
-            "cost": cost,
-            "unpriced": missing,
-            "indicative": pricing == "spot",
-        }
-    return run
-
-
-def _with_month(run: dict, monthly: float) -> dict:
-    """The run's monthly figure: what bills between runs plus runs x run cost (at the VM's own provisioning)."""
-    own = run[run["provisioning"].replace("-", "_")]["cost"]
-    spot = run["spot"]["cost"]
-    if own is None or run["hours"] is None:
-        return {**run, "idle_monthly": None, "monthly": None, "monthly_spot": None}
-    idle = monthly - run["runs_per_month"] * own
-    monthly_spot = None if spot is None else idle + run["runs_per_month"] * spot
-    return {**run, "idle_monthly": idle, "monthly": monthly, "monthly_spot": monthly_spot}
 
 
 def price_plan(
@@ -110,7 +69,7 @@ def price_plan(
             vms.append(res)
     estimate = StackEstimate(stack=plan.stack, target=ctx.stack.target, lines=tuple(lines), free=tuple(free))
     totals = estimate.totals
-    runs = tuple(_with_month(training_run(res, ctx), totals.monthly) for res in vms)
+    runs = tuple(training_run(res, ctx).with_month(totals.monthly) for res in vms)
     if serving is not None:
         serving = serving.priced((totals.hourly, totals.hourly_max), (totals.monthly, totals.monthly_max))
     return replace(estimate, training_runs=runs, serving=serving, warnings=tuple(warnings), assumptions=values)

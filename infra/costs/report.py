@@ -70,7 +70,7 @@ def _comparison_row(estimate: StackEstimate, rate: float | None) -> dict:
         "capacity_rps_max": None,
         "cost_per_million": None,  # a training stack does not serve, so it has no cost per prediction
         "cost_per_million_max": None,
-        "training_run": runs[0] if runs else None,
+        "training_run": runs[0].to_dict() if runs else None,
     }
     if serving and serving.steps:
         low, high = serving.steps[0], serving.steps[-1]
