@@ -24,8 +24,12 @@ DROPLET = "digitalocean:index/droplet:Droplet"
 DOCR = "digitalocean:index/containerRegistry:ContainerRegistry"
 
 
+GCP_STACK = {"robojam:target": "gke", "gcp:project": "robojam-test", "gcp:zone": "us-central1-a"}  # valid settings
+
+
 def plan(*resources: PlannedResource, config: dict | None = None) -> Plan:
-    return Plan(stack="t", config=config or {"gcp:zone": "us-central1-a"}, resources=list(resources), outputs={})
+    """A plan in a us-central1 stack; `config={}` makes a bare plan (no stack settings, no default region)."""
+    return Plan(stack="t", config=GCP_STACK if config is None else config, resources=list(resources), outputs={})
 
 
 def vm(
