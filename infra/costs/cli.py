@@ -7,11 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from infra.costs.breakeven import options
 from infra.costs.catalogue import CATALOGUE_PATH, CatalogueError, load_catalogue
 from infra.costs.pricing import effective_assumptions, price_plan
 from infra.costs.refresh import RefreshUnavailable, refresh
-from infra.costs.report import BENCHMARK_KEY, BenchmarkError, budget_failures, build_report, read_benchmark
+from infra.costs.report import BenchmarkError, budget_failures, build_report, read_benchmark
 from infra.costs.stack import ConfigError
 from infra.costs.table import render
 
@@ -146,8 +145,7 @@ def run(argv: list[str] | None = None) -> int:
     if args.plot:
         from infra.costs.plot import plot_break_even
 
-        steps = options(estimates, benchmark[BENCHMARK_KEY]) if benchmark else {}
-        plot_break_even(report, steps, args.plot)
+        plot_break_even(report, estimates, args.plot)
         print(f"chart written to {args.plot}", file=sys.stderr if args.json else sys.stdout)
     failures = budget_failures(report)
     for line in failures:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from infra.costs.breakeven import options
+from infra.costs.estimate import StackEstimate
 
-def plot_break_even(report: dict, steps_by_stack: dict[str, list[tuple[float, float]]], path: str | Path) -> Path:
-    """Write a PNG: one step line per serving stack, ending where the stack's capacity ends.
 
-    `steps_by_stack` is `breakeven.options(...)` for the report's stacks at its benchmark rate.
-    """
+def plot_break_even(report: dict, estimates: list[StackEstimate], path: str | Path) -> Path:
+    """Write a PNG: one step line per serving stack (of the report's `estimates`), ending where its capacity ends."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -20,7 +20,7 @@ def plot_break_even(report: dict, steps_by_stack: dict[str, list[tuple[float, fl
     fig, ax = plt.subplots(figsize=(7.5, 4.5), layout="constrained")
     targets = {row["stack"]: row["target"] for row in report["comparison"]}
     if result:
-        for name, steps in steps_by_stack.items():
+        for name, steps in options(estimates, result["rate_per_vcpu"]).items():
             xs, ys, low = [], [], 0.0
             for cap, monthly in steps:
                 xs += [low, cap]
