@@ -139,9 +139,9 @@ class Priced:
 class FreeResource:
     """A resource that costs nothing, and why."""
 
-    type: str
-    name: str
-    why: str
+    type: str  # Pulumi type token
+    name: str  # logical name
+    why: str  # the catalogue's reason (free_types), or "creates nothing billable"
 
 
 @dataclass(frozen=True)
