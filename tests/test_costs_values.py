@@ -14,7 +14,7 @@ from infra.costs.estimate import Priced, PriceLine
 from infra.costs.pricing import PRICERS, effective_assumptions, price_plan
 from infra.costs.serving import CapacityStep, ServingCapacity
 from infra.costs.stack import ConfigError, StackFacts, stack_facts
-from infra.mock_plan import Plan, PlannedResource
+from infra.mock_plan import SECRET_PLACEHOLDER, Plan, PlannedResource
 from robojam_format.layout import REPO_ROOT
 
 CAT = load_catalogue()
@@ -139,6 +139,17 @@ def test_a_config_the_program_refuses_is_refused_by_the_costs_too():
         price_plan(plan(CLUSTER, config={**GKE_STACK, "gcp:zone": "europe-west1"}), CAT)  # a region, not a zone
     with pytest.raises(ConfigError, match="is not in gcp:region"):
         stack_facts(plan(config={**GKE_STACK, "gcp:region": "europe-west1"}))
+
+
+def test_a_secret_in_the_plan_config_is_parsed_as_a_secret():
+    droplet = {
+        "robojam:target": "droplet",
+        "robojam:sshKeys": ["3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa"],
+        "robojam:sshCidrs": ["203.0.113.7/32"],
+    }
+    assert stack_facts(plan(config={**droplet, "digitalocean:token": SECRET_PLACEHOLDER})) == StackFacts("droplet")
+    with pytest.raises(ConfigError, match="--secret"):
+        stack_facts(plan(config={**droplet, "digitalocean:token": "dop_v1_plain"}))
 
 
 def test_a_bare_plan_has_no_stack_facts():
