@@ -20,9 +20,14 @@ from infra.costs.estimate import PriceLine, line
 from infra.costs.stack import StackFacts
 
 
+def billing_key(res) -> tuple[str, str]:
+    """Where a resource comes in billing order: by name, then type (a resource's identity in its stack)."""
+    return res.name, res.type
+
+
 def billing_order(plan: Any) -> list:
     """The plan's resources in the order they are priced (registration order is async, so not that)."""
-    return sorted(plan.resources, key=lambda r: (r.name, r.type))
+    return sorted(plan.resources, key=billing_key)
 
 
 @dataclass(frozen=True)
@@ -45,9 +50,7 @@ class PricingContext:
 
     def before(self, res, counts: Callable[[Any], bool]) -> int:
         """How many resources that `counts` come before `res` in billing order: its share of an allowance."""
-        order = billing_order(self.plan)
-        position = next(i for i, other in enumerate(order) if other is res)
-        return sum(1 for other in order[:position] if counts(other))
+        return sum(1 for other in self.plan.resources if billing_key(other) < billing_key(res) and counts(other))
 
     def find(self, kind: str, name: str, pricing: str = "on-demand", region: str | None = None) -> Item | None:
         return self.catalogue.find(kind, name, pricing, region or self.region)
