@@ -1,34 +1,24 @@
-"""One typed, validated view of the stack's config; a wrong value stops the program before any resource.
+"""The config machinery: key declarations, parser combinators, and the keys more than one target reads.
 
-Every key the program reads is declared once, in KEYS: its targets, default, meaning and parser. Parsers are
-built from a few combinators (pattern, integer, number, boolean, choice, string list, CIDR list); a parsed
-key lands in the settings field named after it (`robojam:maxRunHours` -> `max_run_hours`). Only rules that
-relate two keys are written by hand, in `_cross_checks`. The README's config table is checked against KEYS.
+A target module (infra/targets/) declares its own keys with `Key`, each naming the settings field it fills,
+and writes its cross-key rules by hand; infra.stack_config puts the shared keys and the selected target's keys
+together. Parsers are built from a few combinators (pattern, integer, number, boolean, choice, string list,
+CIDR list); every message is one sentence that names the key.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import ipaddress
 import json
 import pathlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import pulumi
-
-from infra.gpus import GPU_TYPES, gpu_problem
+from infra.compat import pulumi_sdk
 from robojam_format.layout import REPO_ROOT
-
-TARGETS = ("droplet", "gke", "gpu-vm")
-GCP_TARGETS = ("gke", "gpu-vm")
-SERVING_TARGETS = ("droplet", "gke")
-GPU_COUNTS = (1, 2, 4, 8)
-TERMINATION_ACTIONS = ("STOP", "DELETE")
-MAX_RUN_HOURS_LIMIT = 168  # a week: the hard stop exists so a forgotten VM stops costing money
 
 # Public: the costs engine prices by region with the same rules.
 ZONE_PATTERN = re.compile(r"^([a-z]+-[a-z]+[0-9]+)-[a-z]$")
@@ -110,11 +100,11 @@ def boolean(key: str, raw: str) -> bool:
 
 
 def optional_boolean(key: str, raw: str) -> bool | None:
-    """Empty = decided by another key (see `_cross_checks`)."""
+    """Empty = decided by another key (see the target's cross-checks)."""
     return None if not raw.strip() else boolean(key, raw)
 
 
-def _one_of(options) -> str:
+def _listed(options) -> str:
     options = [str(o) for o in options]
     return f"{options[0]} or {options[1]}" if len(options) == 2 else "one of " + ", ".join(options)
 
@@ -123,7 +113,7 @@ def choice(options: tuple, convert: Callable[[str], Any] = str.strip) -> Parser:
     def parse(key: str, raw: str):
         value = convert(raw)
         if value not in options:
-            raise ConfigError(f"{key} must be {_one_of(options)}, got {value!r}.")
+            raise ConfigError(f"{key} must be {_listed(options)}, got {value!r}.")
         return value
 
     return parse
@@ -135,7 +125,7 @@ def int_choice(options: tuple[int, ...]) -> Parser:
     def parse(key: str, raw: str) -> int:
         value = whole(key, raw)
         if value not in options:
-            raise ConfigError(f"{key} must be {_one_of(options)}, got {value}.")
+            raise ConfigError(f"{key} must be {_listed(options)}, got {value}.")
         return value
 
     return parse
@@ -200,320 +190,22 @@ def existing_file(key: str, raw: str) -> pathlib.Path:
 
 @dataclass(frozen=True)
 class Key:
-    """One config key: which targets read it, its default (None = required), meaning and parser.
+    """One config key: the settings field it fills, its default (None = required), meaning and parser.
 
     `parse=None` marks a key the provider reads itself (documented and target-checked, not parsed here).
     """
 
     name: str
-    targets: tuple[str, ...]
+    field: str
     default: Any
     meaning: str
     parse: Parser | None = text
 
-    @property
-    def field(self) -> str:
-        """The settings field it fills: `robojam:maxRunHours` -> `max_run_hours`."""
-        return re.sub(r"(?<!^)(?=[A-Z])", "_", self.name.split(":", 1)[1]).lower()
 
-
-GCE_MACHINE = r"^[a-z][a-z0-9]*-[a-z0-9-]+$"
-CPU = pattern(r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$", "a CPU quantity such as 250m or 1")
-MEMORY = pattern(r"^[0-9]+(Ki|Mi|Gi|Ti|K|M|G|T)?$", "a memory quantity such as 256Mi")
-
-KEYS: tuple[Key, ...] = (
-    Key("robojam:target", TARGETS, None, "which target this stack builds: droplet, gke or gpu-vm", choice(TARGETS)),
-    Key(
-        "robojam:image",
-        SERVING_TARGETS,
-        "",
-        "prebuilt image to run; empty = build the Dockerfile and push it",
-        optional(
-            pattern(
-                r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
-                r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$",
-                "an image reference like registry/name:tag",
-            )
-        ),
-    ),
-    Key(
-        "robojam:sshCidrs",
-        ("droplet", "gpu-vm"),
-        [],
-        "CIDRs allowed to SSH in; empty = no SSH rule at all (droplet: required, its rollout runs over SSH)",
-        cidr_list("SSH"),
-    ),
-    Key(
-        "gcp:project",
-        GCP_TARGETS,
-        None,
-        "GCP project id",
-        pattern(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", "a GCP project id (6-30 lowercase letters, digits or hyphens)"),
-    ),
-    Key(
-        "gcp:zone",
-        GCP_TARGETS,
-        "us-central1-a",
-        "GCP zone of the VM / zonal cluster",
-        pattern(ZONE_PATTERN.pattern, "a GCP zone such as us-central1-a"),
-    ),
-    Key(
-        "gcp:region",
-        GCP_TARGETS,
-        "",
-        "GCP region (bucket, Artifact Registry); must hold the zone",
-        optional(pattern(REGION_PATTERN.pattern, "a GCP region such as us-central1")),
-    ),
-    Key(
-        "robojam:machineType",
-        ("gpu-vm",),
-        "n1-standard-4",
-        "VM machine type",
-        pattern(GCE_MACHINE, "a Compute Engine machine type such as n1-standard-4"),
-    ),
-    Key("robojam:gpuType", ("gpu-vm",), "nvidia-tesla-t4", "GPU type: " + ", ".join(GPU_TYPES), choice(GPU_TYPES)),
-    Key("robojam:gpuCount", ("gpu-vm",), 1, "GPUs attached: 1, 2, 4 or 8, as the GPU allows", int_choice(GPU_COUNTS)),
-    Key(
-        "robojam:imageFamily",
-        ("gpu-vm",),
-        "common-cu128-ubuntu-2204-nvidia-570",
-        "Deep Learning VM image family (project deeplearning-platform-release)",
-        pattern(r"^[a-z][a-z0-9-]{0,61}[a-z0-9]$", "an image family name"),
-    ),
-    Key(
-        "robojam:bootDiskGb",
-        ("gpu-vm",),
-        100,
-        "boot disk size in GB (at least 50 for Deep Learning VM images)",
-        integer(low=50, high=2000),
-    ),
-    Key("robojam:spot", ("gpu-vm",), False, "use Spot provisioning (cheaper, can be preempted)", boolean),
-    Key(
-        "robojam:maxRunHours",
-        ("gpu-vm",),
-        6,
-        f"hard run limit in hours (at most {MAX_RUN_HOURS_LIMIT})",
-        number("a number of hours", above=0, at_most=MAX_RUN_HOURS_LIMIT),
-    ),
-    Key(
-        "robojam:terminationAction",
-        ("gpu-vm",),
-        "STOP",
-        "what the run limit does: STOP or DELETE",
-        choice(TERMINATION_ACTIONS, convert=lambda raw: raw.strip().upper()),
-    ),
-    Key(
-        "robojam:corpusPath",
-        ("gpu-vm",),
-        None,
-        "local corpus file uploaded to the bucket (relative to the repo)",
-        existing_file,
-    ),
-    Key(
-        "robojam:runName",
-        ("gpu-vm",),
-        "gpu",
-        "run folder name: runs/NAME and model/weights/NAME.npz",
-        pattern(r"^[a-z0-9][a-z0-9_-]{0,62}$", "lowercase letters, digits, '-' or '_'"),
-    ),
-    Key("robojam:epochs", ("gpu-vm",), 100, "training epochs (early stopping may end sooner)", integer(low=1)),
-    Key(
-        "robojam:interactive",
-        ("gpu-vm",),
-        False,
-        "JupyterLab on 127.0.0.1:8888 from the project's venv; the VM stays up after training until maxRunHours",
-        boolean,
-    ),
-    Key(
-        "digitalocean:token",
-        ("droplet",),
-        None,
-        "DigitalOcean API token, set with --secret, never in a file",
-        None,
-    ),
-    Key(
-        "robojam:region",
-        ("droplet",),
-        "nyc3",
-        "DigitalOcean region slug",
-        pattern(r"^[a-z]{3}[0-9]$", "a DigitalOcean region slug like nyc3"),
-    ),
-    Key(
-        "robojam:size",
-        ("droplet",),
-        "s-1vcpu-1gb",
-        "droplet size slug",
-        pattern(r"^[a-z0-9]+(-[a-z0-9]+)+$", "a droplet size slug like s-1vcpu-1gb"),
-    ),
-    Key(
-        "robojam:sshKeys",
-        ("droplet",),
-        [],  # required all the same: the parser refuses an empty list with its own sentence
-        "fingerprints or ids of SSH keys already in the DigitalOcean account",
-        string_list(
-            entry(r"^([0-9a-f]{2}:){15}[0-9a-f]{2}$|^[0-9]+$", "neither an MD5 fingerprint (aa:bb:...) nor a key id"),
-            nonempty="must list at least one DigitalOcean SSH key (password login stays off)",
-        ),
-    ),
-    Key(
-        "robojam:reservedIp",
-        ("droplet",),
-        "",
-        "attach a reserved (static) IP; empty = only when robojam:domain is set",
-        optional_boolean,
-    ),
-    Key(
-        "robojam:domain",
-        ("droplet",),
-        "",
-        "domain pointing at the droplet; set = Caddy with automatic HTTPS",
-        optional(
-            pattern(
-                r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
-                "a domain name such as jam.example.org",
-                normalize=lambda raw: raw.strip().lower().rstrip("."),
-            )
-        ),
-    ),
-    Key(
-        "robojam:acmeEmail",
-        ("droplet",),
-        "",
-        "contact e-mail for the certificate authority (needs domain)",
-        optional(pattern(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", "an e-mail address")),
-    ),
-    Key(
-        "robojam:registryName",
-        ("droplet",),
-        "",
-        "DigitalOcean Container Registry name (unique across DigitalOcean); empty = robojam-<account id>",
-        optional(
-            pattern(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "lowercase letters, digits and hyphens (at most 63)")
-        ),
-    ),
-    Key("robojam:createRegistry", ("droplet",), True, "create the registry (false = it already exists)", boolean),
-    Key(
-        "robojam:nodeMachineType",
-        ("gke",),
-        "e2-medium",
-        "node pool machine type",
-        pattern(GCE_MACHINE, "a Compute Engine machine type such as e2-medium"),
-    ),
-    Key("robojam:minNodes", ("gke",), 1, "node pool autoscaling minimum", integer(low=0)),
-    Key("robojam:maxNodes", ("gke",), 3, "node pool autoscaling maximum", integer(low=1)),
-    Key(
-        "robojam:replicas", ("gke",), 2, "HPA minimum replicas (the Deployment leaves replicas to the HPA)", integer(1)
-    ),
-    Key("robojam:maxReplicas", ("gke",), 6, "HPA maximum replicas", integer(low=1)),
-    Key(
-        "robojam:cpuTargetPercent",
-        ("gke",),
-        70,
-        "HPA target average CPU utilisation, 1-100",
-        integer(low=1, high=100),
-    ),
-    Key("robojam:cpuRequest", ("gke",), "250m", "container CPU request", CPU),
-    Key("robojam:cpuLimit", ("gke",), "1", "container CPU limit", CPU),
-    Key("robojam:memoryRequest", ("gke",), "256Mi", "container memory request", MEMORY),
-    Key("robojam:memoryLimit", ("gke",), "512Mi", "container memory limit", MEMORY),
-    Key(
-        "robojam:controlPlaneCidrs",
-        ("gke",),
-        [],
-        "CIDRs that may reach the cluster's control plane; empty = any address (still authenticated)",
-        cidr_list("the control plane"),
-    ),
-)
-KEYS_BY_NAME = {k.name: k for k in KEYS}
-
-
-# --- the settings each target reads (field names are the keys' fields) --------------------------------------
-
-
-@dataclass(frozen=True)
-class GcpSettings:
-    project: str
-    region: str
-    zone: str
-
-
-@dataclass(frozen=True)
-class GpuVmSettings:
-    machine_type: str
-    gpu_type: str
-    gpu_count: int
-    image_family: str
-    boot_disk_gb: int
-    spot: bool
-    max_run_hours: float
-    termination_action: str
-    corpus_path: pathlib.Path
-    run_name: str
-    epochs: int
-    ssh_cidrs: tuple[str, ...]
-    interactive: bool = False
-
-
-@dataclass(frozen=True)
-class DropletSettings:
-    region: str
-    size: str
-    ssh_keys: tuple[str, ...]
-    ssh_cidrs: tuple[str, ...]
-    reserved_ip: bool
-    domain: str
-    acme_email: str
-    registry_name: str  # "" = derived from the account (see infra.components.image)
-    create_registry: bool
-
-
-@dataclass(frozen=True)
-class GkeSettings:
-    node_machine_type: str
-    min_nodes: int
-    max_nodes: int
-    replicas: int
-    max_replicas: int
-    cpu_target_percent: int
-    cpu_request: str
-    cpu_limit: str
-    memory_request: str
-    memory_limit: str
-    control_plane_cidrs: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class StackConfig:
-    stack: str
-    target: str
-    image: str  # prebuilt image reference; "" = build from the Dockerfile
-    gcp: GcpSettings | None = None
-    gpu_vm: GpuVmSettings | None = None
-    droplet: DropletSettings | None = None
-    gke: GkeSettings | None = None
-
-
-SECTIONS = {"gpu-vm": ("gpu_vm", GpuVmSettings), "droplet": ("droplet", DropletSettings), "gke": ("gke", GkeSettings)}
-_STACK = re.compile(r"^[a-z]([a-z0-9-]{0,14}[a-z0-9])?$")  # fits GCP account ids, bucket and droplet names
-
-
-# --- loading -----------------------------------------------------------------------------------------------
-
-
-def read_pulumi_config() -> tuple[dict[str, str], set[str]]:
-    """The stack's config as Pulumi hands it to the program ("ns:key" -> string) and its secret keys."""
-    from pulumi.runtime import config as runtime_config  # the only place that knows every key that was set
-
-    values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    secret = {k for k in values if runtime_config.is_config_secret(k)}
-    secret |= set(runtime_config.get_config_secret_keys_env())
-    return {k: str(v) for k, v in values.items()}, secret
-
-
-def load() -> StackConfig:
-    """Validate the running stack's config (raises ConfigError with one sentence)."""
-    values, secret_keys = read_pulumi_config()
-    return parse(values, stack=pulumi.get_stack(), secret_keys=secret_keys)
+def as_words(options: Iterable[str]) -> str:
+    """'a, b or c': how the docs and the help texts list a few choices."""
+    options = list(options)
+    return ", ".join(options[:-1]) + " or " + options[-1] if len(options) > 1 else "".join(options)
 
 
 def default_string(key: Key) -> str:
@@ -525,109 +217,123 @@ def default_string(key: Key) -> str:
     return "" if key.default is None else str(key.default)
 
 
-def parse(values: Mapping[str, str], stack: str = "", secret_keys: set[str] | frozenset = frozenset()) -> StackConfig:
-    """Turn raw config strings into a StackConfig, checking every rule before anything is created."""
-    if stack and not _STACK.match(stack):
-        raise ConfigError(
-            f"stack name {stack!r} names cloud resources, so it must be 1-16 lowercase letters, digits or hyphens."
-        )
-    target = KEYS_BY_NAME["robojam:target"].parse("robojam:target", values.get("robojam:target", ""))
-    _check_names(values, target)
-    for key in KEYS:
-        if key.parse is None and key.name in values and key.name not in secret_keys:
-            raise ConfigError(f"{key.name} must be set with `pulumi config set --secret`, never in plain text.")
+def parse_keys(keys: Iterable[Key], values: Mapping[str, str]) -> dict[str, Any]:
+    """Settings field -> parsed value for each key (its default when unset); a required key must be set."""
     parsed = {}
-    for key in KEYS:
-        if target not in key.targets or key.parse is None or key.name == "robojam:target":
+    for key in keys:
+        if key.parse is None:
             continue
         raw = values.get(key.name, default_string(key))
         if key.default is None and not raw.strip():
             raise ConfigError(f"{key.name} must be set.")
         parsed[key.field] = key.parse(key.name, raw)
-    _cross_checks(target, parsed, _Names(target))
-    config = {"stack": stack, "target": target, "image": parsed.get("image", "")}
-    if target in GCP_TARGETS:
-        config["gcp"] = _section(GcpSettings, parsed)
-    attribute, settings = SECTIONS[target]
-    config[attribute] = _section(settings, parsed)
-    return StackConfig(**config)
+    return parsed
 
 
-def _section(settings: type, parsed: dict):
-    return settings(**{f.name: parsed[f.name] for f in dataclasses.fields(settings) if f.name in parsed})
-
-
-def _check_names(values: Mapping[str, str], target: str) -> None:
+def check_names(values: Mapping[str, str], known: Mapping[str, Key], read: Iterable[Key], target: str) -> None:
+    """Every robojam key set is one this program reads, and every known key set is one this target reads."""
+    read_names = {key.name for key in read}
     for name in sorted(values):
-        key = KEYS_BY_NAME.get(name)
-        if key is None and name.split(":", 1)[0] == "robojam":
-            close = difflib.get_close_matches(name, list(KEYS_BY_NAME), n=1)
+        if name not in known and name.split(":", 1)[0] == "robojam":
+            close = difflib.get_close_matches(name, list(known), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise ConfigError(f"{name} is not a config key this program reads{hint}.")
-        if key is not None and target not in key.targets:
+        if name in known and name not in read_names:
             raise ConfigError(f"{name} does not apply to target {target}; remove it from this stack.")
 
 
-class _Names:
-    """Config key names by settings field, for the messages of the cross-key rules."""
-
-    def __init__(self, target: str):
-        self._names = {k.field: k.name for k in KEYS if target in k.targets}
-
-    def __getattr__(self, field: str) -> str:
-        return self._names[field]
+def check_secrets(values: Mapping[str, str], keys: Iterable[Key], secret_keys: set[str] | frozenset) -> None:
+    """A key the provider reads itself (a credential) must be set as a secret."""
+    for key in keys:
+        if key.parse is None and key.name in values and key.name not in secret_keys:
+            raise ConfigError(f"{key.name} must be set with `pulumi config set --secret`, never in plain text.")
 
 
-# --- rules that relate keys --------------------------------------------------------------------------------
-
-
-def _cross_checks(target: str, v: dict, key: _Names) -> None:
-    """The rules no single key's parser can check; `v` maps field -> parsed value (updated in place)."""
-    if target in GCP_TARGETS:
-        zone_region = region_of(v["zone"])
-        v["region"] = v["region"] or zone_region
-        if v["region"] != zone_region:
-            raise ConfigError(f"{key.zone} {v['zone']} is not in {key.region} {v['region']}.")
-    if target == "gpu-vm":
-        problem = gpu_problem(v["gpu_type"], v["gpu_count"], v["machine_type"], v["zone"])
-        if problem:
-            setting, sentence = problem
-            raise ConfigError(f"{getattr(key, setting)} {sentence}.")
-    if target == "droplet":
-        if v["acme_email"] and not v["domain"]:
-            raise ConfigError(f"{key.acme_email} only applies with {key.domain} set.")
-        if not v["ssh_cidrs"]:
-            raise ConfigError(
-                f"{key.ssh_cidrs} must list the address you run `pulumi up` from: the droplet's rollout runs over SSH."
-            )
-        docr = "registry.digitalocean.com/"
-        if not v["registry_name"] and v["image"].startswith(docr):
-            v["registry_name"] = v["image"][len(docr) :].split("/", 1)[0]  # a prebuilt image names its registry
-        if not v["create_registry"] and not v["registry_name"]:
-            raise ConfigError(
-                f"{key.registry_name} must name your existing registry when {key.create_registry} is false."
-            )
-        if v["reserved_ip"] is None:
-            v["reserved_ip"] = bool(v["domain"])  # a domain's A record must survive a replaced droplet
-    if target == "gke":
-        _not_above(v, key, "min_nodes", "max_nodes")
-        if v["max_replicas"] < v["replicas"]:
-            raise ConfigError(
-                f"{key.max_replicas} ({v['max_replicas']}) must be at least {key.replicas} ({v['replicas']})."
-            )
-        _not_above(v, key, "cpu_request", "cpu_limit", measure=_quantity)
-        _not_above(v, key, "memory_request", "memory_limit", measure=_quantity)
-
-
-def _not_above(v: dict, key: _Names, low: str, high: str, measure: Callable[[Any], float] = float) -> None:
+def not_above(v: Mapping, names: Mapping[str, str], low: str, high: str, measure: Callable = float) -> None:
+    """The rule `low <= high` between two settings fields, in a sentence naming both keys."""
     if measure(v[low]) > measure(v[high]):
-        raise ConfigError(f"{getattr(key, low)} ({v[low]}) must not exceed {getattr(key, high)} ({v[high]}).")
+        raise ConfigError(f"{names[low]} ({v[low]}) must not exceed {names[high]} ({v[high]}).")
+
+
+def read_pulumi_config() -> tuple[dict[str, str], set[str]]:
+    """The stack's config as Pulumi hands it to the program ("ns:key" -> string) and its secret keys."""
+    import pulumi.runtime
+
+    values = pulumi_sdk.configured_values()  # every key that was set: no public API lists them
+    secret = {k for k in values if pulumi.runtime.is_config_secret(k)}
+    secret |= set(pulumi.runtime.get_config_secret_keys_env())
+    return {k: str(v) for k, v in values.items()}, secret
+
+
+# --- the keys more than one target reads -------------------------------------------------------------------
+
+IMAGE = Key(
+    "robojam:image",
+    "image",
+    "",
+    "prebuilt image to run instead of building `Dockerfile` and pushing it",
+    optional(
+        pattern(
+            r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+            r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$",
+            "an image reference like registry/name:tag",
+        )
+    ),
+)
+SSH_CIDRS = Key(
+    "robojam:sshCidrs",
+    "ssh_cidrs",
+    [],
+    "CIDRs allowed to SSH in; never `0.0.0.0/0`. gpu-vm: empty = no SSH rule at all; droplet: required, it "
+    "must hold the address you run `pulumi up` from (the rollout runs over SSH)",
+    cidr_list("SSH"),
+)
+GCE_MACHINE = r"^[a-z][a-z0-9]*-[a-z0-9-]+$"  # a Compute Engine machine type (the GPU VM's, GKE's nodes')
+GCP_KEYS = (
+    Key(
+        "gcp:project",
+        "project",
+        None,
+        "GCP project id",
+        pattern(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", "a GCP project id (6-30 lowercase letters, digits or hyphens)"),
+    ),
+    Key(
+        "gcp:zone",
+        "zone",
+        "us-central1-a",
+        "zone of the VM / the zonal cluster",
+        pattern(ZONE_PATTERN.pattern, "a GCP zone such as us-central1-a"),
+    ),
+    Key(
+        "gcp:region",
+        "region",
+        "",
+        "region of the bucket and the Artifact Registry repository; must hold the zone; empty = the zone's region",
+        optional(pattern(REGION_PATTERN.pattern, "a GCP region such as us-central1")),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class GcpSettings:
+    project: str
+    region: str
+    zone: str
+
+
+def gcp_settings(v: dict, names: Mapping[str, str]) -> GcpSettings:
+    """The GCP section; the region defaults to the zone's and must hold it (`v` updated in place)."""
+    zone_region = region_of(v["zone"])
+    v["region"] = v["region"] or zone_region
+    if v["region"] != zone_region:
+        raise ConfigError(f"{names['zone']} {v['zone']} is not in {names['region']} {v['region']}.")
+    return GcpSettings(project=v["project"], region=v["region"], zone=v["zone"])
 
 
 _SUFFIX = {"m": 1e-3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 
 
-def _quantity(text: str) -> float:
-    """A validated Kubernetes quantity as a number, to compare requests with limits."""
+def quantity(text: str) -> float:
+    """A validated Kubernetes quantity as a number, to compare requests with limits (the costs engine too)."""
     number = re.match(r"^[0-9.]+", text).group(0)
     return float(number) * _SUFFIX.get(text[len(number) :], 1.0)

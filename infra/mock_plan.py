@@ -11,25 +11,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
-import contextlib
 import contextvars
 import dataclasses
 import hashlib
 import json
 import pathlib
 import runpy
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import yaml
-from pulumi.runtime import config as runtime_config
-from pulumi.runtime import mocks as runtime_mocks
-from pulumi.runtime import settings as runtime_settings
-from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret
-from pulumi.runtime.stack import run_pulumi_func
 
+from infra.compat import pulumi_sdk
+from infra.tables import resource_types as types
 from robojam_format.layout import REPO_ROOT
 
 PROJECT = "robojam"
@@ -41,7 +36,6 @@ MOCK_REGISTRY_AUTH = base64.b64encode(f"mock-user:{MOCK_REGISTRY_PASSWORD}".enco
 MOCK_PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nbW9jay1kZXBsb3kta2V5\n-----END OPENSSH PRIVATE KEY-----\n"
 MOCK_SECRETS = (MOCK_ACCESS_TOKEN, MOCK_REGISTRY_PASSWORD, MOCK_REGISTRY_AUTH, MOCK_PRIVATE_KEY.splitlines()[1])
 MOCK_ACCOUNT_UUID = "0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9"  # the DigitalOcean account getAccount returns
-DOCR_CREDENTIALS = "digitalocean:index/containerRegistryDockerCredentials:ContainerRegistryDockerCredentials"
 
 
 class SecretValue(str):
@@ -158,48 +152,17 @@ def plan_stack(stack: str | pathlib.Path, overrides: dict | None = None) -> Plan
     return dataclasses.replace(plan, config=shown)
 
 
-_MOCK_LOOPS_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _closing_mock_loops():
-    """Close the event loops Pulumi's mock monitor opens in its executor threads.
-
-    `pulumi.runtime.mocks` calls `_ensure_event_loop()` in each worker thread and never closes the loop it makes;
-    left to the garbage collector at interpreter exit they print "Exception ignored ... Invalid file descriptor".
-    """
-    created: list[asyncio.AbstractEventLoop] = []
-    original = runtime_mocks._ensure_event_loop
-
-    def ensure_and_record() -> asyncio.AbstractEventLoop:
-        try:
-            return asyncio.get_event_loop()
-        except RuntimeError:
-            loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(loop)
-            with _MOCK_LOOPS_LOCK:
-                created.append(loop)
-            return loop
-
-    runtime_mocks._ensure_event_loop = ensure_and_record
-    try:
-        yield
-    finally:
-        runtime_mocks._ensure_event_loop = original
-        for loop in created:
-            loop.close()
-
-
 def _plan_in_context(name: str, config: dict, secret_keys: set[str]) -> Plan:
     mocks = RecordingMocks()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     exports: dict = {}
     try:
-        runtime_settings.reset_options(project=PROJECT, stack=name)
-        runtime_config.set_all_config(config_strings(config), sorted(secret_keys))
-        pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=name, preview=False, monitor=RecordingMonitor(mocks))
-        root = runtime_settings.get_root_resource()
+        pulumi.runtime.reset_options(project=PROJECT, stack=name)
+        pulumi.runtime.set_all_config(config_strings(config), sorted(secret_keys))
+        monitor = pulumi_sdk.RequestAwareMonitor(mocks)
+        pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=name, preview=False, monitor=monitor)
+        root = pulumi.runtime.get_root_resource()
 
         async def run() -> None:
             # Exactly what `pulumi up` runs: the program directory's __main__.py.
@@ -207,15 +170,15 @@ def _plan_in_context(name: str, config: dict, secret_keys: set[str]) -> Plan:
             for key, value in list(root.outputs.items()):
                 exports[key] = await _resolve_output(value)
 
-        with _closing_mock_loops():
+        with pulumi_sdk.closing_mock_loops():
             try:
-                loop.run_until_complete(run_pulumi_func(run))
+                loop.run_until_complete(pulumi_sdk.run_program(run))
             finally:
                 # Join the executor threads before their loops are closed.
                 loop.run_until_complete(loop.shutdown_default_executor())
     finally:
-        runtime_settings.reset_options()
-        runtime_config.set_all_config({}, [])
+        pulumi.runtime.reset_options()
+        pulumi.runtime.set_all_config({}, [])
         asyncio.set_event_loop(None)
         loop.close()
     return Plan(
@@ -243,9 +206,9 @@ async def _resolve_output(value: Any) -> Any:
 
 def _unwrap(value: Any, path: str, secrets: list[str]) -> Any:
     """Plain copy of a deserialized input, noting where secret wrappers were."""
-    if is_rpc_secret(value):
+    if pulumi_sdk.is_secret(value):
         secrets.append(path)
-        return _unwrap(unwrap_rpc_secret(value), path, secrets)
+        return _unwrap(pulumi_sdk.unwrap_secret(value), path, secrets)
     if isinstance(value, dict):
         return {k: _unwrap(v, f"{path}.{k}" if path else k, secrets) for k, v in value.items()}
     if isinstance(value, list):
@@ -262,66 +225,52 @@ def _fake_digest(*parts: str) -> str:
 def _computed(type_token: str, name: str, inputs: dict) -> dict:
     """Outputs a real provider would compute, named as the provider names them (camelCase)."""
     ip = "203.0.113.10"  # TEST-NET-3: documentation addresses, never routable
-    if type_token == "gcp:compute/instance:Instance":
+    if type_token == types.GCP_INSTANCE:
         nics = [dict(n) for n in inputs.get("networkInterfaces") or [{}]]
         for nic in nics:
             nic["accessConfigs"] = [dict(c, natIp=ip) for c in nic.get("accessConfigs") or []]
         return {"networkInterfaces": nics, "instanceId": "1234567890", "selfLink": f"instances/{name}"}
-    if type_token == "gcp:compute/address:Address":
+    if type_token == types.GCP_ADDRESS:
         return {"address": ip}
-    if type_token == "gcp:serviceaccount/account:Account":
+    if type_token == types.GCP_SERVICE_ACCOUNT:
         project = inputs.get("project", "project")
         return {"email": f"{inputs.get('accountId', name)}@{project}.iam.gserviceaccount.com"}
-    if type_token == "gcp:storage/bucket:Bucket":
+    if type_token == types.GCP_BUCKET:
         bucket = inputs.get("name", name)
         return {"name": bucket, "url": f"gs://{bucket}"}
-    if type_token == "gcp:artifactregistry/repository:Repository":
+    if type_token == types.GCP_REPOSITORY:
         return {"name": inputs.get("repositoryId", name)}
-    if type_token == "gcp:container/cluster:Cluster":
+    if type_token == types.GCP_CLUSTER:
         return {
             "endpoint": "198.51.100.1",
             "masterAuth": {"clusterCaCertificate": "bW9jay1jYQ=="},
             "name": inputs.get("name", name),
         }
-    if type_token == "tls:index/privateKey:PrivateKey":
+    if type_token == types.TLS_PRIVATE_KEY:
         return {
             "privateKeyOpenssh": MOCK_PRIVATE_KEY,
             "publicKeyOpenssh": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockMockMockMock robojam",
         }
-    if type_token == "digitalocean:index/sshKey:SshKey":
+    if type_token == types.DO_SSH_KEY:
         return {"fingerprint": "aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99"}
-    if type_token == "digitalocean:index/droplet:Droplet":
+    if type_token == types.DO_DROPLET:
         return {"ipv4Address": ip, "urn": f"do:droplet:{name}"}
-    if type_token == "digitalocean:index/reservedIp:ReservedIp":
+    if type_token == types.DO_RESERVED_IP:
         return {"ipAddress": "203.0.113.20", "urn": f"do:reservedip:{name}"}
-    if type_token == "digitalocean:index/containerRegistry:ContainerRegistry":
+    if type_token == types.DO_REGISTRY:
         registry = inputs.get("name", name)
         return {"serverUrl": "registry.digitalocean.com", "endpoint": f"registry.digitalocean.com/{registry}"}
-    if type_token == DOCR_CREDENTIALS:
+    if type_token == types.DO_REGISTRY_CREDENTIALS:
         auths = {"registry.digitalocean.com": {"auth": MOCK_REGISTRY_AUTH}}
         return {"dockerCredentials": json.dumps({"auths": auths})}
-    if type_token == "docker-build:index:Image":
+    if type_token == types.DOCKER_IMAGE:
         tags = inputs.get("tags") or [f"registry.invalid/{name}:latest"]
         repository = tags[0].rsplit(":", 1)[0] if ":" in tags[0].rsplit("/", 1)[-1] else tags[0]
         digest = _fake_digest(*tags)
         return {"ref": f"{repository}@{digest}", "digest": digest}
-    if type_token == "kubernetes:core/v1:Service":
+    if type_token == types.K8S_SERVICE:
         return {"status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.80"}]}}}
     return {}
-
-
-_REGISTERING = threading.local()  # the RegisterResource request new_resource is answering (same thread)
-
-
-class RecordingMonitor(runtime_mocks.MockMonitor):
-    """The mock monitor, letting RecordingMocks see what the plain mock arguments leave out: dependencies."""
-
-    def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
-        _REGISTERING.request = request
-        try:
-            return super().RegisterResource(request)
-        finally:
-            _REGISTERING.request = None
 
 
 def _urn_name(urn: str) -> str:
@@ -338,7 +287,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         secrets: list[str] = []
         inputs = _unwrap(dict(args.inputs), "", secrets)
-        request = getattr(_REGISTERING, "request", None)
+        request = pulumi_sdk.current_registration()
         planned = PlannedResource(
             type=args.typ,
             name=args.name,
@@ -353,8 +302,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return (str(len(self.resources) + 1000) if numeric else f"{args.name}-id"), state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
-        if args.token == "gcp:organizations/getClientConfig:getClientConfig":
+        if args.token == types.GCP_GET_CLIENT_CONFIG:
             return {"accessToken": MOCK_ACCESS_TOKEN, "project": "mock-project"}
-        if args.token == "digitalocean:index/getAccount:getAccount":
+        if args.token == types.DO_GET_ACCOUNT:
             return {"uuid": MOCK_ACCOUNT_UUID, "email": "ops@example.org", "status": "active"}
         return {}

@@ -14,34 +14,13 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 import pulumi_policy  # noqa: E402
-import pulumi_policy.policy as _sdk  # noqa: E402
-from pulumi_policy.deserialize import SPECIAL_SECRET_SIG, SPECIAL_SIG_KEY  # noqa: E402
 
+from policy import compat  # noqa: E402
 from policy.rules import POLICIES, Resource  # noqa: E402
 
-# pulumi-policy unwraps secrets without marking them before a stack policy sees the properties (checked on
-# 1.21.0: AnalyzeStack deserialises each resource, in request order, with proxy_secrets=False). Record where
-# the secrets were, in that order, so no_secret_in_plain_text does not flag what is already a secret.
+# Where each resource's secrets were (pulumi-policy unwraps them before a stack policy sees the properties).
 _recorded: list[tuple[str, ...]] = []
-_deserialize = _sdk.deserialize_properties
-
-
-def _secret_paths(value, path: str = "") -> list[str]:
-    if isinstance(value, dict):
-        if value.get(SPECIAL_SIG_KEY) == SPECIAL_SECRET_SIG:
-            return [path]
-        return [p for k, v in value.items() for p in _secret_paths(v, f"{path}.{k}" if path else k)]
-    if isinstance(value, list):
-        return [p for i, v in enumerate(value) for p in _secret_paths(v, f"{path}[{i}]")]
-    return []
-
-
-def _recording_deserialize(props, proxy_secrets=False):
-    _recorded.append(tuple(_secret_paths(props)))
-    return _deserialize(props, proxy_secrets)
-
-
-_sdk.deserialize_properties = _recording_deserialize
+compat.record_secret_paths(_recorded)
 
 
 def _stack_policy(name: str, check) -> pulumi_policy.StackValidationPolicy:

@@ -3,7 +3,7 @@
 Each policy takes every resource of a stack (type, name, input properties, dependencies, secret paths) and
 returns its violations. `policy/__main__.py` wraps them in a CrossGuard PolicyPack for `pulumi preview
 --policy-pack policy`; the tests call them directly on the recorded plans of every repo stack. The GPU rules
-are the config's own table (infra/gpus.py), the API mapping the program's own (infra/components/apis.py).
+are the config's own table (infra/tables/gpus.py), the API mapping the program's own (infra/tables/gcp_apis.py).
 """
 
 from __future__ import annotations
@@ -14,23 +14,26 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from infra.apis import SERVICE_TYPE, api_for
-from infra.gpus import gpu_problem
+from infra.tables import resource_types as types
+from infra.tables.gcp_apis import api_for
+from infra.tables.gpus import gpu_problem
+from infra.tables.image_contract import CONTAINER_PORT
 
 WEB_PORTS = frozenset({80, 443})
 JUPYTER_PORTS = frozenset({8888})  # JupyterLab's default; robojam:interactive serves it on 127.0.0.1 only
 DLVM_JUPYTER_PORT = 8080  # the Deep Learning VM image's own JupyterLab (VMs only: the GKE proxy uses 8080)
-METRICS_PORTS = frozenset({5000, 9090, 9100})  # gunicorn's port serves /metrics unproxied; Prometheus' usual ports
+METRICS_PORTS = frozenset(
+    {CONTAINER_PORT, 9090, 9100}
+)  # gunicorn's port serves /metrics unproxied; Prometheus' usual ports
 ALLOWED_ADDED_CAPABILITIES = frozenset({"NET_BIND_SERVICE"})  # the only one restricted Pod Security allows
-HPA_TYPES = ("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "kubernetes:autoscaling/v1:HorizontalPodAutoscaler")
+HPA_TYPES = (types.K8S_HPA, types.K8S_HPA_V1)
 WORKLOAD_TYPES = (
-    "kubernetes:apps/v1:Deployment",
-    "kubernetes:apps/v1:StatefulSet",
-    "kubernetes:apps/v1:DaemonSet",
-    "kubernetes:apps/v1:ReplicaSet",
-    "kubernetes:batch/v1:Job",
+    types.K8S_DEPLOYMENT,
+    types.K8S_STATEFUL_SET,
+    types.K8S_DAEMON_SET,
+    types.K8S_REPLICA_SET,
+    types.K8S_JOB,
 )
-INSTANCE = "gcp:compute/instance:Instance"
 SECRET_TEXT = re.compile(
     r"\bdop_v1_[0-9a-f]{16,}|\bya29\.[\w-]{8,}|-----BEGIN [A-Z ]*PRIVATE KEY-----|\"auths\"\s*:"
     r"|\bAKIA[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{30,}"
@@ -100,15 +103,15 @@ def ports(spec: Any) -> set[int] | None:
 def _world_rules(resources: Sequence[Resource]) -> Iterator[tuple[Resource, set[int] | None]]:
     """(resource, ports) for every rule that lets the whole internet in."""
     for r in resources:
-        if r.type == "gcp:compute/firewall:Firewall" and r.props.get("direction", "INGRESS") == "INGRESS":
+        if r.type == types.GCP_FIREWALL and r.props.get("direction", "INGRESS") == "INGRESS":
             if any(_is_world(s) for s in r.props.get("sourceRanges") or []):
                 for allow in r.props.get("allows") or [{}]:
                     yield r, ports(allow.get("ports"))
-        elif r.type == "digitalocean:index/firewall:Firewall":
+        elif r.type == types.DO_FIREWALL:
             for rule in r.props.get("inboundRules") or []:
                 if any(_is_world(s) for s in rule.get("sourceAddresses") or []):
                     yield r, ports(rule.get("portRange"))
-        elif r.type == "kubernetes:core/v1:Service" and _get(r.props, "spec", "type") in ("LoadBalancer", "NodePort"):
+        elif r.type == types.K8S_SERVICE and _get(r.props, "spec", "type") in ("LoadBalancer", "NodePort"):
             sources = _get(r.props, "spec", "loadBalancerSourceRanges") or ["0.0.0.0/0"]
             if any(_is_world(s) for s in sources):
                 yield r, {int(p["port"]) for p in _get(r.props, "spec", "ports", default=[])}
@@ -119,7 +122,7 @@ def _pod_specs(r: Resource) -> Iterator[Mapping]:
         spec = _get(r.props, "spec", "template", "spec")
         if isinstance(spec, Mapping):
             yield spec
-    elif r.type == "kubernetes:core/v1:Pod" and isinstance(r.props.get("spec"), Mapping):
+    elif r.type == types.K8S_POD and isinstance(r.props.get("spec"), Mapping):
         yield r.props["spec"]
 
 
@@ -151,17 +154,17 @@ def hpa_managed_deployment_sets_no_replicas(resources: Sequence[Resource]) -> li
     return [
         Violation(r, "this Deployment is scaled by a HorizontalPodAutoscaler, so it must not set spec.replicas.")
         for r in resources
-        if r.type == "kubernetes:apps/v1:Deployment"
+        if r.type == types.K8S_DEPLOYMENT
         and (_get(r.props, "metadata", "namespace"), _get(r.props, "metadata", "name")) in targets
         and _get(r.props, "spec", "replicas") is not None
     ]
 
 
 def gpu_combination_is_offered(resources: Sequence[Resource]) -> list[Violation]:
-    """GPU type, count, machine type and zone must be a combination Compute Engine offers (infra/gpus.py)."""
+    """GPU type, count, machine type and zone must be a combination Compute Engine offers (infra/tables/gpus.py)."""
     found = []
     for r in resources:
-        if r.type != INSTANCE:
+        if r.type != types.GCP_INSTANCE:
             continue
         machine = _last_segment(r.props.get("machineType", ""))
         zone = _last_segment(r.props.get("zone", "")) if r.props.get("zone") else None
@@ -177,7 +180,7 @@ def world_ingress_only_to_web_ports(resources: Sequence[Resource]) -> list[Viola
     """Nothing is open to 0.0.0.0/0 but 80/443, and those only on serving resources (a DO firewall, a k8s LB)."""
     found = []
     for r, ports in _world_rules(resources):
-        if r.type == "gcp:compute/firewall:Firewall":
+        if r.type == types.GCP_FIREWALL:
             found.append(Violation(r, "no GCP firewall rule of this program may admit 0.0.0.0/0."))
         elif ports is None or not ports <= WEB_PORTS:
             shown = "every port" if ports is None else ", ".join(map(str, sorted(ports - WEB_PORTS)))
@@ -193,7 +196,7 @@ def no_jupyter_or_metrics_port_open_to_the_world(resources: Sequence[Resource]) 
         hit = sorted(forbidden) if ports is None else sorted(ports & forbidden)
         if hit:
             found.append(Violation(r, f"port {hit[0]} (Jupyter or metrics) must not be open to the whole internet."))
-        if r.type == "kubernetes:core/v1:Service":
+        if r.type == types.K8S_SERVICE:
             targets = _service_target_ports(r, resources)
             hit = sorted(targets & (JUPYTER_PORTS | METRICS_PORTS))
             if hit:
@@ -274,7 +277,7 @@ def gpu_instances_terminate_and_stop_in_time(resources: Sequence[Resource]) -> l
     """GPUs cannot live-migrate (TERMINATE on maintenance) and a forgotten GPU VM must stop (max run duration)."""
     found = []
     for r in resources:
-        if r.type != INSTANCE or not r.props.get("guestAccelerators"):
+        if r.type != types.GCP_INSTANCE or not r.props.get("guestAccelerators"):
             continue
         scheduling = r.props.get("scheduling") or {}
         if scheduling.get("onHostMaintenance") != "TERMINATE":
@@ -286,7 +289,7 @@ def gpu_instances_terminate_and_stop_in_time(resources: Sequence[Resource]) -> l
 
 def gcp_apis_enabled_in_the_program(resources: Sequence[Resource]) -> list[Violation]:
     """Every GCP resource's API is enabled by a gcp.projects.Service of the same program, and waits for it."""
-    services = {r.props.get("service"): r.key for r in resources if r.type == SERVICE_TYPE}
+    services = {r.props.get("service"): r.key for r in resources if r.type == types.GCP_PROJECT_SERVICE}
     found = []
     for r in resources:
         api = api_for(r.type)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import shutil
 import sys
@@ -21,16 +22,18 @@ Step = Callable[[Context], tuple[str, dict]]
 
 
 def steps() -> dict[str, tuple[Step, bool]]:
-    """Step name -> (function, needs the image). Imported here so `--help` stays fast."""
-    from staging import step_droplet, step_gke, step_https, step_image, step_training
+    """Step name -> (function, needs the image): the image, then each target's steps (staging/step_<name>.py).
 
-    return {
-        "image": (step_image.build, False),
-        "droplet": (step_droplet.run, True),
-        "https": (step_https.run, True),
-        "gke": (step_gke.run, True),
-        "training": (step_training.run, False),
-    }
+    Imported here so `--help` stays fast; a serving target's steps need the image.
+    """
+    from infra.targets import TARGETS
+    from staging import step_image
+
+    chosen: dict[str, tuple[Step, bool]] = {"image": (step_image.build, False)}
+    for target in TARGETS.values():
+        for name in target.staging_steps:
+            chosen[name] = (importlib.import_module(f"staging.step_{name}").run, target.serves)
+    return chosen
 
 
 def run_steps(ctx: Context, chosen: dict[str, tuple[Step, bool]], out=sys.stdout) -> list[StepResult]:

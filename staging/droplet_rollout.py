@@ -18,12 +18,13 @@ from dataclasses import dataclass
 
 import yaml
 
+from infra.tables import resource_types as types
 from robojam_format.layout import REPO_ROOT
 from staging.caddy import Proxy
 from staging.context import Context, free_port
 from staging.engine import StagingError
 
-REMOTE_COMMAND = "command:remote:Command"
+REMOTE_COMMAND = types.REMOTE_COMMAND
 INSTALLED_AS = "/usr/local/sbin/robojam-rollout"
 DROPPED_ENV = ("DOCKER_CONFIG",)  # the deploy's one-run registry login: nothing is pulled here
 

@@ -20,6 +20,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from infra.mock_plan import plan_stack
+from infra.tables import resource_types as types
+from infra.tables.image_contract import HEALTH_PATH, READY_PATH
 from staging import caddy, client
 from staging.client import POLL_SECONDS, Poller
 from staging.context import IMAGE_NEXT, Context
@@ -27,7 +29,7 @@ from staging.droplet_rollout import Rollout, rollout_of, slots, write_files
 from staging.engine import StagingError
 
 STACK = "dev"
-DROPLET = "digitalocean:index/droplet:Droplet"
+DROPLET = types.DO_DROPLET
 CADDYFILE = "/etc/caddy/Caddyfile"
 IN_FLIGHT_REQUESTS = 2  # fewer than the service's threads, so /metrics can still answer while they run
 
@@ -107,7 +109,7 @@ def stop_with_requests_in_flight(ctx: Context, url: str, stop: list[str], wait_e
 
 
 def check_serving(ctx: Context, url: str, container: str) -> dict:
-    ready = client.wait_for(f"{url}/readyz", timeout=120)
+    ready = client.wait_for(f"{url}{READY_PATH}", timeout=120)
     events = client.predict(url)
     health = ctx.engine.podman("healthcheck", "run", container, check=False)
     if health.returncode != 0:
@@ -154,11 +156,11 @@ def run_rollout(ctx: Context, recorded, rollout: Rollout) -> tuple[str, dict]:
             runner.deploy(ctx.facts["image"])
             container, port = runner.serving()
             measured = check_serving(ctx, f"http://127.0.0.1:{port}", container)
-            client.wait_for(f"{front}/readyz", timeout=30)
+            client.wait_for(f"{front}{READY_PATH}", timeout=30)
             client.predict(front)
             stop, outcomes = threading.Event(), []
             worker = threading.Thread(target=predict_loop, args=(front, stop, outcomes), daemon=True)
-            with Poller(f"{front}/healthz") as poller:
+            with Poller(f"{front}{HEALTH_PATH}") as poller:
                 worker.start()
                 started = time.monotonic()
                 runner.deploy(next_image)
@@ -204,7 +206,7 @@ def run_rollout(ctx: Context, recorded, rollout: Rollout) -> tuple[str, dict]:
     )
     detail = (
         f"rollout {ctx.facts['image']} -> {next_image} in {rollout_seconds:.1f} s: {downtime['failed_polls']} of "
-        f"{downtime['polls']} /healthz polls (50 ms) failed through Caddy, longest outage "
+        f"{downtime['polls']} {HEALTH_PATH} polls (50 ms) failed through Caddy, longest outage "
         f"{downtime['longest_outage_s'] * 1000:.0f} ms, {dropped}; rerun did nothing; "
         f"stop with {IN_FLIGHT_REQUESTS} in flight {stopped['stop_seconds']:.1f} s (limit {rollout.stop_timeout:g} s)"
     )

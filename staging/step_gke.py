@@ -13,14 +13,15 @@ import time
 import requests
 import yaml
 
-from infra.components.image import CONTAINER_PORT
 from infra.mock_plan import plan_stack
+from infra.tables import resource_types as types
+from infra.tables.image_contract import CONTAINER_PORT, READY_PATH
 from staging import adapt, client
 from staging.context import Context, free_port
 from staging.engine import StagingError
 
 STACK = "gke"
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+DEPLOYMENT = types.K8S_DEPLOYMENT
 KUBERNETES_DEFAULT_GRACE = 30  # terminationGracePeriodSeconds when the pod spec does not set it
 
 
@@ -74,7 +75,7 @@ def run(ctx: Context) -> tuple[str, dict]:
         ctx.log(played.stdout + played.stderr)
         container = f"{manifest['metadata']['name']}-pod-0-{container_spec['name']}"
         pod = f"{manifest['metadata']['name']}-pod-0"
-        ready = client.wait_for(f"{url}/readyz", timeout=120)
+        ready = client.wait_for(f"{url}{READY_PATH}", timeout=120)
         check_filesystem(ctx, container)
         check_user(ctx, container, uid)
         probes = adapt.probe_paths(recorded)

@@ -12,6 +12,7 @@ import json
 import subprocess
 import time
 
+from infra.tables.image_contract import READY_PATH
 from staging import adapt, caddy, client
 from staging.context import Context
 from staging.droplet_rollout import rollout_of, slots
@@ -62,12 +63,12 @@ def run(ctx: Context) -> tuple[str, dict]:
                 if proxy.poll() is not None:
                     raise StagingError(f"caddy exited {proxy.returncode}; see logs/caddy-https.log")
                 if root_ca.is_file():
-                    status, body = curl(*resolve, "--cacert", str(root_ca), f"{site}/readyz")
+                    status, body = curl(*resolve, "--cacert", str(root_ca), f"{site}{READY_PATH}")
                     if status == 200:
                         break
                 time.sleep(0.3)
             if status != 200:
-                raise StagingError(f"{site}/readyz through Caddy (TLS, internal CA) gave {status} {body[:200]}")
+                raise StagingError(f"{site}{READY_PATH} through Caddy (TLS, internal CA) gave {status} {body[:200]}")
             perf = json.dumps({"perf": client.microjam_performance(), "seed": 1})
             status, body = curl(
                 *resolve, "--cacert", str(root_ca), "-H", "Content-Type: application/json", "--data", perf,
@@ -75,7 +76,7 @@ def run(ctx: Context) -> tuple[str, dict]:
             )  # fmt: skip
             if status != 200 or not json.loads(body).get("response", "").startswith("time,x,y,z,moving\n"):
                 raise StagingError(f"/api/predict over TLS through Caddy gave {status}: {body[:200]}")
-            untrusted, _ = curl(*resolve, f"{site}/readyz")
+            untrusted, _ = curl(*resolve, f"{site}{READY_PATH}")
             if untrusted != 0:
                 raise StagingError("curl trusted Caddy's certificate without the internal CA: TLS is not checked.")
             for path in private:

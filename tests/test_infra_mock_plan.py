@@ -121,9 +121,10 @@ from infra.mock_plan import RecordingMocks
 mocks = RecordingMocks()
 asyncio.set_event_loop(asyncio.new_event_loop())
 pulumi.runtime.set_mocks(mocks, project="robojam", stack="dev")
-import infra, infra.config, infra.program, infra.render
-import infra.components.droplet, infra.components.gke, infra.components.gpu_vm, infra.components.image
-import infra.components.apis, infra.components.proxy, infra.gpus, infra.apis
+import infra, infra.config, infra.stack_config, infra.program, infra.render, infra.targets
+import infra.components.droplet, infra.components.gke_cluster, infra.components.gke_workload
+import infra.components.gke_pod, infra.components.gpu_vm, infra.components.image
+import infra.components.api_services, infra.components.proxy, infra.tables.gpus, infra.tables.gcp_apis
 asyncio.get_event_loop().run_until_complete(asyncio.sleep(0.2))
 print(len(mocks.resources) + len(mocks.components))
 """

@@ -221,7 +221,7 @@ def test_a_changed_corpus_is_a_new_run_visibly(tmp_path):
 @pytest.mark.parametrize("stack", ["train", "gke"])
 def test_gcp_apis_are_enabled_by_the_stack_and_every_gcp_resource_waits_for_them(stack):
     """Issue 9 item 2: a fresh project has these APIs disabled (403 SERVICE_DISABLED)."""
-    from infra.apis import api_for
+    from infra.tables.gcp_apis import api_for
 
     plan = plan_stack(stack)
     services = {s.inputs["service"]: s for s in plan.of_type("gcp:projects/service:Service")}
@@ -592,10 +592,36 @@ def test_secure_config_values_never_show_in_the_plan_config():
 
 def test_the_pinned_uid_and_port_are_the_images_own():
     """Deployments pin the Dockerfile's USER and port: if the Dockerfile changes them, so must infra."""
-    from infra.components.image import CONTAINER_PORT, SERVICE_UID
+    from infra.tables.image_contract import CONTAINER_PORT, SERVICE_UID
     from robojam_format.layout import REPO_ROOT
 
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()
     users = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("USER ")]
     assert users and users[-1] == str(SERVICE_UID)
     assert f"ROBOJAM_BIND=0.0.0.0:{CONTAINER_PORT}" in dockerfile
+
+
+def test_the_gke_cluster_and_workload_keep_the_urns_of_the_former_single_component(monkeypatch):
+    """Split in two components, the GKE resources alias their former parent: an existing stack updates in place."""
+    from infra import mock_plan
+    from infra.compat import pulumi_sdk
+
+    seen = {}
+
+    class Spy(mock_plan.RecordingMocks):
+        def new_resource(self, args):
+            request = pulumi_sdk.current_registration()
+            seen[args.name, args.typ] = (request.parent, [a.spec for a in request.aliases])
+            return super().new_resource(args)
+
+    monkeypatch.setattr(mock_plan, "RecordingMocks", Spy)
+    plan_stack("gke")
+    stack = "urn:pulumi:gke::robojam::pulumi:pulumi:Stack"
+    former = f"{stack}$robojam:infra:GkeService::gke"
+    parent, aliases = seen["gke", "robojam:infra:GkeCluster"]
+    assert parent == f"{stack}::robojam-gke"
+    assert [(a.type, a.parentUrn, a.noParent) for a in aliases] == [("robojam:infra:GkeService", "", False)]
+    cluster = [name for (name, _), (parent, _) in seen.items() if parent == f"{stack}$robojam:infra:GkeCluster::gke"]
+    assert len(cluster) == 11  # its children inherit the component's alias (the engine derives theirs from it)
+    workload = [a for (_, _), (parent, a) in seen.items() if parent == f"{stack}$robojam:infra:GkeWorkload::gke"]
+    assert len(workload) == 6 and all(any(a.parentUrn == former for a in aliases) for aliases in workload)

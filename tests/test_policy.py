@@ -12,7 +12,7 @@ import subprocess
 import pytest
 from support import require
 
-import infra.gpus
+import infra.tables.gpus
 from infra.mock_plan import Plan, SecretValue, plan_stack, stack_files, stack_name
 from policy import rules
 from policy.rules import POLICIES, Resource
@@ -80,7 +80,7 @@ def test_the_pack_has_eight_distinct_policies_and_main_builds_it_from_the_same_l
 
 
 def test_policy_and_config_share_one_gpu_table():
-    assert rules.gpu_problem is infra.gpus.gpu_problem
+    assert rules.gpu_problem is infra.tables.gpus.gpu_problem
 
 
 # --- crafted violations: each policy catches its class --------------------------------------------------------

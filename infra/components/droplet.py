@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_command as command
 import pulumi_digitalocean as digitalocean
 import pulumi_tls as tls
 
-from infra.components.image import CONTAINER_PORT, SERVICE_UID
 from infra.components.proxy import GRACEFUL_TIMEOUT_S, SLOT_PORTS, caddyfile
-from infra.config import DropletSettings
 from infra.render import render, template_text
+from infra.tables.image_contract import CONTAINER_PORT, SERVICE_UID
+
+if TYPE_CHECKING:
+    from infra.targets.droplet import DropletSettings
 
 DROPLET_IMAGE = "ubuntu-24-04-x64"
 ANYWHERE = ["0.0.0.0/0", "::/0"]

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import pathlib
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.config import GcpSettings, GpuVmSettings
+from infra.components.network import private_network
 from infra.render import render
 from robojam_format.layout import REPO_ROOT
+
+if TYPE_CHECKING:
+    from infra.config import GcpSettings
+    from infra.targets.gpu_vm import GpuVmSettings
 
 DLVM_PROJECT = "deeplearning-platform-release"
 NETWORK_TAG = "robojam-train"
@@ -96,19 +101,8 @@ class GpuTrainingVm(pulumi.ComponentResource):
             opts=child,
         )
 
-        network = gcp.compute.Network(
-            f"{name}-net",
-            auto_create_subnetworks=False,
-            description="RoboJam training VM network",
-            opts=child,
-        )
-        subnet = gcp.compute.Subnetwork(
-            f"{name}-subnet",
-            network=network.id,
-            region=gcp_settings.region,
-            ip_cidr_range="10.20.0.0/24",
-            private_ip_google_access=True,
-            opts=child,
+        network, subnet = private_network(
+            name, "RoboJam training VM network", gcp_settings.region, "10.20.0.0/24", child
         )
         if settings.ssh_cidrs:
             gcp.compute.Firewall(

@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_digitalocean as digitalocean
 import pulumi_docker_build as docker_build
 import pulumi_gcp as gcp
 
-from infra.config import GcpSettings
 from robojam_format.layout import REPO_ROOT
 
+if TYPE_CHECKING:
+    from infra.config import GcpSettings
+
 IMAGE_NAME = "robojam"
-# The Dockerfile's unprivileged USER: deployments pin it, so the container never runs as root.
-SERVICE_UID = 10001
-CONTAINER_PORT = 5000  # the image's gunicorn listens on 0.0.0.0:5000 (ROBOJAM_BIND)
 DOCR_SERVER = "registry.digitalocean.com"
 
 

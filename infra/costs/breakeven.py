@@ -1,26 +1,23 @@
 """Break-even between serving targets: at each traffic level, which stack serves it for the least money.
 
-Each serving stack is a list of capacity steps (a droplet: one; a GKE pool: one per node count from its
-effective minimum to its maximum), each with the requests/s it serves and its monthly cost. A stack serves a
-level with its first step whose capacity reaches it; past its last step it cannot serve it as configured.
+Each serving stack has capacity steps (`infra.costs.serving`: a droplet, one; a GKE pool, one per node count
+from its effective minimum to its maximum), each with the requests/s it serves and its monthly cost. A stack
+serves a level with its first step whose capacity reaches it; past its last step it cannot serve it as configured.
 """
 
 from __future__ import annotations
 
-
-def capacity_rps(step: dict, serving: dict, rate_per_vcpu: float) -> float:
-    """Requests/s a capacity step serves: measured rate x sustained serving vCPUs x target utilisation."""
-    return rate_per_vcpu * step["serving_vcpus"] * serving["utilisation"]
+from infra.costs.estimate import StackEstimate
 
 
-def options(stacks: list[dict], rate_per_vcpu: float) -> dict[str, list[tuple[float, float]]]:
+def options(estimates: list[StackEstimate], rate_per_vcpu: float) -> dict[str, list[tuple[float, float]]]:
     """{stack: [(requests/s, monthly $), ...]} for every stack that serves, cheapest step first."""
     found = {}
-    for stack in stacks:
-        serving = stack.get("serving")
-        if serving and serving["steps"]:
-            steps = [(capacity_rps(s, serving, rate_per_vcpu), s["monthly"]) for s in serving["steps"]]
-            found[stack["stack"]] = sorted(steps)
+    for estimate in estimates:
+        serving = estimate.serving
+        if serving and serving.steps:
+            steps = [(serving.requests_per_second(s, rate_per_vcpu), s.monthly) for s in serving.steps]
+            found[estimate.stack] = sorted(steps)
     return found
 
 
@@ -29,9 +26,9 @@ def cost_at(steps: list[tuple[float, float]], rps: float) -> float | None:
     return next((monthly for cap, monthly in steps if cap >= rps - 1e-9), None)
 
 
-def break_even(stacks: list[dict], rate_per_vcpu: float) -> dict:
+def break_even(estimates: list[StackEstimate], rate_per_vcpu: float) -> dict:
     """Levels (each step's capacity) with every stack's cost, the cheapest, and the ranges where each wins."""
-    by_stack = options(stacks, rate_per_vcpu)
+    by_stack = options(estimates, rate_per_vcpu)
     edges = sorted({round(cap, 6) for steps in by_stack.values() for cap, _ in steps})
     levels, ranges = [], []
     low = 0.0

@@ -18,11 +18,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from infra.config import _quantity  # the config's Kubernetes quantity rule, so requests parse the same way
 from infra.costs.catalogue import Catalogue, Item
+from infra.costs.serving import CapacityStep, ServingCapacity
+from infra.costs.stack import quantity  # the config's Kubernetes quantity rule, so requests parse the same way
+from infra.tables import resource_types as types
 
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+DEPLOYMENT = types.K8S_DEPLOYMENT
+HPA = types.K8S_HPA
 MIB = 2**20
 
 
@@ -104,12 +106,10 @@ def workload(plan) -> Workload | None:
     cpu = mem = 0.0
     for container in containers:
         requests = (container.get("resources") or {}).get("requests") or {}
-        cpu += _quantity(str(requests.get("cpu", "0"))) * 1000
-        mem += _quantity(str(requests.get("memory", "0"))) / MIB
+        cpu += quantity(str(requests.get("cpu", "0"))) * 1000
+        mem += quantity(str(requests.get("memory", "0"))) / MIB
     serving = (containers[0].get("resources") or {}) if containers else {}
-    limit = _quantity(
-        str((serving.get("limits") or {}).get("cpu") or (serving.get("requests") or {}).get("cpu") or "0")
-    )
+    limit = quantity(str((serving.get("limits") or {}).get("cpu") or (serving.get("requests") or {}).get("cpu") or "0"))
     replicas = int(spec.get("replicas") or 1)
     surge = _max_surge(spec.get("strategy") or {}, replicas)
     max_replicas, target = replicas, 1.0
@@ -151,7 +151,7 @@ class NodeFit:
     """The pods-fit verdict for a node pool: the effective node range and what serves at each size."""
 
     effective_min: int | None  # None: the minimum replicas never fit, even at the maximum node count
-    steps: list[dict]  # per node count (units): replicas that fit, serving vCPUs
+    steps: tuple[CapacityStep, ...]  # per node count from the effective minimum: pods that fit, serving vCPUs
     note: str
 
 
@@ -163,18 +163,12 @@ def gke_fit(item: Item, catalogue: Catalogue, work: Workload, lo: int, hi: int) 
     for nodes in range(max(lo, 1), hi + 1):
         room = replicas_that_fit(alloc, catalogue, work, nodes) if alloc else work.max_replicas
         fit = min(room, work.max_replicas)
-        steps.append(
-            {
-                "units": nodes,
-                "replicas": fit,
-                "room": room,
-                "serving_vcpus": min(nodes * sustained, fit * work.cpu_limit),
-            }
-        )
+        vcpus = min(nodes * sustained, fit * work.cpu_limit)
+        steps.append(CapacityStep(units=nodes, replicas=fit, room=room, serving_vcpus=vcpus))
     if alloc is None:
         note = f"pods-fit not checked: no GKE allocatable figure for {item.name}"
-        return NodeFit(lo, steps, note)
-    fitting = [s["units"] for s in steps if s["replicas"] >= work.replicas]
+        return NodeFit(lo, tuple(steps), note)
+    fitting = [s.units for s in steps if s.replicas >= work.replicas]
     effective = fitting[0] if fitting else None
     need = (
         f"{work.replicas} x {work.cpu_request_m:g}m CPU + system pods {system_pods(catalogue, lo)[0]:g}m "
@@ -186,26 +180,24 @@ def gke_fit(item: Item, catalogue: Catalogue, work: Workload, lo: int, hi: int) 
         note = f"minimum raised from {lo} to {effective} nodes: {need} do not fit on {lo}"
     else:
         note = f"pods fit on {lo} node(s) ({need})"
-    top = steps[-1]["replicas"] if steps else 0
+    top = steps[-1].replicas if steps else 0
     if effective is not None and top < work.max_replicas:
         note += f"; at most {top} of the HPA's {work.max_replicas} replicas fit on {hi} node(s)"
     rollout = work.replicas + work.surge
-    if effective is not None and work.surge and steps[effective - steps[0]["units"]]["room"] < rollout:
-        during = next((s["units"] for s in steps if s["room"] >= rollout), None)
+    if effective is not None and work.surge and steps[effective - steps[0].units].room < rollout:
+        during = next((s.units for s in steps if s.room >= rollout), None)
         where = f"{during} nodes while it lasts" if during else f"more than {hi} nodes"
         note += f"; a rollout (maxSurge {work.surge}) runs {rollout} pods: {where}"
-    steps = [s for s in steps if effective is not None and s["units"] >= effective]
-    return NodeFit(effective, steps, note)
+    fitting_steps = tuple(s for s in steps if effective is not None and s.units >= effective)
+    return NodeFit(effective, fitting_steps, note)
 
 
-def serving(unit: str, item: Item, utilisation: float, why: str, steps: list[dict]) -> dict:
-    """What a stack serves with: capacity steps ({units, serving_vcpus, ...}) and the utilisation it runs at."""
-    return {
-        "unit": unit,
-        "sustained_vcpus_each": sustained_vcpus(item),
-        "utilisation": utilisation,
-        "utilisation_from": why,
-        "min_units": steps[0]["units"] if steps else 0,
-        "max_units": steps[-1]["units"] if steps else 0,
-        "steps": steps,
-    }
+def serving(unit: str, item: Item, utilisation: float, why: str, steps) -> ServingCapacity:
+    """What a stack serves with: its capacity steps and the utilisation it runs at."""
+    return ServingCapacity(
+        unit=unit,
+        sustained_vcpus_each=sustained_vcpus(item),
+        utilisation=utilisation,
+        utilisation_from=why,
+        steps=tuple(steps),
+    )

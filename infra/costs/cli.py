@@ -11,6 +11,7 @@ from infra.costs.catalogue import CATALOGUE_PATH, CatalogueError, load_catalogue
 from infra.costs.pricing import effective_assumptions, price_plan
 from infra.costs.refresh import RefreshUnavailable, refresh
 from infra.costs.report import BenchmarkError, budget_failures, build_report, read_benchmark
+from infra.costs.stack import ConfigError
 from infra.costs.table import render
 
 PROG = "python -m infra.costs"
@@ -108,7 +109,6 @@ def _benchmark(path: Path | None) -> dict | None:
 
 
 def _plan(path: Path):
-    from infra.config import ConfigError
     from infra.mock_plan import plan_stack, stack_name
 
     try:
@@ -145,7 +145,7 @@ def run(argv: list[str] | None = None) -> int:
     if args.plot:
         from infra.costs.plot import plot_break_even
 
-        plot_break_even(report, args.plot)
+        plot_break_even(report, estimates, args.plot)
         print(f"chart written to {args.plot}", file=sys.stderr if args.json else sys.stdout)
     failures = budget_failures(report)
     for line in failures:

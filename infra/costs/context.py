@@ -1,63 +1,56 @@
-"""What a pricer may look at besides its own resource: the catalogue, the whole plan, the usage assumptions.
+"""What a pricer may look at besides its own resource: the catalogue, the whole plan, the stack, the assumptions.
 
 Some prices depend on other resources or on the billing account (a node pool's pods-fit check reads the
 Deployment; a LoadBalancer Service is a GCP forwarding rule only next to a GKE cluster; the GKE credit, the
 Artifact Registry free 0.5 GB and the forwarding-rule tier are per account or project), so pricers get the
-whole plan and a per-stack tally. One stack is assumed to be alone in its billing account and project.
+whole plan. An allowance shared by the account goes to resources in billing order (the plan's resources by
+name, then type): a pricer asks how many resources of its kind come before its own (`PricingContext.before`)
+instead of consuming a shared tally, so the context is read-only. One stack is assumed to be alone in its
+billing account and project.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from infra import config
 from infra.costs.catalogue import Catalogue, Item
-from infra.costs.estimate import Line, line
+from infra.costs.estimate import PriceLine, line
+from infra.costs.stack import StackFacts
 
 
-def basename(value: Any) -> str:
-    """'projects/p/zones/z/machineTypes/n1-standard-4' -> 'n1-standard-4' (the API accepts both spellings)."""
-    return str(value or "").rstrip("/").rsplit("/", 1)[-1]
+def billing_key(res) -> tuple[str, str]:
+    """Where a resource comes in billing order: by name, then type (a resource's identity in its stack)."""
+    return res.name, res.type
 
 
-def region_of(location: Any) -> str | None:
-    """us-central1-a -> us-central1; us-central1 -> us-central1; anything else (e.g. 'US') -> None.
-
-    The zone and region rules are infra.config's, so the costs read locations exactly as the config does.
-    """
-    loc = basename(location).lower()
-    if config.ZONE_PATTERN.match(loc):
-        return config.region_of(loc)
-    return loc if config.REGION_PATTERN.match(loc) else None
+def billing_order(plan: Any) -> list:
+    """The plan's resources in the order they are priced (registration order is async, so not that)."""
+    return sorted(plan.resources, key=billing_key)
 
 
-@dataclass
+@dataclass(frozen=True)
 class PricingContext:
-    """Shared, per-stack state for pricers; the allowances are consumed by the first resource that uses them."""
+    """Read-only, per-stack inputs for pricers."""
 
     catalogue: Catalogue
     plan: Any
-    assumptions: dict[str, float]
-    gke_credit_left: float = 0.0  # $/month of GKE free tier (one zonal cluster per billing account)
-    registry_free_gb_left: float = 0.0  # Artifact Registry's free GB (once per billing account)
-    forwarding_rules: int = 0  # rules priced so far (the first five share one flat charge)
+    assumptions: Mapping[str, float]
+    stack: StackFacts  # target, default GCP region and zone, from the stack's parsed settings
     train_hours: float | None = None  # --train-hours: one run's length instead of the VM's run limit
-    serving: dict | None = None  # the serving capacity a pricer found (node pool, droplet)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def config(self) -> dict:
-        return dict(getattr(self.plan, "config", None) or {})
 
     @property
     def region(self) -> str | None:
-        """The stack's default GCP region from its config (gcp:region, else the region of gcp:zone)."""
-        cfg = self.config
-        return region_of(cfg.get("gcp:region")) or region_of(cfg.get("gcp:zone"))
+        """The stack's default GCP region (gcp:region, else the region of gcp:zone), as the settings hold it."""
+        return self.stack.gcp_region
 
     def resources(self, *types: str) -> list:
         return [r for r in self.plan.resources if r.type in types]
+
+    def before(self, res, counts: Callable[[Any], bool]) -> int:
+        """How many resources that `counts` come before `res` in billing order: its share of an allowance."""
+        return sum(1 for other in self.plan.resources if billing_key(other) < billing_key(res) and counts(other))
 
     def find(self, kind: str, name: str, pricing: str = "on-demand", region: str | None = None) -> Item | None:
         return self.catalogue.find(kind, name, pricing, region or self.region)
@@ -72,7 +65,7 @@ class PricingContext:
         region: str | None = None,
         note: str = "",
         **fields,
-    ) -> Line:
+    ) -> PriceLine:
         """A line for (kind, name, pricing) from the catalogue, or an 'unpriced' line saying what is missing."""
         region = region or self.region
         item = self.catalogue.find(kind, name, pricing, region)

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 from infra.costs import capacity
 from infra.costs.context import PricingContext
-from infra.costs.estimate import Line, line
+from infra.costs.estimate import Priced, line
+from infra.costs.serving import CapacityStep
+from infra.tables import resource_types as types
 
-RESERVED_IP_ASSIGNMENT = "digitalocean:index/reservedIpAssignment:ReservedIpAssignment"
+RESERVED_IP_ASSIGNMENT = types.DO_RESERVED_IP_ASSIGNMENT
 
 
-def droplet_lines(res, ctx: PricingContext) -> list[Line]:
-    """A droplet at its size's monthly cap; backups add a fraction of it (daily unless the policy says weekly)."""
+def droplet_lines(res, ctx: PricingContext) -> Priced:
+    """A droplet at its size's monthly cap, and its one capacity step; backups add a fraction of its price.
+
+    Backups are daily unless the backup policy says weekly.
+    """
     size = str(res.inputs.get("size") or "")
     base = ctx.priced(res, "droplet", size, component=f"droplet {size}", unit="droplet", category="compute")
     lines = [base]
     item = ctx.find("droplet", size)
+    serving = None
     if item is not None:
-        steps = [{"units": 1, "serving_vcpus": capacity.sustained_vcpus(item)}]
-        ctx.serving = capacity.serving("droplet", item, 1.0, "no autoscaler: full load", steps)
+        steps = [CapacityStep(units=1, serving_vcpus=capacity.sustained_vcpus(item))]
+        serving = capacity.serving("droplet", item, 1.0, "no autoscaler: full load", steps)
     if res.inputs.get("backups"):
         plan = str((res.inputs.get("backupPolicy") or {}).get("plan") or "daily")  # DigitalOcean's default
         rate = ctx.find("droplet-backups", plan)
@@ -28,27 +34,27 @@ def droplet_lines(res, ctx: PricingContext) -> list[Line]:
             amount = (base.hourly * rate.price, base.monthly * rate.price)
             note = "no backupPolicy: DigitalOcean backs up daily" if plan == "daily" else ""
             lines.append(line(res, catalogue=ctx.catalogue, item=rate, amount=amount, note=note, **fields))
-    return lines
+    return Priced(tuple(lines), serving)
 
 
-def registry_lines(res, ctx: PricingContext) -> list[Line]:
+def registry_lines(res, ctx: PricingContext) -> Priced:
     """The registry tier; storage beyond the tier's allowance costs extra, or does not fit at all (Starter)."""
     tier = str(res.inputs.get("subscriptionTierSlug") or "")
     gb = ctx.assumptions["registry_storage_gb"]
     item = ctx.find("registry", tier)
     lines = [ctx.priced(res, "registry", tier, component=f"registry tier {tier}", unit="registry", category="storage")]
     if item is None or "storage_gib" not in item.extra:
-        return lines
+        return Priced(tuple(lines))
     allowance = float(item.extra["storage_gib"])
     over = gb - allowance
     if over <= 0:
-        return lines
+        return Priced(tuple(lines))
     if not item.extra.get("extra_storage"):
-        ctx.warnings.append(
+        warning = (
             f"{res.name}: registry tier {tier} holds {allowance:.2f} GB with no extra storage, less than the "
             f"{gb:g} GB of images assumed (--registry-gb): pushes would fail{_roomier_tier(ctx, gb)}"
         )
-        return lines
+        return Priced(tuple(lines), warnings=(warning,))
     note = f"{gb:g} GB assumed (--registry-gb), {allowance:g} GB included in the {tier} tier"
     lines.append(
         ctx.priced(
@@ -62,7 +68,7 @@ def registry_lines(res, ctx: PricingContext) -> list[Line]:
             note=note,
         )
     )
-    return lines
+    return Priced(tuple(lines))
 
 
 def _roomier_tier(ctx: PricingContext, gb: float) -> str:
@@ -73,15 +79,17 @@ def _roomier_tier(ctx: PricingContext, gb: float) -> str:
     )
 
 
-def reserved_ip_lines(res, ctx: PricingContext) -> list[Line]:
+def reserved_ip_lines(res, ctx: PricingContext) -> Priced:
     """Free while assigned: assigned via its dropletId or by a ReservedIpAssignment in the same plan."""
     assigned = bool(res.inputs.get("dropletId")) or bool(ctx.resources(RESERVED_IP_ASSIGNMENT))
     state = "assigned" if assigned else "unassigned"
-    return [ctx.priced(res, "reserved-ip", state, component=f"reserved IPv4 ({state})", unit="IP", category="network")]
+    return Priced(
+        (ctx.priced(res, "reserved-ip", state, component=f"reserved IPv4 ({state})", unit="IP", category="network"),)
+    )
 
 
 PRICERS = {
-    "digitalocean:index/droplet:Droplet": droplet_lines,
-    "digitalocean:index/containerRegistry:ContainerRegistry": registry_lines,
-    "digitalocean:index/reservedIp:ReservedIp": reserved_ip_lines,
+    types.DO_DROPLET: droplet_lines,
+    types.DO_REGISTRY: registry_lines,
+    types.DO_RESERVED_IP: reserved_ip_lines,
 }

@@ -3,21 +3,28 @@
 Every amount is a (low, high) pair so autoscaling node pools price at their minimum and maximum size; fixed
 resources have low == high. An unpriced line carries None amounts, never 0, and is not added to totals.
 Every line is made by `line()`, the one builder, so each carries its price's source, date and spot flag.
+A pricer returns what it found for one resource as a `Priced`: lines, the serving capacity it provides (a
+droplet, a node pool) and warnings; `pricing.price_plan` gathers them into one `StackEstimate`.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from infra.costs.catalogue import Catalogue, Item
+from infra.costs.serving import ServingCapacity
+
+if TYPE_CHECKING:
+    from infra.costs.training import TrainingRun
 
 PRICED, UNPRICED, INCLUDED, CREDIT = "priced", "unpriced", "included", "credit"
 COUNTED = (PRICED, INCLUDED, CREDIT)
 
 
 @dataclass(frozen=True)
-class Line:
-    """One billable component of one resource (a machine, its GPU, its disk, a cluster fee...)."""
+class PriceLine:
+    """One billable component of one resource (a machine, its GPU, its disk, a cluster fee, a usage charge...)."""
 
     type: str
     name: str
@@ -75,8 +82,8 @@ def line(
     status: str = PRICED,
     amount: tuple[float, float] | None = None,
     note: str = "",
-) -> Line:
-    """The one way to make a Line.
+) -> PriceLine:
+    """The one way to make a PriceLine.
 
     With `item`, the amounts come from the catalogue (for `hours` a month when given); `amount` = (hourly,
     monthly) overrides them for derived charges (a backup fraction, a credit). Without an item the line is
@@ -94,15 +101,15 @@ def line(
         note=note,
     )
     if status == INCLUDED:
-        return Line(**base, status=INCLUDED, hourly=0.0, hourly_max=0.0, monthly=0.0, monthly_max=0.0)
+        return PriceLine(**base, status=INCLUDED, hourly=0.0, hourly_max=0.0, monthly=0.0, monthly_max=0.0)
     if item is None:
-        return Line(**{**base, "note": "; ".join(n for n in (missing, note) if n)}, status=UNPRICED)
+        return PriceLine(**{**base, "note": "; ".join(n for n in (missing, note) if n)}, status=UNPRICED)
     if amount is not None:
         (h_lo, m_lo), (h_hi, m_hi) = amount, amount
     else:
         h_lo, m_lo = amounts(item, quantity, catalogue.hours_per_month, hours)
         h_hi, m_hi = amounts(item, qmax, catalogue.hours_per_month, hours)
-    return Line(
+    return PriceLine(
         **base,
         status=status,
         unit_price=-item.price if status == CREDIT else item.price,
@@ -120,35 +127,72 @@ def line(
 
 
 @dataclass(frozen=True)
+class Priced:
+    """What a pricer found for one resource: its lines, the serving capacity it provides, and warnings."""
+
+    lines: tuple[PriceLine, ...] = ()
+    serving: ServingCapacity | None = None  # set by the resource a stack serves with (droplet, node pool)
+    warnings: tuple[str, ...] = ()  # a figure that cannot work as configured
+
+
+@dataclass(frozen=True)
+class FreeResource:
+    """A resource that costs nothing, and why."""
+
+    type: str  # Pulumi type token
+    name: str  # logical name
+    why: str  # the catalogue's reason (free_types), or "creates nothing billable"
+
+
+@dataclass(frozen=True)
+class Totals:
+    """A stack's counted lines summed at its minimum and maximum size; unpriced lines are only counted."""
+
+    hourly: float
+    hourly_max: float
+    monthly: float
+    monthly_max: float
+    unpriced: int
+
+    @classmethod
+    def of(cls, lines: tuple[PriceLine, ...]) -> Totals:
+        counted = [line for line in lines if line.counted]
+        amounts = ("hourly", "hourly_max", "monthly", "monthly_max")
+        sums = {k: sum(getattr(line, k) for line in counted) for k in amounts}
+        return cls(**sums, unpriced=sum(1 for line in lines if line.status == UNPRICED))
+
+
+@dataclass(frozen=True)
 class StackEstimate:
     """Everything one stack costs, what a training run costs, and what its serving capacity is."""
 
     stack: str
     target: str
-    lines: list[Line]
-    free: list[dict] = field(default_factory=list)
-    training_runs: list[dict] = field(default_factory=list)
-    serving: dict | None = None  # capacity steps (infra.costs.capacity) for serving targets
-    warnings: list[str] = field(default_factory=list)  # a figure that cannot work as configured
+    lines: tuple[PriceLine, ...]
+    free: tuple[FreeResource, ...] = ()
+    training_runs: tuple[TrainingRun, ...] = ()
+    serving: ServingCapacity | None = None  # capacity steps (infra.costs.serving) for serving targets
+    warnings: tuple[str, ...] = ()  # a figure that cannot work as configured
     assumptions: dict = field(default_factory=dict)
 
-    def _total(self, attr: str) -> float:
-        return sum(getattr(line, attr) for line in self.lines if line.counted)
+    @property
+    def totals(self) -> Totals:
+        return Totals.of(self.lines)
 
     @property
-    def unpriced(self) -> list[Line]:
+    def unpriced(self) -> list[PriceLine]:
         return [line for line in self.lines if line.status == UNPRICED]
 
     def to_dict(self) -> dict:
-        totals = {k: self._total(k) for k in ("hourly", "hourly_max", "monthly", "monthly_max")}
+        """Plain JSON types (the report's `stacks` entries)."""
         return {
             "stack": self.stack,
             "target": self.target,
             "lines": [asdict(line) for line in self.lines],
-            "free": list(self.free),
-            "totals": {**totals, "unpriced": len(self.unpriced)},
-            "training_runs": list(self.training_runs),
-            "serving": self.serving,
+            "free": [asdict(free) for free in self.free],
+            "totals": asdict(self.totals),
+            "training_runs": [run.to_dict() for run in self.training_runs],
+            "serving": self.serving.to_dict() if self.serving else None,
             "warnings": list(self.warnings),
             "assumptions": dict(self.assumptions),
         }

@@ -5,10 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 
 from infra.costs import capacity
-from infra.costs.context import PricingContext, basename, region_of
-from infra.costs.estimate import CREDIT, INCLUDED, Line, line
+from infra.costs.context import PricingContext
+from infra.costs.estimate import CREDIT, INCLUDED, Priced, PriceLine, line
+from infra.costs.stack import basename, region_of_location
+from infra.tables import resource_types as types
 
-GKE_CLUSTER = "gcp:container/cluster:Cluster"
+GKE_CLUSTER = types.GCP_CLUSTER
+INSTANCE = types.GCP_INSTANCE
+REPOSITORY = types.GCP_REPOSITORY
+SERVICE = types.K8S_SERVICE
 
 
 def is_spot(scheduling: dict | None) -> bool:
@@ -22,7 +27,7 @@ def max_run_hours(inputs: dict) -> float | None:
     return seconds / 3600 if seconds > 0 else None
 
 
-def machine_lines(ctx: PricingContext, res, machine: str, pricing: str, accelerators, **counts) -> list[Line]:
+def machine_lines(ctx: PricingContext, res, machine: str, pricing: str, accelerators, **counts) -> list[PriceLine]:
     """Machine type plus attached GPUs; a GPU the machine type's price includes (g2 + L4) is not added."""
     tag = " (spot, indicative)" if pricing == "spot" else ""
     lo, hi = counts["quantity"], counts.get("quantity_max", counts["quantity"])
@@ -57,7 +62,7 @@ def machine_lines(ctx: PricingContext, res, machine: str, pricing: str, accelera
     return lines
 
 
-def instance_lines(res, ctx: PricingContext, pricing: str | None = None) -> list[Line]:
+def instance_lines(res, ctx: PricingContext, pricing: str | None = None) -> list[PriceLine]:
     """A GCE VM at its own provisioning model (or `pricing`): machine, GPUs, boot disk, external IP.
 
     A VM with a run limit bills machine, GPUs and IP only while it runs (runs a month x hours a run); its boot
@@ -65,7 +70,7 @@ def instance_lines(res, ctx: PricingContext, pricing: str | None = None) -> list
     """
     inputs = res.inputs
     pricing = pricing or ("spot" if is_spot(inputs.get("scheduling")) else "on-demand")
-    region = region_of(inputs.get("zone")) or ctx.region
+    region = region_of_location(inputs.get("zone")) or ctx.region
     run_hours, why = run_hours_per_month(inputs, ctx)
     machine = basename(inputs.get("machineType"))
     counts = {"quantity": 1, "unit": "VM", "category": "compute", "region": region, "hours": run_hours}
@@ -93,7 +98,7 @@ def instance_lines(res, ctx: PricingContext, pricing: str | None = None) -> list
     return lines
 
 
-def boot_disk_line(res, ctx: PricingContext, region: str | None, run_hours: float | None) -> Line:
+def boot_disk_line(res, ctx: PricingContext, region: str | None, run_hours: float | None) -> PriceLine:
     """The boot disk bills all month, also while the VM is stopped, unless the run limit deletes the VM."""
     params = (res.inputs.get("bootDisk") or {}).get("initializeParams") or {}
     disk_type = basename(params.get("type")) or "pd-standard"
@@ -122,12 +127,12 @@ def run_hours_per_month(inputs: dict, ctx: PricingContext) -> tuple[float | None
     return runs * hours, f"billed {runs:g} runs x {hours:g} h = {runs * hours:g} h/month (--runs-per-month, {source})"
 
 
-def _with_note(item: Line, note: str) -> Line:
+def _with_note(item: PriceLine, note: str) -> PriceLine:
     return replace(item, note="; ".join(n for n in (item.note, note) if n))
 
 
-def node_pool_lines(res, ctx: PricingContext) -> list[Line]:
-    """A zonal node pool at its autoscaling minimum (raised until the pods fit) and maximum."""
+def node_pool_lines(res, ctx: PricingContext) -> Priced:
+    """A zonal node pool at its autoscaling minimum (raised until the pods fit) and maximum, and its capacity."""
     inputs = res.inputs
     auto = inputs.get("autoscaling") or {}
     lo = int(auto.get("minNodeCount") or 0) if auto else int(inputs.get("nodeCount") or 1)
@@ -138,14 +143,15 @@ def node_pool_lines(res, ctx: PricingContext) -> list[Line]:
     item = ctx.find("machine", machine, pricing)
     work = capacity.workload(ctx.plan)
     note = f"autoscaling {lo}-{hi} nodes"
+    serving, warnings = None, ()
     if item is not None and work is not None:
         fit = capacity.gke_fit(item, ctx.catalogue, work, lo, hi)
         note += f"; {fit.note}"
         if fit.effective_min is None:
-            ctx.warnings.append(f"{res.name}: {fit.note}")
+            warnings = (f"{res.name}: {fit.note}",)
         else:
             lo = fit.effective_min
-        ctx.serving = capacity.serving("node", item, work.cpu_target, "the HPA's CPU target", fit.steps)
+        serving = capacity.serving("node", item, work.cpu_target, "the HPA's CPU target", fit.steps)
     counts = {"quantity": lo, "quantity_max": hi}
     lines = machine_lines(
         ctx, res, machine, pricing, cfg.get("guestAccelerators"), unit="node", category="compute", **counts
@@ -178,12 +184,19 @@ def node_pool_lines(res, ctx: PricingContext) -> list[Line]:
             **counts,
         )
     )
-    return lines
+    return Priced(tuple(lines), serving, warnings)
 
 
-def cluster_lines(res, ctx: PricingContext) -> list[Line]:
-    """GKE's management fee for the zonal cluster, and the free tier's credit (one zonal cluster per account)."""
-    location = basename(res.inputs.get("location") or ctx.config.get("gcp:zone"))
+def _is_cluster(res) -> bool:
+    return res.type == GKE_CLUSTER
+
+
+def cluster_lines(res, ctx: PricingContext) -> Priced:
+    """GKE's management fee for the zonal cluster, and the free tier's credit (one zonal cluster per account).
+
+    The credit goes to the first cluster in billing order; every cluster's fee is the same catalogue price.
+    """
+    location = basename(res.inputs.get("location") or ctx.stack.gcp_zone)
     fee = ctx.priced(
         res,
         "gke",
@@ -193,10 +206,11 @@ def cluster_lines(res, ctx: PricingContext) -> list[Line]:
         category="management",
     )
     credit = ctx.find("gke", "free-tier-credit")
-    if not fee.counted or credit is None or ctx.gke_credit_left <= 0:
-        return [fee]
-    amount = min(ctx.gke_credit_left, fee.monthly)
-    ctx.gke_credit_left = 0.0  # the free tier covers one cluster per billing account
+    account_credit = ctx.catalogue.find("gke", "free-tier-credit")  # $/month the billing account gets
+    allowance = account_credit.price if account_credit and ctx.before(res, _is_cluster) == 0 else 0.0
+    if not fee.counted or credit is None or allowance <= 0:
+        return Priced((fee,))
+    amount = min(allowance, fee.monthly)
     hours = ctx.catalogue.hours_per_month
     grant = line(
         res,
@@ -210,93 +224,100 @@ def cluster_lines(res, ctx: PricingContext) -> list[Line]:
         note=f"${credit.price:.2f}/month per billing account for one zonal cluster, capped at the fee; "
         "assumes no other zonal cluster uses it",
     )
-    return [fee, grant]
+    return Priced((fee, grant))
 
 
-def service_lines(res, ctx: PricingContext) -> list[Line]:
+def _is_load_balancer(res) -> bool:
+    return res.type == SERVICE and (res.inputs.get("spec") or {}).get("type") == "LoadBalancer"
+
+
+def service_lines(res, ctx: PricingContext) -> Priced:
     """A `type: LoadBalancer` Service on GKE makes one network load balancer forwarding rule.
 
-    Google charges one flat rate for the first five rules of a project and region, then a rate per extra rule.
+    Google charges one flat rate for the first five rules of a project and region, then a rate per extra rule;
+    rules are numbered in billing order.
     """
-    if (res.inputs.get("spec") or {}).get("type") != "LoadBalancer":
-        return []
+    if not _is_load_balancer(res):
+        return Priced()
     if not ctx.resources(GKE_CLUSTER):
-        return [
-            line(
-                res,
-                catalogue=ctx.catalogue,
-                component="LoadBalancer Service",
-                unit="rule",
-                category="network",
-                missing="no GKE cluster in this stack tells which load balancer it creates",
-            )
-        ]
-    ctx.forwarding_rules += 1
-    nth = ctx.forwarding_rules
+        missing = "no GKE cluster in this stack tells which load balancer it creates"
+        fields = {"component": "LoadBalancer Service", "unit": "rule", "category": "network"}
+        return Priced((line(res, catalogue=ctx.catalogue, missing=missing, **fields),))
+    nth = ctx.before(res, _is_load_balancer) + 1
     component = f"LoadBalancer Service: forwarding rule #{nth}"
     fields = {"component": component, "unit": "rule", "category": "network"}
     if nth == 1:
-        return [ctx.priced(res, "forwarding-rule", "first-five", note="flat rate for rules 1-5", **fields)]
+        return Priced((ctx.priced(res, "forwarding-rule", "first-five", note="flat rate for rules 1-5", **fields),))
     if nth <= 5:
         first = ctx.find("forwarding-rule", "first-five")
-        return [
-            line(
-                res,
-                catalogue=ctx.catalogue,
-                item=first,
-                amount=(0.0, 0.0),
-                note="inside the flat rate for the first five rules",
-                **fields,
-            )
-        ]
-    return [ctx.priced(res, "forwarding-rule", "additional", note="beyond the first five rules", **fields)]
+        note = "inside the flat rate for the first five rules"
+        return Priced((line(res, catalogue=ctx.catalogue, item=first, amount=(0.0, 0.0), note=note, **fields),))
+    return Priced((ctx.priced(res, "forwarding-rule", "additional", note="beyond the first five rules", **fields),))
 
 
-def bucket_lines(res, ctx: PricingContext) -> list[Line]:
+def bucket_lines(res, ctx: PricingContext) -> Priced:
     cls = str(res.inputs.get("storageClass") or "STANDARD").upper()
     gb = ctx.assumptions["bucket_storage_gb"]
-    return [
-        ctx.priced(
-            res,
-            "bucket-storage",
-            cls,
-            region=region_of(res.inputs.get("location")),
-            component=f"{cls} storage {gb:g} GB (assumed)",
-            quantity=gb,
-            unit="GB",
-            category="storage",
-            note=f"{gb:g} GB is an assumption (--bucket-gb); operations and egress are not included",
+    return Priced(
+        (
+            ctx.priced(
+                res,
+                "bucket-storage",
+                cls,
+                region=region_of_location(res.inputs.get("location")),
+                component=f"{cls} storage {gb:g} GB (assumed)",
+                quantity=gb,
+                unit="GB",
+                category="storage",
+                note=f"{gb:g} GB is an assumption (--bucket-gb); operations and egress are not included",
+            ),
         )
-    ]
+    )
 
 
-def registry_lines(res, ctx: PricingContext) -> list[Line]:
-    """Artifact Registry storage beyond the free 0.5 GB, which the billing account gets once, not per repository."""
+def _is_repository(res) -> bool:
+    return res.type == REPOSITORY
+
+
+def registry_lines(res, ctx: PricingContext) -> Priced:
+    """Artifact Registry storage beyond the free 0.5 GB, which the billing account gets once, not per repository.
+
+    Repositories use the free allowance in billing order, each taking up to its assumed storage.
+    """
     gb = ctx.assumptions["registry_storage_gb"]
-    free = min(gb, ctx.registry_free_gb_left)
-    ctx.registry_free_gb_left -= free
+    account = ctx.catalogue.find("registry-storage", "artifact-registry")
+    left = float(account.extra.get("free_quantity", 0.0)) if account else 0.0
+    for _ in range(ctx.before(res, _is_repository)):
+        left -= min(gb, left)  # what each earlier repository took
+    free = min(gb, left)
     note = f"{gb:g} GB is an assumption (--registry-gb)"
     note += f"; {free:g} GB of it inside the account's free 0.5 GB" if free else "; the account's free 0.5 GB is used"
-    return [
-        ctx.priced(
-            res,
-            "registry-storage",
-            "artifact-registry",
-            region=region_of(res.inputs.get("location")),
-            component=f"image storage {gb:g} GB (assumed)",
-            quantity=gb - free,
-            unit="GB",
-            category="storage",
-            note=note,
+    return Priced(
+        (
+            ctx.priced(
+                res,
+                "registry-storage",
+                "artifact-registry",
+                region=region_of_location(res.inputs.get("location")),
+                component=f"image storage {gb:g} GB (assumed)",
+                quantity=gb - free,
+                unit="GB",
+                category="storage",
+                note=note,
+            ),
         )
-    ]
+    )
+
+
+def _instance(res, ctx: PricingContext) -> Priced:
+    return Priced(tuple(instance_lines(res, ctx)))
 
 
 PRICERS = {
-    "gcp:compute/instance:Instance": instance_lines,
+    INSTANCE: _instance,
     GKE_CLUSTER: cluster_lines,
-    "gcp:container/nodePool:NodePool": node_pool_lines,
-    "gcp:storage/bucket:Bucket": bucket_lines,
-    "gcp:artifactregistry/repository:Repository": registry_lines,
-    "kubernetes:core/v1:Service": service_lines,
+    types.GCP_NODE_POOL: node_pool_lines,
+    types.GCP_BUCKET: bucket_lines,
+    REPOSITORY: registry_lines,
+    SERVICE: service_lines,
 }

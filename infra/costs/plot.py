@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from infra.costs.breakeven import options
+from infra.costs.estimate import StackEstimate
 
 
-def plot_break_even(report: dict, path: str | Path) -> Path:
-    """Write a PNG: one step line per serving stack, ending where the stack's capacity ends."""
+def plot_break_even(report: dict, estimates: list[StackEstimate], path: str | Path) -> Path:
+    """Write a PNG: one step line per serving stack (of the report's `estimates`), ending where its capacity ends."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -19,7 +20,7 @@ def plot_break_even(report: dict, path: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(7.5, 4.5), layout="constrained")
     targets = {row["stack"]: row["target"] for row in report["comparison"]}
     if result:
-        for name, steps in options(report["stacks"], result["rate_per_vcpu"]).items():
+        for name, steps in options(estimates, result["rate_per_vcpu"]).items():
             xs, ys, low = [], [], 0.0
             for cap, monthly in steps:
                 xs += [low, cap]

@@ -6,13 +6,18 @@ the reason; anything else becomes an 'unpriced' line, so a new resource can neve
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from infra.costs import digitalocean, gcp
 from infra.costs.catalogue import Catalogue
-from infra.costs.context import PricingContext, basename
-from infra.costs.estimate import StackEstimate, line
+from infra.costs.context import PricingContext, billing_order
+from infra.costs.estimate import FreeResource, Priced, StackEstimate, line
+from infra.costs.stack import basename, stack_facts
+from infra.costs.training import training_run
+from infra.tables import resource_types as types
 
 PRICERS = {**gcp.PRICERS, **digitalocean.PRICERS}
-GPU_VM = "gcp:compute/instance:Instance"
+GPU_VM = types.GCP_INSTANCE
 
 
 def effective_assumptions(catalogue: Catalogue, overrides: dict[str, float] | None = None) -> dict[str, float]:
@@ -31,79 +36,15 @@ def _has_gpu(res, catalogue: Catalogue) -> bool:
     return bool(res.inputs.get("guestAccelerators")) or bool(machine and machine.extra.get("includes_gpu"))
 
 
-def training_run(res, ctx: PricingContext) -> dict:
-    """One training run on a GPU VM (on-demand and spot) and how many runs a month the monthly figure holds.
-
-    A run costs what bills only while the VM runs (machine, GPUs, ephemeral IP; the boot disk too when the run
-    limit deletes the VM); everything else in the stack keeps billing between runs.
-    """
-    limit = gcp.max_run_hours(res.inputs)
-    hours = ctx.train_hours or limit
-    deleted = (res.inputs.get("scheduling") or {}).get("instanceTerminationAction") == "DELETE"
-    run = {
-        "resource": res.name,
-        "hours": hours,
-        "hours_from": ("--train-hours" if ctx.train_hours else "maxRunDuration") if hours else None,
-        "provisioning": "spot" if gcp.is_spot(res.inputs.get("scheduling")) else "on-demand",
-        "runs_per_month": ctx.assumptions["runs_per_month"],
-        "disk_between_runs": not deleted,
-    }
-    for pricing in ("on-demand", "spot"):
-        lines = [x for x in gcp.instance_lines(res, ctx, pricing) if deleted or x.category != "storage"]
-        missing = [f"{x.component}: {x.note}" for x in lines if not x.counted]
-        hourly = None if missing else sum(x.hourly for x in lines)
-        cost = None if hourly is None or hours is None else hourly * hours
-        run[pricing.replace("-", "_")] = {
-            "hourly": hourly,
-            "cost": cost,
-            "unpriced": missing,
-            "indicative": pricing == "spot",
-        }
-    return run
-
-
-def _with_month(run: dict, monthly: float) -> dict:
-    """The run's monthly figure: what bills between runs plus runs x run cost (at the VM's own provisioning)."""
-    own = run[run["provisioning"].replace("-", "_")]["cost"]
-    spot = run["spot"]["cost"]
-    if own is None or run["hours"] is None:
-        return {**run, "idle_monthly": None, "monthly": None, "monthly_spot": None}
-    idle = monthly - run["runs_per_month"] * own
-    monthly_spot = None if spot is None else idle + run["runs_per_month"] * spot
-    return {**run, "idle_monthly": idle, "monthly": monthly, "monthly_spot": monthly_spot}
-
-
-def _serving_costs(serving: dict | None, totals: dict) -> dict | None:
-    """Each capacity step's cost: node-linear between the pool's (effective) minimum and its maximum."""
-    if serving is None:
-        return None
-    lo, hi = serving["min_units"], serving["max_units"]
-    steps = []
-    for step in serving["steps"]:
-        share = 0.0 if hi == lo else (step["units"] - lo) / (hi - lo)
-        hourly = totals["hourly"] + share * (totals["hourly_max"] - totals["hourly"])
-        monthly = totals["monthly"] + share * (totals["monthly_max"] - totals["monthly"])
-        steps.append({**step, "hourly": hourly, "monthly": monthly})
-    return {**serving, "steps": steps}
-
-
 def price_plan(
     plan, catalogue: Catalogue, assumptions: dict[str, float] | None = None, train_hours: float | None = None
 ) -> StackEstimate:
     """Line items for every resource in the plan, the free resources, training runs and serving capacity."""
     values = assumptions or effective_assumptions(catalogue)
-    credit = catalogue.find("gke", "free-tier-credit")
-    registry = catalogue.find("registry-storage", "artifact-registry")
-    ctx = PricingContext(
-        catalogue,
-        plan,
-        values,
-        gke_credit_left=credit.price if credit else 0.0,
-        registry_free_gb_left=float(registry.extra.get("free_quantity", 0.0)) if registry else 0.0,
-        train_hours=train_hours,
-    )
-    lines, free, vms = [], [], []
-    for res in sorted(plan.resources, key=lambda r: (r.name, r.type)):  # registration order is async
+    ctx = PricingContext(catalogue, plan, values, stack=stack_facts(plan), train_hours=train_hours)
+    lines, free, vms, warnings = [], [], [], []
+    serving = None
+    for res in billing_order(plan):
         reason = catalogue.free_reason(res.type)
         pricer = PRICERS.get(res.type)
         if pricer is None and reason is None:
@@ -118,23 +59,18 @@ def price_plan(
                 )
             )
             continue
-        produced = pricer(res, ctx) if pricer else []
-        if not produced:
-            free.append({"type": res.type, "name": res.name, "why": reason or "creates nothing billable"})
-        lines += produced
+        produced = pricer(res, ctx) if pricer else Priced()
+        if not produced.lines:
+            free.append(FreeResource(res.type, res.name, reason or "creates nothing billable"))
+        lines += produced.lines
+        warnings += produced.warnings
+        if produced.serving is not None:
+            serving = produced.serving
         if res.type == GPU_VM and (_has_gpu(res, catalogue) or gcp.max_run_hours(res.inputs)):
             vms.append(res)
-    target = str(ctx.config.get("robojam:target", ""))
-    estimate = StackEstimate(stack=plan.stack, target=target, lines=lines, free=free, assumptions=values)
-    totals = estimate.to_dict()["totals"]
-    runs = [_with_month(training_run(res, ctx), totals["monthly"]) for res in vms]
-    return StackEstimate(
-        stack=plan.stack,
-        target=target,
-        lines=lines,
-        free=free,
-        training_runs=runs,
-        serving=_serving_costs(ctx.serving, totals),
-        warnings=list(ctx.warnings),
-        assumptions=values,
-    )
+    estimate = StackEstimate(stack=plan.stack, target=ctx.stack.target, lines=tuple(lines), free=tuple(free))
+    totals = estimate.totals
+    runs = tuple(training_run(res, ctx).with_month(totals.monthly) for res in vms)
+    if serving is not None:
+        serving = serving.priced((totals.hourly, totals.hourly_max), (totals.monthly, totals.monthly_max))
+    return replace(estimate, training_runs=runs, serving=serving, warnings=tuple(warnings), assumptions=values)

@@ -9,7 +9,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from infra.costs.breakeven import break_even, capacity_rps
+from infra.costs.breakeven import break_even
 from infra.costs.catalogue import Catalogue
 from infra.costs.estimate import StackEstimate
 
@@ -52,36 +52,36 @@ def cost_per_million(hourly: float, rps: float | None) -> float | None:
     return hourly / (rps * 3600) * 1e6
 
 
-def _comparison_row(stack: dict, rate: float | None) -> dict:
-    t = stack["totals"]
-    runs = stack["training_runs"]
-    serving = stack["serving"]
+def _comparison_row(estimate: StackEstimate, rate: float | None) -> dict:
+    t = estimate.totals
+    runs = estimate.training_runs
+    serving = estimate.serving
     row = {
-        "stack": stack["stack"],
-        "target": stack["target"],
-        "hourly": t["hourly"],
-        "hourly_max": t["hourly_max"],
-        "monthly": t["monthly"],
-        "monthly_max": t["monthly_max"],
-        "unpriced": t["unpriced"],
+        "stack": estimate.stack,
+        "target": estimate.target,
+        "hourly": t.hourly,
+        "hourly_max": t.hourly_max,
+        "monthly": t.monthly,
+        "monthly_max": t.monthly_max,
+        "unpriced": t.unpriced,
         "serving_vcpus": None,
         "serving_vcpus_max": None,
         "capacity_rps": None,
         "capacity_rps_max": None,
         "cost_per_million": None,  # a training stack does not serve, so it has no cost per prediction
         "cost_per_million_max": None,
-        "training_run": runs[0] if runs else None,
+        "training_run": runs[0].to_dict() if runs else None,
     }
-    if serving and serving["steps"]:
-        low, high = serving["steps"][0], serving["steps"][-1]
-        row.update(serving_vcpus=low["serving_vcpus"], serving_vcpus_max=high["serving_vcpus"])
+    if serving and serving.steps:
+        low, high = serving.steps[0], serving.steps[-1]
+        row.update(serving_vcpus=low.serving_vcpus, serving_vcpus_max=high.serving_vcpus)
         if rate:
-            rps_lo, rps_hi = (capacity_rps(step, serving, rate) for step in (low, high))
+            rps_lo, rps_hi = (serving.requests_per_second(step, rate) for step in (low, high))
             row.update(
                 capacity_rps=rps_lo,
                 capacity_rps_max=rps_hi,
-                cost_per_million=cost_per_million(low["hourly"], rps_lo),
-                cost_per_million_max=cost_per_million(high["hourly"], rps_hi),
+                cost_per_million=cost_per_million(low.hourly, rps_lo),
+                cost_per_million_max=cost_per_million(high.hourly, rps_hi),
             )
     return row
 
@@ -110,10 +110,10 @@ def build_report(
     today = today or dt.date.today()
     stacks = [e.to_dict() for e in estimates]
     rate = benchmark[BENCHMARK_KEY] if benchmark else None
-    comparison = [_comparison_row(s, rate) for s in stacks]
+    comparison = [_comparison_row(e, rate) for e in estimates]
     assumptions = {
         k: {
-            "value": stacks[0]["assumptions"][k] if stacks else catalogue.assumption(k),
+            "value": estimates[0].assumptions[k] if estimates else catalogue.assumption(k),
             "why": v["why"],
             "flag": v.get("flag"),
         }
@@ -128,7 +128,7 @@ def build_report(
         "benchmark": benchmark,
         "stacks": stacks,
         "comparison": comparison,
-        "break_even": break_even(stacks, rate) if rate else None,
+        "break_even": break_even(estimates, rate) if rate else None,
         "budget": None,
     }
     if max_monthly is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from infra.tables.resource_types import GCP_PROJECT_SERVICE
+
 # Pulumi type module -> the API that serves it ("gcp:compute/instance:Instance" -> module "compute").
 API_FOR_MODULE = {
     "compute": "compute.googleapis.com",
@@ -11,12 +13,11 @@ API_FOR_MODULE = {
     "projects": "cloudresourcemanager.googleapis.com",  # project IAM bindings
     "storage": "storage.googleapis.com",
 }
-SERVICE_TYPE = "gcp:projects/service:Service"  # itself served by serviceusage.googleapis.com, on in every project
 
 
 def api_for(type_token: str) -> str | None:
     """The API a GCP resource type needs, None for what needs none (the Service resource itself)."""
-    if not type_token.startswith("gcp:") or type_token == SERVICE_TYPE:
+    if not type_token.startswith("gcp:") or type_token == GCP_PROJECT_SERVICE:
         return None
     module = type_token.split(":", 2)[1].split("/", 1)[0]
     return API_FOR_MODULE.get(module, f"{module}.googleapis.com")

@@ -1,6 +1,6 @@
 """Which GPUs Compute Engine attaches to which machine types, in what counts and in which zones.
 
-One table, read by the stack config's validation (infra.config) and by the policy pack (policy/), so a
+One table, read by the gpu-vm target's validation (infra/targets/gpu_vm.py) and by the policy pack (policy/), so a
 combination the cloud would reject stops `pulumi up` before anything is created, and `pulumi preview
 --policy-pack policy` catches the same class in any program.
 
