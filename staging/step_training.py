@@ -30,7 +30,7 @@ from infra.mock_plan import plan_stack
 from robojam_format import artifact as weights
 from robojam_format.layout import REPO_ROOT
 from staging.context import Context
-from staging.engine import StagingError
+from staging.errors import StagingError
 
 STACK = "train"
 INSTANCE = "gcp:compute/instance:Instance"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support.artifacts import write_random_artifact
-from support.microjam import check_reply, random_performance
+from support.microjam import check_reply
 
+from devtools.performances import app_performance
+from devtools.random_weights import write_random_artifact
 from service.app import create_app
 from service.engine import Engine
 
-PERF = random_performance(seed=21)
+PERF = app_performance(seed=21)
 
 
 @pytest.fixture(scope="module")
