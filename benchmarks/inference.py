@@ -45,6 +45,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import requests  # noqa: E402
 
+from benchmarks.results import METHODS  # noqa: E402
 from devtools.gunicorn import VENV_BIN, GunicornProcess  # noqa: E402
 from devtools.performances import typical_events  # noqa: E402
 from robojam_format.layout import REPO_ROOT  # noqa: E402
@@ -235,15 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("| method | ms / request (median) | best | CPU ms (median) | vs engine (wall / CPU) |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    labels = {
-        "keras_predict_stateful": "(a) Keras `model.predict` per step, stateful batch-1 model",
-        "keras_predict_on_batch": "(b) Keras `predict_on_batch` per step, same model",
-        "numpy_engine": "(c) NumPy engine (`service/engine.py`)",
-    }
     for name in order:
         r = runs[name]
         print(
-            f"| {labels[name]} | {r.median:,.1f} | {r.best:,.1f} | {r.cpu_median:,.1f} "
+            f"| {METHODS[name]} | {r.median:,.1f} | {r.best:,.1f} | {r.cpu_median:,.1f} "
             f"| {r.median / ours_wall:,.1f}x / {r.cpu_median / ours_cpu:,.1f}x |"
         )
     print(f"worker peak RSS: {rss_mb:.1f} MB ({rss_how})")
