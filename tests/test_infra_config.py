@@ -390,21 +390,6 @@ def test_config_comes_from_the_language_host_environment(monkeypatch):
     assert secret == {"digitalocean:token"}
 
 
-def test_readme_deploy_table_lists_exactly_the_config_keys():
-    readme = (REPO_ROOT / "README.md").read_text()
-    section = readme.split("## Deploy", 1)[1].split("\n## ", 1)[0]
-    rows = [line for line in section.splitlines() if re.match(r"^\| `[a-z]+:[A-Za-z]+` \|", line)]
-    documented = {re.match(r"^\| `([^`]+)`", row).group(1): row for row in rows}
-    assert set(documented) == {key.name for key in KEYS}
-    for key in KEYS:
-        row = documented[key.name]
-        for target in key.targets:
-            assert target in row, (key.name, target)
-        if key.default not in (None, "", []):
-            default = str(key.default).lower() if isinstance(key.default, bool) else str(key.default)
-            assert f"`{default}`" in row, (key.name, default)
-
-
 # --- issue 9: keys and rules added for a real `pulumi up` --------------------------------------------------
 
 
