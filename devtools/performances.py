@@ -2,7 +2,7 @@
 
 - `typical_events(n, seed)`: what the engine reads, `(n, 3)` float32 `[x, y, dt]`, dt about 50 ms.
 - `typical_request(n, seed)`: the same touches as the app's CSV (the benchmarks' and staging's request).
-- `app_performance(seed, seconds)`: a few swipes and taps as the app records them, about `seconds` long.
+- `random_performance(seed, seconds)`: a few swipes and taps as the app records them, about `seconds` long.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def app_csv(rows) -> str:
     return format_rows(rows, separator=APP_SEPARATOR)
 
 
-def app_performance(seed: int, seconds: float = 5.0) -> str:
+def random_performance(seed: int, seconds: float = 5.0) -> str:
     """An app-format performance of a few swipes and taps (random walk), about `seconds` long."""
     rng = np.random.default_rng(seed)
     rows, t = [], rng.uniform(0.0, 0.05)

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from devtools.performances import app_performance
+from devtools.performances import random_performance
 from devtools.random_weights import write_random_artifact
 from robojam_format.performance import clean, parse_csv
 from service.admission import Admission, QueueFull, RateLimited, RateLimiter, client_address, request_cost
@@ -24,7 +24,7 @@ def mixed_requests(count: int = 16) -> list[tuple[np.ndarray, dict]]:
     """Performances of 1 to ~250 rows and options that differ, so requests join and leave at different times."""
     requests = []
     for i in range(count):
-        events = clean(parse_csv(app_performance(seed=i, seconds=0.05 + 0.4 * i)))
+        events = clean(parse_csv(random_performance(seed=i, seconds=0.05 + 0.4 * i)))
         options = {
             "seconds": 0.5 + (i % 5) * 1.5,
             "temperature": (1.5, 0.5, 3.0, 1e-300)[i % 4],
@@ -81,7 +81,7 @@ def test_a_lone_request_is_bit_identical_to_the_engine(engine):
     """Alone in the loop (no overlap), a request takes the engine's own arithmetic: the same reply exactly."""
     batcher = Batcher(engine, max_batch=32)
     for seed in range(6):
-        events = clean(parse_csv(app_performance(seed=seed, seconds=0.2 + seed * 1.5)))  # 1 to ~3 chunks
+        events = clean(parse_csv(random_performance(seed=seed, seconds=0.2 + seed * 1.5)))  # 1 to ~3 chunks
         expected = engine.continue_performance(events, rng=np.random.default_rng(seed))
         assert np.array_equal(batcher.generate(events, rng=np.random.default_rng(seed)), expected)
 
@@ -115,7 +115,7 @@ def test_batched_mdn_outputs_match_the_engine_within_the_keras_tolerance(engine)
 
 
 def test_a_subnormal_temperature_picks_the_top_mixture_like_a_tiny_one(engine):
-    events = clean(parse_csv(app_performance(seed=2)))
+    events = clean(parse_csv(random_performance(seed=2)))
     for generate in (engine.continue_performance, Batcher(engine, max_batch=4).generate):
         tiny = generate(events, temperature=1e-300, rng=np.random.default_rng(9))
         subnormal = generate(events, temperature=5e-324, rng=np.random.default_rng(9))
@@ -125,7 +125,7 @@ def test_a_subnormal_temperature_picks_the_top_mixture_like_a_tiny_one(engine):
 
 def test_a_request_not_done_in_time_is_dropped_and_the_loop_serves_on(engine):
     batcher = Batcher(engine, max_batch=4)
-    events = clean(parse_csv(app_performance(seed=4)))
+    events = clean(parse_csv(random_performance(seed=4)))
     with pytest.raises(TimeoutError):
         batcher.generate(events, seconds=10.0, rng=np.random.default_rng(0), timeout=1e-4)
     assert len(batcher.generate(events, seconds=1.0, rng=np.random.default_rng(0), timeout=60)) > 0
@@ -134,7 +134,7 @@ def test_a_request_not_done_in_time_is_dropped_and_the_loop_serves_on(engine):
 def test_a_failing_iteration_fails_its_requests_frees_their_slots_and_the_loop_serves_on(engine):
     """More failures than the batch has slots: a slot not given back would stop the loop at the third."""
     batcher = Batcher(engine, max_batch=2)
-    events = clean(parse_csv(app_performance(seed=4)))
+    events = clean(parse_csv(random_performance(seed=4)))
     original, failures = batcher._iterate, []
 
     def failing(batch):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from support.microjam import parse_app_csv, parse_touch_line
 
-from devtools.performances import app_performance, typical_events, typical_request
+from devtools.performances import random_performance, typical_events, typical_request
 from robojam_format.performance import clean, parse_csv
 
 
@@ -28,8 +28,8 @@ def test_the_typical_request_is_the_typical_events_as_the_app_writes_them():
 
 def test_an_app_performance_lasts_about_the_seconds_asked_and_the_app_reads_every_row():
     for seconds in (0.3, 5.0):
-        text = app_performance(seed=2, seconds=seconds)
+        text = random_performance(seed=2, seconds=seconds)
         touches = parse_app_csv(text)
         assert len(touches) == text.count("\n") - 1 and touches[0].mov == 0.0
         assert seconds - 0.7 < touches[-1].time < seconds + 0.7
-    assert app_performance(seed=2) == app_performance(seed=2) != app_performance(seed=3)
+    assert random_performance(seed=2) == random_performance(seed=2) != random_performance(seed=3)

@@ -20,7 +20,7 @@ from support import require
 from support.microjam import check_reply
 
 from devtools.gunicorn import VENV_BIN, GunicornProcess
-from devtools.performances import app_performance
+from devtools.performances import random_performance
 from devtools.ports import free_port
 from devtools.random_weights import write_random_artifact
 from robojam_format.layout import REPO_ROOT, SHIPPED_WEIGHTS
@@ -183,7 +183,7 @@ def test_cmd_serves_and_healthcheck_passes(parsed, tmp_path):
         server.wait_ready()
         ready = requests.get(server.url + "/readyz", timeout=10)
         assert ready.status_code == 200
-        reply = requests.post(server.url + "/api/predict", json={"perf": app_performance(seed=1)}, timeout=60)
+        reply = requests.post(server.url + "/api/predict", json={"perf": random_performance(seed=1)}, timeout=60)
         assert reply.status_code == 200, reply.text
         check_reply(reply.json()["response"], seconds=5.0)
         assert subprocess.run(healthcheck, cwd=REPO_ROOT, env=env, timeout=30).returncode == 0

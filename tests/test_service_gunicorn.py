@@ -17,13 +17,13 @@ from support import require
 from support.microjam import check_reply
 
 from devtools.gunicorn import VENV_BIN, GunicornProcess, child_pids
-from devtools.performances import app_performance
+from devtools.performances import random_performance
 from devtools.random_weights import write_random_artifact
 from robojam_format.layout import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 GUNICORN = [str(VENV_BIN / "gunicorn"), "-c", "service/gunicorn_conf.py"]
-PERF = app_performance(seed=3)
+PERF = random_performance(seed=3)
 
 
 @pytest.fixture(scope="module")

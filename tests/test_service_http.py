@@ -16,7 +16,7 @@ import requests
 from support.microjam import check_reply, parse_app_csv
 
 from devtools.gunicorn import GunicornProcess, child_pids
-from devtools.performances import app_performance
+from devtools.performances import random_performance
 from devtools.random_weights import write_random_artifact
 
 pytestmark = pytest.mark.slow
@@ -31,7 +31,7 @@ APP_PERF = (
     "1.619212, 0.857143, 0.263848, 20.000000, 0\n1.642492, 0.854227, 0.281341, 20.000000, 1\n"
     "4.376275, 0.542274, 0.860058, 20.000000, 0\n4.419554, 0.543732, 0.860058, 20.000000, 1\n"
 )
-PERF = app_performance(seed=7)
+PERF = random_performance(seed=7)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,9 @@ def reply_of(response: requests.Response) -> str:
 # ---- the app's requests --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("perf", [APP_PERF, PERF, app_performance(seed=8, seconds=0.3)], ids=["app", "swipes", "tap"])
+@pytest.mark.parametrize(
+    "perf", [APP_PERF, PERF, random_performance(seed=8, seconds=0.3)], ids=["app", "swipes", "tap"]
+)
 def test_app_format_request_gets_a_reply_the_app_accepts(server, perf):
     text = reply_of(predict(server, {"perf": perf}))
     touches = check_reply(text, seconds=5.0)

@@ -28,12 +28,12 @@ from support import require
 from support.microjam import check_reply
 
 from devtools.gunicorn import VENV_BIN, GunicornProcess, child_pids
-from devtools.performances import app_csv, app_performance
+from devtools.performances import app_csv, random_performance
 from devtools.random_weights import write_random_artifact
 from robojam_format.layout import REPO_ROOT, SHIPPED_WEIGHTS
 
 pytestmark = pytest.mark.slow
-PERF = app_performance(seed=11)
+PERF = random_performance(seed=11)
 GUNICORN = [str(VENV_BIN / "gunicorn"), "-c", "service/gunicorn_conf.py", "service.app:create_app()"]
 
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from support.microjam import check_reply
 
-from devtools.performances import app_performance
+from devtools.performances import random_performance
 from devtools.random_weights import write_random_artifact
 from service.app import create_app
 from service.engine import Engine
 
-PERF = app_performance(seed=21)
+PERF = random_performance(seed=21)
 
 
 @pytest.fixture(scope="module")
