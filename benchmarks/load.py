@@ -178,7 +178,7 @@ def run_model(
 
 
 def ratios(off: dict, on: dict) -> dict:
-    """The issue's targets as ratios of the same run (those whose client level was measured)."""
+    """Batching on against off as ratios of the same run (those whose client level was measured)."""
     off_at, on_at = {r["clients"]: r for r in off["results"]}, {r["clients"]: r for r in on["results"]}
     found = {}
     if 16 in on_at:
