@@ -13,7 +13,7 @@ export ROBOJAM_DATA
 help:
 	@echo "make serve  - serve the shipped model on http://127.0.0.1:5000 (NumPy only, no TensorFlow)"
 	@echo "make test   - install everything (dev venv + tools) and run the whole test suite"
-	@echo "make bench  - inference benchmark (Keras vs NumPy engine); results go into the README"
+	@echo "make bench  - inference benchmark (Keras vs NumPy engine): benchmarks/latest.json (see benchmarks/README.md)"
 	@echo "make bench-load - the service under 1-64 concurrent clients, batching off vs on (benchmarks/load.json)"
 	@echo "make costs  - price every Pulumi stack offline from the bundled catalogue"
 	@echo "make lint   - ruff check + ruff format --check (fails on either)"
@@ -71,7 +71,7 @@ policy/venv/.installed: policy/requirements.txt
 	policy/venv/bin/pip install -q -r policy/requirements.txt
 	touch $@
 
-# Staging on this machine: the image and every target run for real (see README "Staging"); state in build/staging.
+# Staging on this machine: the image and every target run for real (docs/staging.md); state in build/staging.
 staging: venv
 	$(PY) -m staging
 

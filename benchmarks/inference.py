@@ -2,7 +2,7 @@
 
     python -m benchmarks.inference [--quick] [--out benchmarks/latest.json]
 
-One request = condition on 100 touches (5 s of playing) and generate a 5 s continuation with the default
+One request = condition on 100 touches (about 5 s of playing) and generate a 5 s continuation with the default
 2 x 512 x 5 model (random weights; the dt means are biased to ~50 ms per touch so the continuation has a
 realistic ~100 touches instead of crawling at the 1 ms minimum). Every method runs the same request with the same
 sampling draws, so they generate the same touches and do the same number of network steps:
@@ -34,33 +34,26 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
-import socket  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-import urllib.error  # noqa: E402
-import urllib.request  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+import requests  # noqa: E402
 
+from benchmarks.results import METHODS  # noqa: E402
+from devtools.gunicorn import VENV_BIN, GunicornProcess  # noqa: E402
+from devtools.performances import typical_events  # noqa: E402
 from robojam_format.layout import REPO_ROOT  # noqa: E402
 from robojam_format.performance import APP_SEPARATOR, format_csv  # noqa: E402
 from service.engine import MAX_STEPS, Engine, Sampler  # noqa: E402
 
-EVENTS, SECONDS, DT = 100, 5.0, 0.05
+EVENTS, SECONDS, DT = 100, 5.0, 0.05  # DT: the dt the model's random weights aim for
 SEED = 2024
-
-
-def request_events(seed: int = SEED) -> np.ndarray:
-    """100 touches spread over 5 s: the benchmark's conditioning performance."""
-    rng = np.random.default_rng(seed)
-    events = np.column_stack([rng.random(EVENTS), rng.random(EVENTS), np.full(EVENTS, DT)]).astype(np.float32)
-    events[0, 2] = 0.0
-    return events
 
 
 def build_models(tmp: Path):
@@ -131,52 +124,19 @@ class Timing:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ready(base: str) -> bool:
-    try:
-        with urllib.request.urlopen(base + "/readyz", timeout=2) as reply:
-            return reply.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def gunicorn_worker_rss_mb(weights: Path, events: np.ndarray) -> tuple[float, str]:
+def gunicorn_worker_rss_mb(weights: Path, events: np.ndarray, tmp: Path) -> tuple[float, str]:
     """Peak RSS (VmHWM) of a real gunicorn worker after warm-up and one request; falls back to a bare engine."""
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    if gunicorn.is_file() and (REPO_ROOT / "service" / "app.py").is_file():
-        port = _free_port()
-        env = {
-            **os.environ,
-            "ROBOJAM_WEIGHTS": str(weights),
-            "ROBOJAM_WORKERS": "1",
-            "ROBOJAM_BIND": f"127.0.0.1:{port}",
-        }
-        cmd = [str(gunicorn), "-c", "service/gunicorn_conf.py", "service.app:create_app()"]
-        server = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 120
-            while not _ready(base):
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("the gunicorn server did not become ready within 120 s.")
-                time.sleep(0.2)
-            body = json.dumps({"perf": format_csv(events, separator=APP_SEPARATOR)}).encode()
-            post = urllib.request.Request(base + "/api/predict", body, {"Content-Type": "application/json"})
-            with urllib.request.urlopen(post, timeout=60) as reply:
-                if "response" not in json.load(reply):
-                    raise RuntimeError("/api/predict answered without a 'response'.")
-            children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
-            status = Path(f"/proc/{children[0]}/status").read_text()
+    if (VENV_BIN / "gunicorn").is_file() and (REPO_ROOT / "service" / "app.py").is_file():
+        env = {"ROBOJAM_WEIGHTS": str(weights), "ROBOJAM_WORKERS": "1"}
+        with GunicornProcess(tmp / "gunicorn.log", env=env) as server:
+            server.wait_ready(timeout=120)
+            body = {"perf": format_csv(events, separator=APP_SEPARATOR)}
+            reply = requests.post(server.url + "/api/predict", json=body, timeout=60)
+            if "response" not in reply.json():
+                raise RuntimeError("/api/predict answered without a 'response'.")
+            status = Path(f"/proc/{server.workers()[0]}/status").read_text()
             hwm_kb = int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1])
             return hwm_kb / 1024, "gunicorn worker (VmHWM after warm-up + one /api/predict)"
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     code = (
         "import resource, sys, numpy as np; from service.engine import Engine; "
         "e = Engine.load(sys.argv[1]); ev = np.load(sys.argv[2]); "
@@ -216,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     reps = {"engine": 30, "batch": 3, "predict": 1} if args.quick else {"engine": 200, "batch": 10, "predict": 3}
 
-    events = request_events()
+    events = typical_events(EVENTS, SEED)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         stateful, engine, weights = build_models(Path(tmp))
@@ -235,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             warm=0,
         )
         _progress("(a) keras predict", runs["keras_predict_stateful"])
-        rss_mb, rss_how = gunicorn_worker_rss_mb(weights, events)
+        rss_mb, rss_how = gunicorn_worker_rss_mb(weights, events, Path(tmp))
     load_after = os.getloadavg()
     ours = runs["numpy_engine"].result
     same = all(len(r.result) == len(ours) and float(np.abs(r.result - ours).max()) < 1e-4 for r in runs.values())
@@ -276,15 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("| method | ms / request (median) | best | CPU ms (median) | vs engine (wall / CPU) |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    labels = {
-        "keras_predict_stateful": "(a) Keras `model.predict` per step, stateful batch-1 model",
-        "keras_predict_on_batch": "(b) Keras `predict_on_batch` per step, same model",
-        "numpy_engine": "(c) NumPy engine (`service/engine.py`)",
-    }
     for name in order:
         r = runs[name]
         print(
-            f"| {labels[name]} | {r.median:,.1f} | {r.best:,.1f} | {r.cpu_median:,.1f} "
+            f"| {METHODS[name]} | {r.median:,.1f} | {r.best:,.1f} | {r.cpu_median:,.1f} "
             f"| {r.median / ours_wall:,.1f}x / {r.cpu_median / ours_cpu:,.1f}x |"
         )
     print(f"worker peak RSS: {rss_mb:.1f} MB ({rss_how})")

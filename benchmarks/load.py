@@ -2,11 +2,11 @@
 
 One gunicorn worker with the service's own config, pinned to one core with `taskset` (a 1 vCPU droplet), on
 127.0.0.1; the clients run in this process, pinned to another core. For each weights file (the shipped 2x256 and
-random 2x512 weights written with the contract's artifact writer) and each setting (ROBOJAM_MAX_BATCH=1, i.e.
-off, and the default), closed-loop clients at 1, 4, 16 and 64 concurrent each send the typical request (100
-touches, 5 s, a fresh seed each time) for a fixed time, split into rounds that alternate the two settings; a
-client told 503 waits Retry-After seconds. Reported:
-served req/s, p50 and p99 of served requests, the share answered 503, and the worker's RSS before and after.
+random 2x512 weights from `devtools.random_weights`) and each setting (ROBOJAM_MAX_BATCH=1, i.e. off, and the
+default), closed-loop clients at 1, 4, 16 and 64 concurrent each send the typical request (100 touches, about 5 s:
+`devtools.performances.typical_request`, a fresh sampling seed each time) for a fixed time, split into rounds
+that alternate the two settings; a client told 503 waits Retry-After seconds. Reported: served req/s, p50 and
+p99 of served requests, the share answered 503, and the worker's RSS before and after.
 Raw results: benchmarks/load.json.
 
     python -m benchmarks.load [--seconds 8] [--out benchmarks/load.json] [--table RESULTS.json]
@@ -21,8 +21,6 @@ import json
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,44 +29,15 @@ from pathlib import Path
 
 import numpy as np
 
-from robojam_format import artifact as spec
+from devtools.gunicorn import GunicornProcess
+from devtools.performances import typical_request
+from devtools.random_weights import write_random_artifact
 from robojam_format.layout import REPO_ROOT, SHIPPED_WEIGHTS
-from robojam_format.performance import format_rows
 
 CLIENTS = (1, 4, 16, 64)
 ROUNDS = 4  # each level's measured seconds are split into this many rounds, alternating the settings
 SERVER_CORE, CLIENT_CORE = 0, 1
-
-
-def typical_perf(rows: int = 100, seconds: float = 5.0) -> str:
-    """The typical request: `rows` touches over `seconds`, as the app writes them."""
-    rng = np.random.default_rng(7)
-    times = np.linspace(0.0, seconds, rows)
-    x = np.clip(0.5 + np.cumsum(rng.normal(0, 0.03, rows)), 0, 1)
-    y = np.clip(0.5 + np.cumsum(rng.normal(0, 0.03, rows)), 0, 1)
-    return format_rows((t, a, b, 20.0, int(i > 0)) for i, (t, a, b) in enumerate(zip(times, x, y, strict=True)))
-
-
-def random_weights(path: Path, units: int, layers: int = 2, mixtures: int = 5) -> Path:
-    """Random Glorot-uniform weights in the artifact format, dt means biased to ~50 ms per touch."""
-    rng = np.random.default_rng(0)
-    arrays = {}
-    for key, shape in spec.expected_shapes(units, layers, mixtures).items():
-        if len(shape) == 2:
-            limit = np.sqrt(6.0 / sum(shape))
-            arrays[key] = rng.uniform(-limit, limit, size=shape).astype(np.float32)
-        else:
-            arrays[key] = np.zeros(shape, dtype=np.float32)
-    mus = arrays["mdn_mus_bias"]
-    mus[0::3], mus[1::3], mus[2::3] = 0.5 * spec.SCALE, 0.5 * spec.SCALE, 0.05 * spec.SCALE
-    metadata = spec.new_metadata(units, layers, mixtures, training={"note": "random weights for make bench-load"})
-    return spec.write(path, metadata, arrays)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+RANDOM_NOTE = {"note": "random weights for make bench-load"}
 
 
 def rss_mb(pid: int) -> float:
@@ -78,59 +47,16 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-class Server:
-    """gunicorn, one worker, pinned to SERVER_CORE."""
-
-    def __init__(self, weights: Path, max_batch: int, log: Path):
-        self.port = free_port()
-        env = {
-            **os.environ,
-            "ROBOJAM_WEIGHTS": str(weights),
-            "ROBOJAM_BIND": f"127.0.0.1:{self.port}",
-            "ROBOJAM_WORKERS": "1",
-            "ROBOJAM_MAX_BATCH": str(max_batch),
-            "ROBOJAM_ACCESS_LOG": os.devnull,
-            "PROMETHEUS_MULTIPROC_DIR": "",
-        }
-        gunicorn = str(Path(sys.executable).parent / "gunicorn")
-        cmd = [
-            "taskset",
-            "-c",
-            str(SERVER_CORE),
-            gunicorn,
-            "-c",
-            "service/gunicorn_conf.py",
-            "service.app:create_app()",
-        ]
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)  # fmt: skip
-        deadline = time.monotonic() + 120
-        while not self._ready():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"server did not start:\n{log.read_text()[-2000:]}")
-            time.sleep(0.2)
-
-    def _ready(self) -> bool:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-            conn.request("GET", "/readyz")
-            return conn.getresponse().status == 200
-        except OSError:
-            return False
-
-    @property
-    def worker(self) -> int:
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
-        return int(children[0])
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+def start_server(weights: Path, max_batch: int, log: Path) -> GunicornProcess:
+    """gunicorn with the service's own config, one worker, pinned to SERVER_CORE; ready to serve."""
+    env = {
+        "ROBOJAM_WEIGHTS": str(weights),
+        "ROBOJAM_WORKERS": "1",
+        "ROBOJAM_MAX_BATCH": str(max_batch),
+        "ROBOJAM_ACCESS_LOG": os.devnull,
+        "PROMETHEUS_MULTIPROC_DIR": "",
+    }
+    return GunicornProcess(log, env=env, prefix=("taskset", "-c", str(SERVER_CORE))).start()
 
 
 def load(port: int, clients: int, seconds: float, perf: str) -> dict:
@@ -228,8 +154,9 @@ def run_model(
     servers = []
     try:
         for max_batch in settings:
-            servers.append(Server(weights, max_batch, tmp / f"{label}-{max_batch}.log"))
-        runs = [{"max_batch": m, "rss_mb_before": round(rss_mb(s.worker), 1), "results": []}
+            servers.append(start_server(weights, max_batch, tmp / f"{label}-{max_batch}.log"))
+            servers[-1].wait_ready(timeout=120)
+        runs = [{"max_batch": m, "rss_mb_before": round(rss_mb(s.workers()[0]), 1), "results": []}
                 for m, s in zip(settings, servers, strict=True)]  # fmt: skip
         for level in clients:
             parts: list[list[dict]] = [[] for _ in servers]
@@ -243,7 +170,7 @@ def run_model(
                 print(f"  {label} max_batch={run['max_batch']} clients={level}: {row}", flush=True)
                 run["results"].append(row)
         for server, run in zip(servers, runs, strict=True):
-            run["rss_mb_after"] = round(rss_mb(server.worker), 1)
+            run["rss_mb_after"] = round(rss_mb(server.workers()[0]), 1)
         return runs
     finally:
         for server in servers:
@@ -251,7 +178,7 @@ def run_model(
 
 
 def ratios(off: dict, on: dict) -> dict:
-    """The issue's targets as ratios of the same run (those whose client level was measured)."""
+    """Batching on against off as ratios of the same run (those whose client level was measured)."""
     off_at, on_at = {r["clients"]: r for r in off["results"]}, {r["clients"]: r for r in on["results"]}
     found = {}
     if 16 in on_at:
@@ -266,7 +193,7 @@ def ratios(off: dict, on: dict) -> dict:
 
 
 def markdown(report: dict) -> str:
-    """The README's table: one row per model, setting and client count, then the ratios."""
+    """The results table (benchmarks/README.md): one row per model, setting and client count."""
     lines = [
         "| weights | batching | clients | req/s | p50 ms | p99 ms | 503 share | /healthz p50 / max ms "
         "| worker RSS MB before / after |",
@@ -303,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     os.sched_setaffinity(0, {CLIENT_CORE})
     from service.settings import DEFAULT_MAX_BATCH
 
-    perf = typical_perf()
+    perf = typical_request(seed=7)
     load_before = os.getloadavg()
     report = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -317,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         for label, weights in (
             ("2x256 shipped", lambda: SHIPPED_WEIGHTS),
-            ("2x512 random", lambda: random_weights(tmp / "w512.npz", 512)),
+            ("2x512 random", lambda: write_random_artifact(tmp / "w512.npz", units=512, training=RANDOM_NOTE)),
         ):
             if label.split()[0] not in models:
                 continue

@@ -97,7 +97,7 @@ def weights_path(env: Mapping[str, str] | None = None) -> Path:
 
 
 def from_env(env: Mapping[str, str] | None = None) -> dict:
-    """Flask config keys built from the environment (see the README's API section for the variables)."""
+    """Flask config keys built from the environment (docs/api.md lists the variables)."""
     env = _environ(env)
     return {
         "ROBOJAM_WEIGHTS": weights_path(env),

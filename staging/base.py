@@ -18,7 +18,8 @@ from pathlib import Path
 
 from dockerfile_parse import DockerfileParser
 
-from staging.engine import Engine, StagingError
+from staging.errors import StagingError
+from staging.podman import Podman
 
 SUITE = "bookworm"
 PACKAGES = ("python3", "python3-venv")  # venv: the Dockerfile runs `python -m venv`; the official image has it
@@ -117,11 +118,11 @@ def _digest(path: Path) -> str:
     return sha.hexdigest()[:16]
 
 
-def import_base(engine: Engine, tarball: Path, name: str, log) -> None:
+def import_base(containers: Podman, tarball: Path, name: str, log) -> None:
     """Import the rootfs under the Dockerfile's FROM name, unless this very tarball is already there."""
     digest = _digest(tarball)
     label = "robojam.staging.base"
-    seen = engine.podman("image", "inspect", "--format", f'{{{{index .Labels "{label}"}}}}', name, check=False)
+    seen = containers.podman("image", "inspect", "--format", f'{{{{index .Labels "{label}"}}}}', name, check=False)
     if seen.returncode == 0 and seen.stdout.strip() == digest:
         log(f"base: {name} already imported ({digest})")
         return
@@ -133,5 +134,5 @@ def import_base(engine: Engine, tarball: Path, name: str, log) -> None:
         'CMD ["python3"]',
     ]
     args = [arg for change in changes for arg in ("--change", change)]
-    engine.podman("import", *args, str(tarball), name, timeout=600)
+    containers.podman("import", *args, str(tarball), name, timeout=600)
     log(f"base: imported {tarball.name} as {name} ({digest})")

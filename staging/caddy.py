@@ -17,9 +17,10 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from devtools.ports import free_port
 from staging import adapt
-from staging.context import Context, free_port
-from staging.engine import StagingError
+from staging.context import Context
+from staging.errors import StagingError
 
 
 @dataclass(frozen=True)

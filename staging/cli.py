@@ -15,7 +15,8 @@ from pathlib import Path
 from robojam_format.layout import REPO_ROOT
 from staging import base
 from staging.context import Context
-from staging.engine import TOOLS, Engine, StagingError
+from staging.errors import StagingError
+from staging.podman import TOOLS, Podman
 from staging.report import StepResult, log_tail, table
 
 Step = Callable[[Context], tuple[str, dict]]
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"staging: {base.CAVEAT}", flush=True)
     build_dir = args.build_dir.resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
-    ctx = Context(build_dir=build_dir, engine=Engine.under(build_dir))
+    ctx = Context(build_dir=build_dir, containers=Podman.under(build_dir))
     results = run_steps(ctx, chosen)
     if args.json:
         args.json.write_text(json.dumps([r.as_dict() for r in results], indent=2) + "\n")

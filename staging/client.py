@@ -5,20 +5,13 @@ from __future__ import annotations
 import threading
 import time
 
-import numpy as np
 import requests
 
+from devtools.performances import typical_request
 from robojam_format import performance
-from staging.engine import StagingError
+from staging.errors import StagingError
 
 POLL_SECONDS = 0.05  # the downtime client's period
-
-
-def microjam_performance(seed: int = 1, touches: int = 100) -> str:
-    """A MicroJam app CSV (`time,x,y,z,moving`) of `touches` events, seeded."""
-    rng = np.random.default_rng(seed)
-    events = np.column_stack([rng.uniform(0.05, 0.95, (touches, 2)), rng.uniform(0.02, 0.08, touches)])
-    return performance.format_csv(events)
 
 
 def wait_for(url: str, status: int = 200, timeout: float = 120, **kwargs) -> float:
@@ -39,7 +32,7 @@ def wait_for(url: str, status: int = 200, timeout: float = 120, **kwargs) -> flo
 
 def predict(base_url: str, *, touches: int = 100, seconds: float = 5.0, seed: int = 1, timeout: float = 60, **kw):
     """POST a MicroJam performance; returns the reply's events. Raises StagingError unless it is a valid reply."""
-    body = {"perf": microjam_performance(seed, touches), "seed": seed, "seconds": seconds}
+    body = {"perf": typical_request(touches, seed), "seed": seed, "seconds": seconds}
     reply = requests.post(f"{base_url}/api/predict", json=body, timeout=timeout, **kw)
     if reply.status_code != 200:
         raise StagingError(f"/api/predict answered {reply.status_code}: {reply.text[:300]}")

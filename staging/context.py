@@ -1,31 +1,22 @@
-"""What every step shares: the build folder, the container engine, the image tags and a per-step log."""
+"""What every step shares: the build folder, podman and buildah (`containers`), the image tags and a per-step log."""
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from robojam_format.layout import REPO_ROOT
-from staging.engine import Engine
+from staging.podman import Podman
 
 IMAGE = "localhost/robojam:staging"
 IMAGE_NEXT = "localhost/robojam:staging-next"  # the second tag the droplet rollout switches to
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (host networking: containers share the host's ports)."""
-    with contextlib.closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class Context:
     build_dir: Path
-    engine: Engine
+    containers: Podman
     repo: Path = REPO_ROOT
     log_path: Path | None = None
     facts: dict = field(default_factory=dict)  # what one step leaves for later ones (e.g. the image was built)

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 
 import yaml
 
+from devtools.ports import free_port
 from infra.tables import resource_types as types
 from robojam_format.layout import REPO_ROOT
 from staging.caddy import Proxy
-from staging.context import Context, free_port
-from staging.engine import StagingError
+from staging.context import Context
+from staging.errors import StagingError
 
 REMOTE_COMMAND = types.REMOTE_COMMAND
 INSTALLED_AS = "/usr/local/sbin/robojam-rollout"
@@ -119,7 +120,7 @@ class RolloutRunner:
     def deploy(self, image: str, timeout: float = 300) -> str:
         """One run of the rollout script; its output. A non-zero exit raises StagingError."""
         env = {
-            **self.ctx.engine.env,
+            **self.ctx.containers.env,
             **self.rollout.env,
             "PYTHONPATH": str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
             "DOCKER": "podman",
@@ -148,14 +149,14 @@ class RolloutRunner:
         """(container, port) of the slot that serves now."""
         for slot, port in zip(("a", "b"), self.ports, strict=False):
             name = f"{self.rollout.name}-{slot}"
-            state = self.ctx.engine.podman("inspect", "--format", "{{.State.Running}}", name, check=False)
+            state = self.ctx.containers.podman("inspect", "--format", "{{.State.Running}}", name, check=False)
             if state.stdout.strip() == "true":
                 return name, port
         raise StagingError("no rollout slot is running.")
 
     def remove_all(self) -> None:
         for slot in ("a", "b"):
-            self.ctx.engine.podman("rm", "--force", "--time", "0", f"{self.rollout.name}-{slot}", check=False)
+            self.ctx.containers.podman("rm", "--force", "--time", "0", f"{self.rollout.name}-{slot}", check=False)
 
 
 @contextlib.contextmanager

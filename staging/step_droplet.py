@@ -26,7 +26,7 @@ from staging import caddy, client
 from staging.client import POLL_SECONDS, Poller
 from staging.context import IMAGE_NEXT, Context
 from staging.droplet_rollout import Rollout, rollout_of, slots, write_files
-from staging.engine import StagingError
+from staging.errors import StagingError
 
 STACK = "dev"
 DROPLET = types.DO_DROPLET
@@ -88,7 +88,7 @@ def stop_with_requests_in_flight(ctx: Context, url: str, stop: list[str], wait_e
             raise StagingError(f"an in-flight request ended before the stop began ({error or 'too short'}).")
         ctx.log(f"in flight when stopping: {seen if seen is not None else 'unknown (no /metrics)'}")
         start = time.monotonic()
-        done = ctx.engine.run(stop[0], *stop[1:], timeout=limit + 30, check=False)
+        done = ctx.containers.run(stop[0], *stop[1:], timeout=limit + 30, check=False)
         ctx.log(f"$ {' '.join(stop)} -> {done.returncode} {done.stdout.strip()}")
         try:
             exit_code = wait_exit(max(limit - (time.monotonic() - start), 1))
@@ -111,7 +111,7 @@ def stop_with_requests_in_flight(ctx: Context, url: str, stop: list[str], wait_e
 def check_serving(ctx: Context, url: str, container: str) -> dict:
     ready = client.wait_for(f"{url}{READY_PATH}", timeout=120)
     events = client.predict(url)
-    health = ctx.engine.podman("healthcheck", "run", container, check=False)
+    health = ctx.containers.podman("healthcheck", "run", container, check=False)
     if health.returncode != 0:
         raise StagingError(f"the image's HEALTHCHECK failed: {(health.stdout + health.stderr).strip()}")
     return {"ready_seconds": round(ready, 1), "predict_touches": len(events)}
@@ -134,12 +134,12 @@ def predict_loop(url: str, stop: threading.Event, outcomes: list) -> None:
 
 def second_image(ctx: Context) -> str:
     """The same image under a second tag with its own ID (a label), as a new build would be."""
-    work = ctx.engine.buildah("from", "--pull-never", ctx.facts["image"]).stdout.strip().splitlines()[-1]
+    work = ctx.containers.buildah("from", "--pull-never", ctx.facts["image"]).stdout.strip().splitlines()[-1]
     try:
-        ctx.engine.buildah("config", "--label", "robojam.staging.rollout=next", work)
-        ctx.engine.buildah("commit", "--quiet", work, IMAGE_NEXT, timeout=300)
+        ctx.containers.buildah("config", "--label", "robojam.staging.rollout=next", work)
+        ctx.containers.buildah("commit", "--quiet", work, IMAGE_NEXT, timeout=300)
     finally:
-        ctx.engine.buildah("rm", work, check=False)
+        ctx.containers.buildah("rm", work, check=False)
     return IMAGE_NEXT
 
 
@@ -177,7 +177,7 @@ def run_rollout(ctx: Context, recorded, rollout: Rollout) -> tuple[str, dict]:
             if not outcomes or len(failed) == len(outcomes):
                 raise StagingError(f"no /api/predict through Caddy succeeded during the rollout: {failed[:1]}")
             container, port = runner.serving()
-            image = ctx.engine.podman("inspect", "--format", "{{.Config.Image}}", container).stdout.strip()
+            image = ctx.containers.podman("inspect", "--format", "{{.Config.Image}}", container).stdout.strip()
             if image != next_image:
                 raise StagingError(f"after the rollout {container} runs {image}, not {next_image}.")
             again = runner.deploy(next_image)
@@ -186,7 +186,7 @@ def run_rollout(ctx: Context, recorded, rollout: Rollout) -> tuple[str, dict]:
 
             def wait_exit(seconds: float) -> int:
                 try:
-                    done = ctx.engine.podman("wait", container, timeout=seconds, check=False)
+                    done = ctx.containers.podman("wait", container, timeout=seconds, check=False)
                 except subprocess.TimeoutExpired:
                     raise TimeoutError from None
                 if done.returncode != 0:

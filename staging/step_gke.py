@@ -13,12 +13,13 @@ import time
 import requests
 import yaml
 
+from devtools.ports import free_port
 from infra.mock_plan import plan_stack
 from infra.tables import resource_types as types
 from infra.tables.image_contract import CONTAINER_PORT, READY_PATH
 from staging import adapt, client
-from staging.context import Context, free_port
-from staging.engine import StagingError
+from staging.context import Context
+from staging.errors import StagingError
 
 STACK = "gke"
 DEPLOYMENT = types.K8S_DEPLOYMENT
@@ -30,7 +31,7 @@ def deployment(stack: str = STACK) -> dict:
 
 
 def _exec(ctx: Context, container: str, script: str):
-    return ctx.engine.podman("exec", container, "sh", "-c", script, check=False, timeout=30)
+    return ctx.containers.podman("exec", container, "sh", "-c", script, check=False, timeout=30)
 
 
 def check_filesystem(ctx: Context, container: str) -> None:
@@ -69,9 +70,9 @@ def run(ctx: Context) -> tuple[str, dict]:
     path.write_text(yaml.safe_dump(manifest, sort_keys=False))
     ctx.log(f"manifest (changes: {'; '.join(adapt.CHANGES['gke'])}):\n{path.read_text()}")
     url = f"http://127.0.0.1:{port}"
-    ctx.engine.podman("kube", "down", str(path), check=False, timeout=120)
+    ctx.containers.podman("kube", "down", str(path), check=False, timeout=120)
     try:
-        played = ctx.engine.podman("kube", "play", str(path), timeout=300)
+        played = ctx.containers.podman("kube", "play", str(path), timeout=300)
         ctx.log(played.stdout + played.stderr)
         container = f"{manifest['metadata']['name']}-pod-0-{container_spec['name']}"
         pod = f"{manifest['metadata']['name']}-pod-0"
@@ -85,15 +86,15 @@ def run(ctx: Context) -> tuple[str, dict]:
                 raise StagingError(f"the {probe} path {probe_path} answered {answer.status_code}.")
         events = client.predict(url)
         start = time.monotonic()
-        ctx.engine.podman("pod", "stop", "--time", str(grace), pod, timeout=grace + 60)
+        ctx.containers.podman("pod", "stop", "--time", str(grace), pod, timeout=grace + 60)
         stop_seconds = time.monotonic() - start
-        exit_code = ctx.engine.podman("inspect", "--format", "{{.State.ExitCode}}", container).stdout.strip()
+        exit_code = ctx.containers.podman("inspect", "--format", "{{.State.ExitCode}}", container).stdout.strip()
         if exit_code != "0":
             raise StagingError(
                 f"the service container exited {exit_code} on stop (137: killed after the grace period)."
             )
     finally:
-        ctx.engine.podman("kube", "down", str(path), check=False, timeout=120)
+        ctx.containers.podman("kube", "down", str(path), check=False, timeout=120)
     measured = {"ready_seconds": round(ready, 1), "uid": uid, "probes": probes, "stop_seconds": round(stop_seconds, 2)}
     detail = (
         f"ready in {ready:.1f} s, read-only root enforced, UID {uid}, probes {', '.join(sorted(set(probes.values())))} "

@@ -12,11 +12,12 @@ import json
 import subprocess
 import time
 
+from devtools.performances import typical_request
 from infra.tables.image_contract import READY_PATH
-from staging import adapt, caddy, client
+from staging import adapt, caddy
 from staging.context import Context
 from staging.droplet_rollout import rollout_of, slots
-from staging.engine import StagingError
+from staging.errors import StagingError
 from staging.step_droplet import caddyfile_of, plan
 
 DOMAIN = "jam.example.org"
@@ -69,7 +70,7 @@ def run(ctx: Context) -> tuple[str, dict]:
                 time.sleep(0.3)
             if status != 200:
                 raise StagingError(f"{site}{READY_PATH} through Caddy (TLS, internal CA) gave {status} {body[:200]}")
-            perf = json.dumps({"perf": client.microjam_performance(), "seed": 1})
+            perf = json.dumps({"perf": typical_request(seed=1), "seed": 1})
             status, body = curl(
                 *resolve, "--cacert", str(root_ca), "-H", "Content-Type: application/json", "--data", perf,
                 f"{site}/api/predict",

@@ -13,15 +13,15 @@ def build(ctx: Context) -> tuple[str, dict]:
     name = base.from_name(dockerfile)
     ctx.log(base.CAVEAT)
     tarball = base.rootfs_tarball(ctx.build_dir, ctx.log)
-    base.import_base(ctx.engine, tarball, name, ctx.log)
+    base.import_base(ctx.containers, tarball, name, ctx.log)
     start = time.monotonic()
-    done = ctx.engine.buildah(
+    done = ctx.containers.buildah(
         "bud", "--pull-never", "--layers", "--format", "docker", "-f", str(dockerfile), "-t", IMAGE, str(ctx.repo),
         timeout=1200,
     )  # fmt: skip
     seconds = time.monotonic() - start
     ctx.log(done.stdout + done.stderr)
-    size = int(ctx.engine.podman("image", "inspect", "--format", "{{.Size}}", IMAGE).stdout.strip())
+    size = int(ctx.containers.podman("image", "inspect", "--format", "{{.Size}}", IMAGE).stdout.strip())
     ctx.facts["image"] = IMAGE
     measured = {"image": IMAGE, "base": name, "size_mb": round(size / 1e6, 1), "build_seconds": round(seconds, 1)}
     return f"{IMAGE} {measured['size_mb']} MB, built in {seconds:.0f} s (FROM {name}: stand-in)", measured

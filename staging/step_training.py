@@ -31,7 +31,7 @@ from infra.tables import resource_types as types
 from robojam_format import artifact as weights
 from robojam_format.layout import REPO_ROOT
 from staging.context import Context
-from staging.engine import StagingError
+from staging.errors import StagingError
 
 STACK = "train"
 INSTANCE = types.GCP_INSTANCE

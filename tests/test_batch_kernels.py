@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support.artifacts import write_random_artifact
 
+from devtools.random_weights import write_random_artifact
 from service.batch_kernels import (
     compile_matmul,
     feed_rows,

@@ -6,9 +6,9 @@ import threading
 
 import numpy as np
 import pytest
-from support.artifacts import write_random_artifact
-from support.microjam import random_performance
 
+from devtools.performances import random_performance
+from devtools.random_weights import write_random_artifact
 from robojam_format.performance import clean, parse_csv
 from service.admission import Admission, QueueFull, RateLimited, RateLimiter, client_address, request_cost
 from service.batcher import Batcher, _Batch, _Job

@@ -17,10 +17,12 @@ import requests
 from docker.utils.build import PatternMatcher
 from dockerfile_parse import DockerfileParser
 from support import require
-from support.artifacts import write_random_artifact
-from support.microjam import check_reply, random_performance
-from support.server import VENV_BIN, Server, free_port
+from support.microjam import check_reply
 
+from devtools.gunicorn import VENV_BIN, GunicornProcess
+from devtools.performances import random_performance
+from devtools.ports import free_port
+from devtools.random_weights import write_random_artifact
 from robojam_format.layout import REPO_ROOT, SHIPPED_WEIGHTS
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
@@ -175,7 +177,7 @@ def test_cmd_serves_and_healthcheck_passes(parsed, tmp_path):
         env["ROBOJAM_WEIGHTS"] = str(write_random_artifact(tmp_path / "w.npz", units=32, mixtures=3))
     # exec form, run on the image-like PATH ("python" is the venv's, like /opt/venv/bin/python in the image)
     healthcheck = json.loads(instructions(parsed, "HEALTHCHECK")[0].split("CMD", 1)[1])
-    server = Server(tmp_path / "cmd.log", cmd=json.loads(parsed.cmd), port=port)
+    server = GunicornProcess(tmp_path / "cmd.log", cmd=json.loads(parsed.cmd), port=port)
     server.env = env
     with server:
         server.wait_ready()

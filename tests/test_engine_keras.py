@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support.engine import performance
 
+from devtools.performances import typical_events
 from service.engine import Engine
 
 TOLERANCE = 1e-5
@@ -38,7 +38,7 @@ def keras_and_engine(tmp_path, units: int, layers: int, mixtures: int):
 )
 def test_engine_equals_keras_on_a_long_sequence(tmp_path, units, layers, mixtures, steps):
     model, engine = keras_and_engine(tmp_path, units, layers, mixtures)
-    scaled = performance(steps, seed=units) * 10.0
+    scaled = typical_events(steps, seed=units) * 10.0
     expected = np.asarray(model(scaled[None]))[0]
     assert expected.shape == (steps, 2 * mixtures * 3 + mixtures)
     batch = engine.mdn_outputs(scaled)

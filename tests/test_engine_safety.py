@@ -6,9 +6,9 @@ import threading
 
 import numpy as np
 import pytest
-from support.artifacts import write_random_artifact
-from support.engine import performance
 
+from devtools.performances import typical_events
+from devtools.random_weights import write_random_artifact
 from service.engine import MIN_DT, Engine
 
 
@@ -19,7 +19,7 @@ def engine(tmp_path_factory):
 
 @pytest.mark.exact
 def test_concurrent_calls_equal_their_sequential_results(engine):
-    jobs = [(performance(30 + 10 * i, seed=i), 100 + i) for i in range(8)]
+    jobs = [(typical_events(30 + 10 * i, seed=i), 100 + i) for i in range(8)]
     weights_before = [w.copy() for w in engine._stacked]
     sequential = [engine.continue_performance(ev, rng=np.random.default_rng(seed)) for ev, seed in jobs]
     results: list = [None] * len(jobs)
@@ -43,7 +43,7 @@ def test_concurrent_calls_equal_their_sequential_results(engine):
 @pytest.mark.exact
 def test_interleaved_generators_do_not_share_state(engine):
     # Two requests whose generators are drawn from alternately equal the same requests run alone.
-    events = performance(40)
+    events = typical_events(40)
     rng_a, rng_b = np.random.default_rng(7), np.random.default_rng(8)
     a1 = engine.continue_performance(events, rng=rng_a)
     b1 = engine.continue_performance(events, rng=rng_b)
@@ -76,7 +76,7 @@ def test_engine_weights_are_read_only(engine):
     ],
 )
 def test_bad_arguments_raise_value_error(engine, kwargs, message):
-    call = {"events": performance(5), "rng": np.random.default_rng(0), **kwargs}
+    call = {"events": typical_events(5), "rng": np.random.default_rng(0), **kwargs}
     events = call.pop("events")
     with pytest.raises(ValueError, match=message):
         engine.continue_performance(events, **call)
@@ -92,4 +92,4 @@ def test_extreme_but_finite_events_still_give_valid_rows(engine):
 
 def test_rng_must_be_a_generator(engine):
     with pytest.raises(TypeError, match="Generator"):
-        engine.continue_performance(performance(5), rng=np.random.RandomState(0))
+        engine.continue_performance(typical_events(5), rng=np.random.RandomState(0))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support.artifacts import write_random_artifact
-from support.engine import fixed_mixture_artifact, performance
+from support.fixed_mixture import fixed_mixture_artifact
 
+from devtools.performances import typical_events
+from devtools.random_weights import write_random_artifact
 from service.engine import MAX_STEPS, MIN_DT, Engine, Sampler
 
 # ---- on a model whose MDN output is known exactly ---------------------------------------------------------------
@@ -18,7 +19,7 @@ def test_samples_follow_the_tempered_mixture(tmp_path, temperature, sigma_temper
     rows = np.concatenate(
         [
             engine.continue_performance(
-                performance(20),
+                typical_events(20),
                 seconds=1e6,
                 temperature=temperature,
                 sigma_temperature=sigma_temperature,
@@ -45,7 +46,7 @@ def test_every_row_is_clipped_and_the_step_cap_holds(tmp_path):
     # Means far outside [0, 1] and a negative dt: clipping must fire on every row, and dt pinned at 1 ms means
     # 5 s can never be reached, so the 1000-step cap ends the continuation.
     engine = Engine.load(fixed_mixture_artifact(tmp_path, x_means=(-3.0, 4.0), dt_means=(-1.0, -1.0)))
-    rows = engine.continue_performance(performance(10), seconds=5.0, rng=np.random.default_rng(0))
+    rows = engine.continue_performance(typical_events(10), seconds=5.0, rng=np.random.default_rng(0))
     assert rows.shape == (MAX_STEPS, 3) and rows.dtype == np.float32
     assert set(np.unique(rows[:, 0])) == {0.0, 1.0}
     assert np.all(rows[:, 2] == np.float32(MIN_DT))
@@ -82,7 +83,7 @@ def engine(tmp_path_factory):
 @pytest.mark.parametrize("n_events", [1, 100])
 def test_continuation_is_constrained_and_lasts_the_requested_time(engine, seconds, n_events):
     for seed in range(5):
-        events, rng = performance(n_events, seed), np.random.default_rng(seed)
+        events, rng = typical_events(n_events, seed), np.random.default_rng(seed)
         rows = engine.continue_performance(events, seconds=seconds, rng=rng)
         assert rows.dtype == np.float32 and rows.ndim == 2 and rows.shape[1] == 3 and 1 <= len(rows) <= MAX_STEPS
         assert np.isfinite(rows).all()
@@ -95,7 +96,7 @@ def test_continuation_is_constrained_and_lasts_the_requested_time(engine, second
 
 @pytest.mark.exact
 def test_same_seed_same_reply_and_different_seeds_differ(engine):
-    events = performance(50)
+    events = typical_events(50)
     a = engine.continue_performance(events, rng=np.random.default_rng(42))
     b = engine.continue_performance(events, rng=np.random.default_rng(42))
     c = engine.continue_performance(events, rng=np.random.default_rng(43))
@@ -104,6 +105,6 @@ def test_same_seed_same_reply_and_different_seeds_differ(engine):
 
 
 def test_conditioning_changes_the_continuation(engine):
-    a = engine.continue_performance(performance(50, seed=1), rng=np.random.default_rng(0))
-    b = engine.continue_performance(performance(50, seed=2), rng=np.random.default_rng(0))
+    a = engine.continue_performance(typical_events(50, seed=1), rng=np.random.default_rng(0))
+    b = engine.continue_performance(typical_events(50, seed=2), rng=np.random.default_rng(0))
     assert a.shape != b.shape or not np.array_equal(a, b)

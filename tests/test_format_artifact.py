@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.artifacts import random_arrays, random_metadata, write_artifact, write_random_artifact
 
+from devtools.random_weights import random_arrays, random_metadata, write_artifact, write_random_artifact
 from robojam_format.artifact import ArtifactError, load
 from service.engine import Engine
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support.microjam import app_csv, check_reply
+from support.microjam import check_reply
 
+from devtools.performances import app_csv
 from robojam_format.performance import MAX_DT, PerformanceError, TooManyRows, clean, format_csv, parse_csv
 from service.errors import status_of
 

@@ -21,13 +21,8 @@ from pathlib import Path
 import pytest
 from support import require
 
+from devtools.ports import free_port
 from infra.components.proxy import caddyfile
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Upstream(http.server.BaseHTTPRequestHandler):

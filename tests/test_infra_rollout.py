@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools.ports import free_port
 from infra.render import TEMPLATE_DIR
 
 SCRIPT = TEMPLATE_DIR / "robojam-rollout.sh"
@@ -102,12 +102,6 @@ FAKE_ENGINE = textwrap.dedent(
         sys.exit(f"fake engine: unknown command {args}")
     '''
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def proxy_config(path: Path, ports) -> None:

@@ -9,9 +9,10 @@ import threading
 import pytest
 from openapi_spec_validator import validate
 from support import require
-from support.artifacts import write_random_artifact
-from support.microjam import app_csv, check_reply
+from support.microjam import check_reply
 
+from devtools.performances import app_csv
+from devtools.random_weights import write_random_artifact
 from robojam_format.layout import SHIPPED_WEIGHTS
 from service import readiness as readiness_module
 from service.app import create_app

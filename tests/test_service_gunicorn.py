@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 import requests
 from support import require
-from support.artifacts import write_random_artifact
-from support.microjam import check_reply, random_performance
-from support.server import VENV_BIN, Server, child_pids
+from support.microjam import check_reply
 
+from devtools.gunicorn import VENV_BIN, GunicornProcess, child_pids
+from devtools.performances import random_performance
+from devtools.random_weights import write_random_artifact
 from robojam_format.layout import REPO_ROOT
 
 pytestmark = pytest.mark.slow
@@ -188,7 +189,7 @@ def tls_files(tmp_path) -> tuple[Path, Path]:
 def test_tls_from_env(tmp_path, weights, tls_files):
     cert, key = tls_files
     env = {"ROBOJAM_WEIGHTS": str(weights), "ROBOJAM_CERTFILE": str(cert), "ROBOJAM_KEYFILE": str(key)}
-    with Server(tmp_path / "tls.log", env=env) as server:
+    with GunicornProcess(tmp_path / "tls.log", env=env) as server:
         server.scheme = "https"
         server.wait_ready(verify=str(cert))
         reply = requests.post(server.url + "/api/predict", json={"perf": PERF}, verify=str(cert), timeout=60)
@@ -217,7 +218,7 @@ def metrics_dir_of(pid: int) -> Path:
 def test_own_metrics_dir_is_removed_at_exit_and_dead_workers_are_dropped(tmp_path, weights):
     env = {"ROBOJAM_WEIGHTS": str(weights), "ROBOJAM_WORKERS": "2"}
     env = {**env, "PROMETHEUS_MULTIPROC_DIR": ""}  # let the config module make its own
-    with Server(tmp_path / "metrics.log", env=env) as server:
+    with GunicornProcess(tmp_path / "metrics.log", env=env) as server:
         server.wait_ready()
         workers = child_pids(server.proc.pid)
         assert len(workers) == 2
@@ -248,7 +249,7 @@ def test_given_metrics_dir_is_cleaned_of_stale_files_and_kept(tmp_path, weights)
         "PROMETHEUS_MULTIPROC_DIR": str(directory),
         "ROBOJAM_WORKERS": "1",
     }
-    with Server(tmp_path / "given.log", env=env) as server:
+    with GunicornProcess(tmp_path / "given.log", env=env) as server:
         server.wait_ready()
         assert not stale.exists()
         assert list(directory.glob("*.db"))

@@ -1,6 +1,6 @@
 """The service end to end: a real gunicorn (2 workers, preloaded app) on a free port, over real HTTP.
 
-Weights are a small random artifact (tests/support/artifacts.py): these tests need no trained weights.
+Weights are a small random artifact (devtools/random_weights.py): these tests need no trained weights.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from support.artifacts import write_random_artifact
-from support.microjam import check_reply, parse_app_csv, random_performance
-from support.server import Server, child_pids
+from support.microjam import check_reply, parse_app_csv
+
+from devtools.gunicorn import GunicornProcess, child_pids
+from devtools.performances import random_performance
+from devtools.random_weights import write_random_artifact
 
 pytestmark = pytest.mark.slow
 
@@ -33,15 +35,15 @@ PERF = random_performance(seed=7)
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Server:
+def server(tmp_path_factory) -> GunicornProcess:
     tmp = tmp_path_factory.mktemp("service_http")
     weights = write_random_artifact(tmp / "weights.npz", units=64, layers=2, mixtures=5)
-    with Server(tmp / "gunicorn.log", env={"ROBOJAM_WEIGHTS": str(weights)}) as srv:
+    with GunicornProcess(tmp / "gunicorn.log", env={"ROBOJAM_WEIGHTS": str(weights)}) as srv:
         srv.wait_ready()
         yield srv
 
 
-def predict(server: Server, body: dict, **kwargs) -> requests.Response:
+def predict(server: GunicornProcess, body: dict, **kwargs) -> requests.Response:
     return requests.post(server.url + "/api/predict", json=body, timeout=60, **kwargs)
 
 
@@ -191,7 +193,7 @@ BAD_REQUESTS = {
 }
 
 
-def send(server: Server, body, content_type) -> requests.Response:
+def send(server: GunicornProcess, body, content_type) -> requests.Response:
     url = server.url + "/api/predict"
     if content_type == "form":
         return requests.post(url, data=body, timeout=60)
@@ -270,7 +272,7 @@ def test_chunked_body_under_the_limit_is_answered(server):
     assert reply_of(response) == reply_of(predict(server, {"perf": APP_PERF, "seed": 4}))
 
 
-def raw_http(server: Server, data: bytes) -> tuple[int, dict, bytes]:
+def raw_http(server: GunicornProcess, data: bytes) -> tuple[int, dict, bytes]:
     """Send bytes as they are (no HTTP client to tidy them) and read the answer until the server closes."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as conn:
         conn.sendall(data)

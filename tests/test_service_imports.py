@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.artifacts import write_random_artifact
-from support.microjam import app_csv
 
+from devtools.performances import app_csv
+from devtools.random_weights import write_random_artifact
 from robojam_format.layout import REPO_ROOT
 
 FORBIDDEN = ("model", "keras", "tensorflow")

@@ -25,10 +25,11 @@ from pathlib import Path
 import pytest
 import requests
 from support import require
-from support.artifacts import write_random_artifact
-from support.microjam import app_csv, check_reply, random_performance
-from support.server import VENV_BIN, Server, child_pids
+from support.microjam import check_reply
 
+from devtools.gunicorn import VENV_BIN, GunicornProcess, child_pids
+from devtools.performances import app_csv, random_performance
+from devtools.random_weights import write_random_artifact
 from robojam_format.layout import REPO_ROOT, SHIPPED_WEIGHTS
 
 pytestmark = pytest.mark.slow
@@ -52,7 +53,7 @@ def gauge(metrics_text: str, name: str) -> float:
 
 def test_overload_is_shed_with_503_and_retry_after_and_probes_still_answer(tmp_path, weights):
     env = {"ROBOJAM_WEIGHTS": str(weights), "ROBOJAM_WORKERS": "1", "ROBOJAM_QUEUE_COST": "1000"}
-    with Server(tmp_path / "overload.log", env=env) as server:
+    with GunicornProcess(tmp_path / "overload.log", env=env) as server:
         server.wait_ready()
         stop = threading.Event()
         queue_seen, probe_seconds, probe_status = [], [], []
@@ -153,7 +154,7 @@ def test_healthz_answers_within_100_ms_while_the_worker_is_saturated(tmp_path):
     server_core, client_core = str(cores[0]), str(cores[1])
     env = {"ROBOJAM_WEIGHTS": str(SHIPPED_WEIGHTS), "ROBOJAM_WORKERS": "1", "ROBOJAM_QUEUE_COST": "1000"}
     cmd = ["taskset", "-c", server_core, *GUNICORN]
-    with Server(tmp_path / "probe.log", env=env, cmd=cmd) as server:
+    with GunicornProcess(tmp_path / "probe.log", env=env, cmd=cmd) as server:
         server.wait_ready()
         body = json.dumps({"perf": PERF, "seconds": 5.0})
         pinned = ["taskset", "-c", client_core, sys.executable, "-c"]
@@ -200,7 +201,7 @@ def read_reply(sock: socket.socket) -> str:
 
 def test_slow_and_idle_sockets_do_not_stop_a_normal_client(tmp_path, weights):
     env = {"ROBOJAM_WEIGHTS": str(weights), "ROBOJAM_WORKERS": "1", "ROBOJAM_READ_TIMEOUT": "3"}
-    with Server(tmp_path / "slow.log", env=env) as server:
+    with GunicornProcess(tmp_path / "slow.log", env=env) as server:
         server.wait_ready()
         stop, sockets = threading.Event(), []
         dribblers = [threading.Thread(target=_slow_header, args=(server.port, stop)) for _ in range(2)]
@@ -234,7 +235,7 @@ def test_slow_and_idle_sockets_do_not_stop_a_normal_client(tmp_path, weights):
 def test_the_slow_client_check_can_fail_with_too_few_threads(tmp_path, weights):
     """Control: with gunicorn's old 2 threads, 24 idle sockets do hold up a normal client (as in issue 11)."""
     env = {"ROBOJAM_WEIGHTS": str(weights), "ROBOJAM_WORKERS": "1", "ROBOJAM_THREADS": "2"}
-    with Server(tmp_path / "control.log", env=env) as server:
+    with GunicornProcess(tmp_path / "control.log", env=env) as server:
         server.wait_ready()
         sockets = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(24)]
         try:
@@ -251,7 +252,7 @@ def test_sigterm_completes_the_requests_in_flight(tmp_path):
     weights = write_random_artifact(tmp_path / "w256.npz", units=256, mixtures=5)  # slow enough to catch in flight
     env = {"ROBOJAM_WEIGHTS": str(weights), "ROBOJAM_WORKERS": "1"}
     long = app_csv([(0.01 * i, 0.5, 0.5, 20.0, 1) for i in range(1000)])
-    with Server(tmp_path / "term.log", env=env) as server:
+    with GunicornProcess(tmp_path / "term.log", env=env) as server:
         server.wait_ready()
         with ThreadPoolExecutor(max_workers=5) as pool:  # 5 x 1200 steps fit the default queue of 6400
             futures = [pool.submit(predict, server.url, {"perf": long, "seconds": 10.0}) for _ in range(5)]
@@ -269,7 +270,7 @@ def test_sigterm_completes_the_requests_in_flight(tmp_path):
 
 def test_a_killed_worker_loses_only_its_in_flight_requests(tmp_path, weights):
     env = {"ROBOJAM_WEIGHTS": str(weights), "ROBOJAM_WORKERS": "2"}
-    with Server(tmp_path / "kill.log", env=env) as server:
+    with GunicornProcess(tmp_path / "kill.log", env=env) as server:
         server.wait_ready()
         outcomes, stop = [], threading.Event()
 
@@ -309,7 +310,7 @@ def worker_rss_kb(pid: int) -> int:
 
 def test_sustained_load_has_no_failures_and_flat_memory(tmp_path, weights):
     env = {"ROBOJAM_WEIGHTS": str(weights), "ROBOJAM_WORKERS": "1"}
-    with Server(tmp_path / "sustained.log", env=env) as server:
+    with GunicornProcess(tmp_path / "sustained.log", env=env) as server:
         server.wait_ready()
         worker = child_pids(server.proc.pid)[0]
         statuses, stop = [], threading.Event()
@@ -393,7 +394,7 @@ def test_a_full_metrics_dir_is_one_line_at_start(tmp_path, weights, tiny_tmpfs):
 
 def test_a_worker_that_cannot_reserve_metrics_serves_without_them(tmp_path, weights, tiny_tmpfs):
     env = {"ROBOJAM_WEIGHTS": str(weights), "PROMETHEUS_MULTIPROC_DIR": str(tiny_tmpfs), "ROBOJAM_WORKERS": "1"}
-    with Server(tmp_path / "full.log", env=env) as server:
+    with GunicornProcess(tmp_path / "full.log", env=env) as server:
         server.wait_ready()
         filler = tiny_tmpfs / "filler"
         with filler.open("wb") as f:  # fill what is left
@@ -420,7 +421,7 @@ def test_a_worker_that_cannot_reserve_metrics_serves_without_them(tmp_path, weig
 
 def test_metric_labels_are_bounded_and_every_response_says_nosniff(tmp_path, weights):
     env = {"ROBOJAM_WEIGHTS": str(weights), "ROBOJAM_WORKERS": "1"}
-    with Server(tmp_path / "labels.log", env=env) as server:
+    with GunicornProcess(tmp_path / "labels.log", env=env) as server:
         server.wait_ready()
         for i in range(30):
             requests.request(f"MADEUP{i}", server.url + "/healthz", timeout=10)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support.artifacts import write_random_artifact
-from support.microjam import check_reply, random_performance
+from support.microjam import check_reply
 
+from devtools.performances import random_performance
+from devtools.random_weights import write_random_artifact
 from service.app import create_app
 from service.engine import Engine
 

@@ -16,8 +16,9 @@ import subprocess
 import pytest
 import requests
 from support import require
-from support.artifacts import write_random_artifact
-from support.server import VENV_BIN, Server
+
+from devtools.gunicorn import VENV_BIN, GunicornProcess
+from devtools.random_weights import write_random_artifact
 
 pytestmark = pytest.mark.slow
 CSV_PATTERN = r"^time,x,y\n(0\.[0-9]{1,3},(0\.[0-9]{1,3}|1\.0),(0\.[0-9]{1,3}|1\.0)\n){1,12}$"
@@ -28,7 +29,7 @@ def test_schemathesis_finds_no_failure(tmp_path):
     require(cli is not None, "schemathesis is not installed (dev extra)")
     weights = write_random_artifact(tmp_path / "w.npz", units=16, mixtures=2)
     env = {"ROBOJAM_WEIGHTS": str(weights), "ROBOJAM_WORKERS": "1"}
-    with Server(tmp_path / "schemathesis.log", env=env) as server:
+    with GunicornProcess(tmp_path / "schemathesis.log", env=env) as server:
         server.wait_ready()
         document = requests.get(server.url + "/openapi.json", timeout=10).json()
         document["components"]["schemas"]["PredictRequest"]["properties"]["perf"]["pattern"] = CSV_PATTERN

@@ -4,8 +4,8 @@ config and the container healthcheck share."""
 from __future__ import annotations
 
 import pytest
-from support.artifacts import write_random_artifact
 
+from devtools.random_weights import write_random_artifact
 from robojam_format.layout import REPO_ROOT, SHIPPED_WEIGHTS
 from service import healthcheck, settings
 from service.engine import Engine

@@ -24,7 +24,8 @@ from robojam_format.layout import REPO_ROOT
 from staging import adapt, caddy, cli
 from staging.context import Context
 from staging.droplet_rollout import REMOTE_COMMAND, rollout_of
-from staging.engine import TOOLS, Engine, StagingError
+from staging.errors import StagingError
+from staging.podman import TOOLS, Podman
 from staging.report import StepResult
 from staging.step_droplet import caddyfile_of, files_of, plan
 from staging.step_gke import deployment
@@ -54,7 +55,7 @@ def test_the_plans_droplet_rollout_is_read_with_its_run_flags_and_caddyfile():
 
 def test_caddys_copy_in_the_build_folder_has_this_machines_slot_ports(tmp_path):
     require(shutil.which("caddy") is not None, "caddy is not installed (.ci/run installs it with apt)")
-    ctx = Context(build_dir=tmp_path, engine=Engine.under(tmp_path))
+    ctx = Context(build_dir=tmp_path, containers=Podman.under(tmp_path))
     ctx.log_path = tmp_path / "log"
     recorded = plan()
     rendered = caddyfile_of(recorded, rollout_of(recorded))
@@ -72,7 +73,7 @@ def test_caddys_copy_in_the_build_folder_has_this_machines_slot_ports(tmp_path):
 
 def test_the_rollouts_proxy_check_accepts_staging_copy_and_rejects_the_droplets_ports(tmp_path):
     require(shutil.which("caddy") is not None, "caddy is not installed (.ci/run installs it with apt)")
-    ctx = Context(build_dir=tmp_path, engine=Engine.under(tmp_path))
+    ctx = Context(build_dir=tmp_path, containers=Podman.under(tmp_path))
     ctx.log_path = tmp_path / "log"
     recorded = plan()
     rollout = rollout_of(recorded)
@@ -170,18 +171,18 @@ def test_caddy_config_listens_on_loopback_with_the_internal_ca_and_finds_private
     assert config["apps"]["http"]["servers"]["srv0"]["listen"] == [":443"]  # the input is not modified
 
 
-def test_engine_state_is_private_to_the_build_folder(tmp_path):
-    engine = Engine.under(tmp_path)
+def test_podman_state_is_private_to_the_build_folder(tmp_path):
+    podman = Podman.under(tmp_path)
     for name in ("CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF", "CONTAINERS_REGISTRIES_CONF"):
-        path = Path(engine.env[name])
+        path = Path(podman.env[name])
         assert path.is_file() and path.is_relative_to(tmp_path)
-    text = "".join(Path(engine.env[n]).read_text() for n in ("CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF"))
+    text = "".join(Path(podman.env[n]).read_text() for n in ("CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF"))
     for key in ("graphroot", "runroot", "tmp_dir", "volume_path", "network_config_dir", "events_logfile_path"):
         (line,) = [line for line in text.splitlines() if line.startswith(key)]
         assert str(tmp_path) in line, line
     assert (
         'netns = "host"' in text
-        and "unqualified-search-registries = []" in Path(engine.env["CONTAINERS_REGISTRIES_CONF"]).read_text()
+        and "unqualified-search-registries = []" in Path(podman.env["CONTAINERS_REGISTRIES_CONF"]).read_text()
     )
 
 
@@ -194,7 +195,7 @@ def test_a_failing_step_fails_the_run_with_its_log_tail_and_skips_what_needs_the
     def training(ctx):
         return "trained", {"epochs": 1}
 
-    ctx = Context(build_dir=tmp_path, engine=Engine.under(tmp_path))
+    ctx = Context(build_dir=tmp_path, containers=Podman.under(tmp_path))
     chosen = {"image": (image, False), "droplet": (lambda ctx: ("never", {}), True), "training": (training, False)}
     results = cli.run_steps(ctx, chosen, out=io.StringIO())
     assert [(r.name, r.result) for r in results] == [("image", "failed"), ("droplet", "skipped"), ("training", "ok")]

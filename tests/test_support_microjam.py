@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from support.microjam import AppCrash, app_csv, check_reply, parse_app_csv, parse_touch_line, swift_double
+from support.microjam import AppCrash, check_reply, parse_app_csv, parse_touch_line, swift_double
+
+from devtools.performances import app_csv
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """The play page in a real browser against the real service: Debian's Chromium, driven by Playwright.
 
-The server is gunicorn as deployed (tests/support/server.py) serving the shipped weights on 127.0.0.1.
+The server is gunicorn as deployed (devtools/gunicorn.py) serving the shipped weights on 127.0.0.1.
 Each test opens a fresh browser profile; screenshots go to the test's tmp dir (pytest prints where).
 No browser is downloaded: Playwright launches /usr/bin/chromium, which .ci/run installs with apt.
 """
@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 import requests
 from support import require
-from support.microjam import HEADER_LINE, app_csv, check_reply, parse_app_csv
-from support.server import Server
+from support.microjam import HEADER_LINE, check_reply, parse_app_csv
 
+from devtools.gunicorn import GunicornProcess
+from devtools.performances import app_csv
 from robojam_format.layout import SHIPPED_WEIGHTS
 
 pytestmark = pytest.mark.slow
@@ -64,9 +65,9 @@ def playwright():
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[Server]:
+def server(tmp_path_factory) -> Iterator[GunicornProcess]:
     tmp = tmp_path_factory.mktemp("web_server")
-    with Server(tmp / "gunicorn.log", env={"ROBOJAM_WEIGHTS": str(SHIPPED_WEIGHTS)}) as srv:
+    with GunicornProcess(tmp / "gunicorn.log", env={"ROBOJAM_WEIGHTS": str(SHIPPED_WEIGHTS)}) as srv:
         srv.wait_ready()
         yield srv
 
@@ -475,7 +476,7 @@ def test_empty_recording_shows_the_api_error_sentence(server, browser):
 
 def test_too_many_rows_and_a_stopped_server_each_show_a_clear_error(browser, tmp_path):
     env = {"ROBOJAM_WEIGHTS": str(SHIPPED_WEIGHTS), "ROBOJAM_WORKERS": "1", "ROBOJAM_MAX_ROWS": "5"}
-    with Server(tmp_path / "gunicorn.log", env=env) as srv:
+    with GunicornProcess(tmp_path / "gunicorn.log", env=env) as srv:
         srv.wait_ready()
         page = browser(**DESKTOP).open(srv.url)
         page.mouse_stroke([(0.1 + 0.05 * i, 0.5) for i in range(12)])

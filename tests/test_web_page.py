@@ -16,8 +16,8 @@ import jsonschema
 import numpy as np
 import pytest
 from docker.utils.build import PatternMatcher
-from support.artifacts import write_random_artifact
 
+from devtools.random_weights import write_random_artifact
 from robojam_format.layout import REPO_ROOT
 from service.app import create_app
 from service.engine import Engine

@@ -1,9 +1,10 @@
-"""Test helpers, imported by the tests (`from support import require`; tests/ is on sys.path under pytest).
+"""Test-only helpers, imported by the tests (`from support import require`; tests/ is on sys.path under pytest).
 
-- `support.artifacts`: random but valid weights artifacts, written through the contract.
-- `support.microjam`: the MicroJam app's own CSV reader (a port) and writer, and the reply check built on them.
-- `support.server`: a real gunicorn server subprocess on a free loopback port.
+- `support.microjam`: the MicroJam app's own CSV reader (a port), and the reply check built on it.
+- `support.fixed_mixture`: a model whose MDN output is known exactly.
+- `support.policy_client`: talks to the running policy pack (run inside policy/venv).
 
+What the benchmarks and staging use too (free ports, gunicorn, performances, random weights) is in `devtools/`.
 `tests/conftest.py` keeps only fixtures.
 """
 

@@ -1,4 +1,5 @@
-"""The MicroJam app's side of the wire, for the tests: its own CSV reader (a port) and writer, and a reply check.
+"""The MicroJam app's side of the wire, for the tests: its own CSV reader (a port) and a reply check (its writer is
+`devtools.performances.app_csv`).
 
 `parse_touch_line` is a line-for-line port of the app's `TouchRecord(fromCSVLine:)` (microjam, Swift):
 
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robojam_format.performance import APP_SEPARATOR, HEADER, format_rows
+from robojam_format.performance import HEADER
 
 HEADER_LINE = ",".join(HEADER)
 
@@ -74,26 +75,6 @@ def parse_touch_line(line: str) -> Touch | None:
 def parse_app_csv(text: str) -> list[Touch]:
     """What the app keeps from a CSV: the touches of every line that parses."""
     return [touch for touch in map(parse_touch_line, text.split("\n")) if touch is not None]
-
-
-def app_csv(rows) -> str:
-    """A performance exactly as the app writes it: header, then "%f, %f, %f, %f, %d\\n" per touch."""
-    return format_rows(rows, separator=APP_SEPARATOR)
-
-
-def random_performance(seed: int, seconds: float = 5.0) -> str:
-    """An app-format performance of a few swipes and taps (random walk), about `seconds` long."""
-    rng = np.random.default_rng(seed)
-    rows, t = [], rng.uniform(0.0, 0.05)
-    while t < seconds:
-        x, y = rng.uniform(0.05, 0.95, size=2)
-        for i in range(int(rng.integers(1, 25))):
-            rows.append((t, x, y, rng.uniform(10.0, 40.0), 0 if i == 0 else 1))
-            x = float(np.clip(x + rng.normal(0, 0.03), 0, 1))
-            y = float(np.clip(y + rng.normal(0, 0.03), 0, 1))
-            t += rng.uniform(0.015, 0.03)
-        t += rng.uniform(0.1, 0.6)
-    return app_csv(rows)
 
 
 def check_reply(text: str, seconds: float) -> list[Touch]:

@@ -1,26 +1,28 @@
-"""A real server subprocess (gunicorn with the service's own config by default) on a free loopback port."""
+"""A real gunicorn server subprocess (the service's own config by default) on a free loopback port.
+
+The tests, `make bench` and `make bench-load` all start the service this way:
+
+    with GunicornProcess(tmp_path / "gunicorn.log", env={"ROBOJAM_WEIGHTS": str(path)}) as server:
+        requests.post(server.url + "/api/predict", json={"perf": perf})
+"""
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import requests
 
+from devtools.ports import free_port
 from robojam_format.layout import REPO_ROOT
 
 VENV_BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+SERVICE_COMMAND = (str(VENV_BIN / "gunicorn"), "-c", "service/gunicorn_conf.py", "service.app:create_app()")
 
 
 def child_pids(pid: int) -> list[int]:
@@ -29,10 +31,18 @@ def child_pids(pid: int) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
-class Server:
-    """A real server subprocess (gunicorn by default) on 127.0.0.1:`port`; stopped by SIGTERM then SIGKILL."""
+class GunicornProcess:
+    """A server subprocess on 127.0.0.1:`port`, run from the repository root in its own session; stopped by SIGTERM
+    then SIGKILL. `prefix` goes before the command (e.g. `taskset -c 0`)."""
 
-    def __init__(self, log_path: Path, env: dict | None = None, cmd: list[str] | None = None, port: int = 0):
+    def __init__(
+        self,
+        log_path: Path,
+        env: dict | None = None,
+        cmd: Sequence[str] | None = None,
+        port: int = 0,
+        prefix: Sequence[str] = (),
+    ):
         self.port = port or free_port()
         self.env = {
             **os.environ,
@@ -41,12 +51,7 @@ class Server:
             **(env or {}),
         }
         self.env["PATH"] = f"{VENV_BIN}{os.pathsep}{self.env.get('PATH', '')}"
-        self.cmd = cmd or [
-            str(VENV_BIN / "gunicorn"),
-            "-c",
-            "service/gunicorn_conf.py",
-            "service.app:create_app()",
-        ]
+        self.cmd = [*prefix, *(cmd or SERVICE_COMMAND)]
         self.log_path = log_path
         self.scheme = "http"
         self.proc: subprocess.Popen | None = None
@@ -58,7 +63,11 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def start(self) -> Server:
+    def workers(self) -> list[int]:
+        """The master's worker processes."""
+        return child_pids(self.proc.pid)
+
+    def start(self) -> GunicornProcess:
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 self.cmd, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -90,7 +99,7 @@ class Server:
             os.killpg(self.proc.pid, signal.SIGKILL)  # our own session: only this server's processes
             return self.proc.wait(timeout=10)
 
-    def __enter__(self) -> Server:
+    def __enter__(self) -> GunicornProcess:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -20,27 +20,25 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from staging.errors import StagingError
+
 STORAGE_DRIVER = os.environ.get("ROBOJAM_STAGING_STORAGE", "overlay")
 MAX_PROCESSES = 32768
 TOOLS = ("podman", "buildah", "debootstrap", "runc", "catatonit", "caddy", "curl")
 
 
-class StagingError(RuntimeError):
-    """A staging check failed; the message is one sentence saying what."""
-
-
 @dataclass(frozen=True)
-class Engine:
-    """The container tools, pointed at private state under `root`."""
+class Podman:
+    """Podman and buildah, pointed at private state under `root`."""
 
     root: Path
 
     @classmethod
-    def under(cls, build_dir: Path) -> Engine:
+    def under(cls, build_dir: Path) -> Podman:
         root = build_dir.resolve() / "containers"
-        engine = cls(root)
-        engine._write_config()
-        return engine
+        podman = cls(root)
+        podman._write_config()
+        return podman
 
     def _write_config(self) -> None:
         # podman's defaults (1048576 open files, 4194304 processes) are above what a sandbox may grant: keep the

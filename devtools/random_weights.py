@@ -1,11 +1,11 @@
 """Random but format-valid RoboJam weights artifacts, written with NumPy alone through the contract
 (`robojam_format.artifact`: its metadata, keys and container).
 
-Service tests use these before trained weights exist and without importing TensorFlow. The weights are random;
-the dt mixture means get a bias so a continuation moves at a realistic pace (about `dt_mean` seconds per touch)
-instead of crawling at the 1 ms minimum and hitting the 1000-step cap.
+Service tests and `make bench-load` use these before trained weights exist and without importing TensorFlow. The
+weights are random; the dt mixture means get a bias so a continuation moves at a realistic pace (about `dt_mean`
+seconds per touch) instead of crawling at the 1 ms minimum and hitting the 1000-step cap.
 
-    from support.artifacts import write_random_artifact
+    from devtools.random_weights import write_random_artifact
     path = write_random_artifact(tmp_path / "w.npz", units=32, layers=2, mixtures=3)
 """
 
@@ -24,7 +24,7 @@ SCALE = spec.SCALE
 def random_metadata(units: int, layers: int, mixtures: int, **overrides) -> dict:
     """Metadata as model.export writes it, for the given sizes."""
     fields = {
-        "training": {"note": "random weights from tests/support/artifacts.py"},
+        "training": {"note": "random weights from devtools/random_weights.py"},
         "keras_version": None,
         "created": "1970-01-01T00:00:00+00:00",
         **overrides,

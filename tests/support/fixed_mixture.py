@@ -1,18 +1,10 @@
-"""Inputs for the engine tests: plausible performances, and a model whose MDN output is known exactly."""
+"""A model for the engine tests whose MDN output is known exactly (plausible inputs: `devtools.performances`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from support.artifacts import random_arrays, random_metadata, write_artifact
-
-
-def performance(n: int, seed: int = 0) -> np.ndarray:
-    """A plausible cleaned performance: (n, 3) float32 [x, y, dt], dt about 50 ms."""
-    rng = np.random.default_rng(seed)
-    dt = np.clip(rng.exponential(0.05, n), 0.0, 5.0)
-    dt[0] = 0.0
-    return np.column_stack([rng.random(n), rng.random(n), dt]).astype(np.float32)
+from devtools.random_weights import random_arrays, random_metadata, write_artifact
 
 
 def fixed_mixture_artifact(tmp_path, *, x_means=(0.2, 0.8), dt_means=(0.1, 0.1), sigma_raw=1.0, pi=(0.0, 1.0)):

@@ -1,0 +1,44 @@
+"""benchmarks/README.md's result tables are the ones generated from the raw results (benchmarks/*.json)."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+from benchmarks import results
+
+
+def test_the_readmes_tables_are_generated_from_the_committed_results():
+    text = results.README.read_text()
+    assert results.with_tables(text, results.current_tables()) == text, (
+        "benchmarks/README.md's tables are stale: run `python -m benchmarks.results`"
+    )
+    assert results.main(["--check"]) == 0
+
+
+def test_the_inference_table_divides_each_method_by_the_engine():
+    latest = json.loads(results.INFERENCE_RESULTS.read_text())
+    methods = ("keras_predict_stateful", "keras_predict_on_batch", "numpy_engine")
+    latest["ms_per_request"] = dict(zip(methods, (1000.0, 30.0, 10.0), strict=True))
+    latest["cpu_ms_per_request"] = dict(zip(methods, (800.0, 20.0, 8.0), strict=True))
+    rows = results.inference_table(latest).splitlines()
+    assert rows[4].endswith("| 1,000.0 | 800.0 | 100.0× / 100.0× |")
+    assert rows[5].endswith("| 30.0 | 20.0 | 3.0× / 2.5× |")
+    assert rows[6].endswith("| 10.0 | 8.0 | 1.0× / 1.0× |")
+
+
+def test_the_load_table_compares_on_with_off_from_the_same_run():
+    load = json.loads(results.LOAD_RESULTS.read_text())
+    model = copy.deepcopy(next(iter(load["models"].values())))
+    for row in model["off"]["results"]:
+        row.update(req_per_s=10.0, p50_ms=20.0, p99_ms=100.0)
+    for row in model["on"]["results"]:
+        row.update(req_per_s=35.0, p50_ms=21.0, p99_ms=150.0, shed_share=0.25)
+    load["models"] = {"2x9 test": model}
+    row = results.load_table(load).splitlines()[-1]
+    assert row.startswith("| 2x9 test | 3.5× | no | 1.05× | 150.0 ms | 25.0% |")
+
+
+def test_rewriting_replaces_only_the_block_between_the_markers():
+    stale = f"before\n{results.BEGIN}\n| old |\n{results.END}\nafter\n"
+    assert results.with_tables(stale, "| new |") == f"before\n{results.BEGIN}\n| new |\n{results.END}\nafter\n"
