@@ -12,10 +12,10 @@ from support import require
 from support.artifacts import write_random_artifact
 from support.microjam import app_csv, check_reply
 
+from robojam_format.artifact import ArtifactError
 from robojam_format.layout import SHIPPED_WEIGHTS
 from service import readiness as readiness_module
 from service.app import create_app
-from service.artifact import ArtifactError
 from service.engine import Engine
 from service.openapi import document
 from service.predict import PredictRequest
