@@ -95,6 +95,7 @@ class Batcher:
         self._cond = threading.Condition()
         self._pending: deque[_Job] = deque()
         self._arriving = 0
+        self._cancelled = False  # some job was cancelled since the loop last looked
         self._pid: int | None = None
         if self.batched:
             engine.enable_batching()  # here, in gunicorn's preloading master: workers share the kernels' weights
@@ -127,6 +128,7 @@ class Batcher:
             self._cond.notify()
         if not job.done.wait(timeout):
             job.cancelled = True  # the loop drops it at its next iteration
+            self._cancelled = True
             raise TimeoutError("the request was not finished in time.")
         if job.error is not None:
             raise job.error
@@ -196,9 +198,11 @@ class Batcher:
         nobody waiting, the engine's own loop until it is done or company arrives (`Engine.run_alone`: the whole
         run is one observation of batch size 1; observing every step cost a lone request 1-5 %)."""
         state = active.state
-        for row in range(len(active) - 1, -1, -1):
-            if active.job(row).cancelled:
-                active.leave(row)
+        if self._cancelled:  # rare (timeouts): looked for only then, not in every iteration
+            self._cancelled = False
+            for row in range(len(active) - 1, -1, -1):
+                if active.job(row).cancelled:
+                    active.leave(row)
         n = len(active)
         if n == 0:
             return

@@ -87,13 +87,13 @@ class Request:
 class _RowViews:
     """One row of a BatchState as the row path reads it: views made once per row, so a step creates none."""
 
-    def __init__(self, state: BatchState, row: int, dimension: int, units: int, layers: int):
-        d, u = dimension, units
+    def __init__(self, state: BatchState, row: int, dimension: int, units: int):
+        u, starts = units, zip(state.input_starts, state.h_starts, strict=True)
         self.z = state.z[row]
-        self.x = self.z[:d]
-        self.h = [self.z[d + i * u : d + (i + 1) * u] for i in range(layers)]
-        self.inputs = [self.z[state.input_starts[i] : d + (i + 1) * u] for i in range(layers)]
-        self.c = [state.c[i, row] for i in range(layers)]
+        self.x = self.z[:dimension]
+        self.h = [self.z[start : start + u] for start in state.h_starts]
+        self.inputs = [self.z[start : h_start + u] for start, h_start in starts]  # [input, own h]: contiguous
+        self.c = [state.c[layer, row] for layer in range(len(state.h_starts))]
         self.g = state.g[row]
         self.gate_views = (self.g[: 3 * u], self.g[:u], self.g[u : 2 * u], self.g[2 * u : 3 * u], self.g[3 * u :])
         self.tmp = state.tmp[row]
@@ -149,7 +149,7 @@ class BatchState:
         self.temperature, self.inv_temperature = np.zeros(slots), np.zeros(slots)
         self.finished = np.zeros(capacity, dtype=bool)  # rows marked by the batched draw
         self.sampling = np.zeros(capacity, dtype=np.int64)  # the rows that draw in this iteration
-        self._sizes = (d, u, layers)
+        self._sizes = (d, u)
         self._views: list[_RowViews | None] = [None] * capacity
 
     def add(self, request: Request) -> int:
