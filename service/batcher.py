@@ -117,11 +117,11 @@ class Batcher:
         timeout: float | None = None,
     ) -> np.ndarray:
         """Same contract as Engine.continue_performance; TimeoutError if not finished within `timeout` s."""
-        options = {"seconds": seconds, "temperature": temperature, "sigma_temperature": sigma_temperature, "rng": rng}
         if self.batched:  # checked, scaled and drawn here, in the request's thread: bad arguments never join
-            job = _Job(request=self.engine.prepare(events, **options))
+            job = _Job(request=self.engine.prepare(events, seconds, temperature, sigma_temperature, rng))
         else:  # alone, continue_performance checks its arguments itself
-            job = _Job(call=functools.partial(self.engine.continue_performance, events, **options))
+            options = {"seconds": seconds, "temperature": temperature, "sigma_temperature": sigma_temperature}
+            job = _Job(call=functools.partial(self.engine.continue_performance, events, rng=rng, **options))
         self._start()
         with self._cond:
             self._pending.append(job)

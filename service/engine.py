@@ -400,18 +400,9 @@ class Engine:
 
     # ---- a continuation ------------------------------------------------------------------------------------
 
-    def prepare(
-        self,
-        events: np.ndarray,
-        *,
-        seconds: float = 5.0,
-        temperature: float = 1.5,
-        sigma_temperature: float = 0.01,
-        rng: np.random.Generator,
-    ) -> Request:
-        """The checked, scaled and drawn `Request` of a continue_performance call; raises on any bad argument.
-
-        All randomness comes up front, one vectorised draw each from the caller's Generator."""
+    def prepare(self, events, seconds, temperature, sigma_temperature, rng) -> Request:
+        """The checked, scaled and drawn `Request` of a continue_performance call (same arguments); raises on any
+        bad argument. All randomness comes up front, one vectorised draw each from the caller's Generator."""
         events = self._check_events(events, "events")
         _check_number("seconds", seconds, allow_zero=False)
         _check_number("temperature", temperature, allow_zero=False)
@@ -440,9 +431,7 @@ class Engine:
 
         Returns (m, 3) float32 `[x, y, dt]`, m <= MAX_STEPS; every row has x, y in [0, 1] and dt >= MIN_DT.
         """
-        request = self.prepare(
-            events, seconds=seconds, temperature=temperature, sigma_temperature=sigma_temperature, rng=rng
-        )
+        request = self.prepare(events, seconds, temperature, sigma_temperature, rng)
         rows = len(request.scaled)
         state = BatchState(self, 1, chunk=min(rows, CHUNK), length=rows)
         slot = state.add(request)
