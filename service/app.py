@@ -68,12 +68,7 @@ def create_app(config: dict | None = None, *, engine: Engine | None = None) -> F
     if engine is None:
         weights = Path(app.config["ROBOJAM_WEIGHTS"])
         engine = Engine.load(weights)
-    batcher = Batcher(
-        engine,
-        max_batch=app.config["ROBOJAM_MAX_BATCH"],
-        wait_seconds=app.config["ROBOJAM_BATCH_WAIT_MS"] / 1000.0,
-        observe_batch=metrics.observe_batch,
-    )
+    batcher = Batcher(engine, app.config["ROBOJAM_BATCH_POLICY"], observe_batch=metrics.observe_batch)
     readiness = Readiness(lambda: _warm_up(batcher))
     admission = Admission(
         app.config["ROBOJAM_QUEUE_COST"],

@@ -1,4 +1,5 @@
-"""RoboJam inference in NumPy: the LSTM stack, the MDN head and RoboJam's sampling (model/ARTIFACT.md).
+"""RoboJam inference in NumPy: the LSTM stack, the MDN head and RoboJam's sampling (model/ARTIFACT.md), for one
+request or for a batch of them.
 
 Why it is fast without a framework:
 - Weights are rearranged once at load: each layer's `[kernel; recurrent_kernel]` is stacked so a generation step is
@@ -7,21 +8,35 @@ Why it is fast without a framework:
   `tanh` over all four gates (halving by a power of two is exact in floating point).
 - Conditioning runs layer by layer: each layer's input projection for all conditioning events is one
   matrix-matrix product (per CHUNK events, to bound memory on huge inputs), only the recurrent part is stepped.
-- A call allocates its buffers once (state vector laid out as `[x, h_0, ..., h_{L-1}]`, so each layer's
-  `[input, h]` is a contiguous view) and every step writes into them with `out=`; float32 throughout.
+- State lives in a `BatchState`, allocated once: per row the LSTM state laid out as `[x, h_0, ..., h_{L-1}]` (so
+  each layer's `[input, h]` is a contiguous slice) and per slot a request's input, draws, touches and progress.
+  Every step writes into it with `out=`; float32 throughout.
 
-The `Engine` is read-only after `load` and safe to share between threads: every call owns its LSTM state and
-uses the caller's `numpy.random.Generator`.
+One request and a batch share this code. `continue_performance` runs a one-row `BatchState` with `run_alone`, which
+is also what the batching loop (service/batcher.py) runs for a request that is alone: the same BLAS calls with the
+same shapes, so the two replies are equal bit for bit by construction. Rows that share an iteration take one
+`step_rows` together: one product per layer for all rows, by the compiled kernels of service/batch_kernels.py
+(loaded by `enable_batching`), which sum in another order than BLAS (float32 rounding, not bit for bit); the batched
+cell and draw are the row path's operations (bit for bit, tests/test_batch_kernels.py).
+
+The `Engine` is read-only after `load` (`enable_batching` adds the kernels' copy of the weights, once) and safe to
+share between threads: every call owns its state and uses the caller's `numpy.random.Generator`. A `BatchState`
+belongs to one thread at a time.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
-from service.artifact import Artifact, load_artifact
+from robojam_format.artifact import Artifact
+from service.weights import configured_weights, load_weights
 
 MAX_STEPS = 1000  # RoboJam's cap on generated touches per continuation
 MIN_DT = 0.001  # smallest generated time step, seconds
@@ -57,24 +72,32 @@ def _gates_into(keras: np.ndarray, out: np.ndarray, units: int) -> None:
         np.multiply(block, F32(factor), out=out[..., dst * units : (dst + 1) * units])
 
 
-class _Workspace:
-    """One call's buffers: LSTM state, gate scratch and the views into them, allocated once per call."""
+@dataclass(frozen=True, eq=False)
+class Request:
+    """One continuation, checked and ready to run: its input in the network's scaled space and all its randomness,
+    drawn up front (`Engine.prepare`), so a seed gives the same reply alone or batched."""
 
-    def __init__(self, engine: Engine, rows: int):
-        u, d, layers = engine.units, engine.dimension, engine.layers
-        self.z = np.zeros(d + layers * u, dtype=F32)  # [x, h_0, ..., h_{L-1}]
-        self.x = self.z[:d]
-        self.h = [self.z[d + i * u : d + (i + 1) * u] for i in range(layers)]
-        # Layer i reads [its input, its own h] as one contiguous slice of z.
-        self.inputs = [self.z[: d + u]] + [self.z[d + (i - 1) * u : d + (i + 1) * u] for i in range(1, layers)]
-        self.c = np.zeros((layers, u), dtype=F32)
-        self.g = np.empty(4 * u, dtype=F32)
+    scaled: np.ndarray  # (n, D) float32 conditioning events
+    choices: np.ndarray  # (MAX_STEPS,) float64 uniforms: each step's mixture choice
+    noise: np.ndarray  # (MAX_STEPS, D) float32 normals, already times sqrt(sigma_temperature)
+    seconds: float
+    temperature: float
+
+
+class _RowViews:
+    """One row of a BatchState as the row path reads it: views made once per row, so a step creates none."""
+
+    def __init__(self, state: BatchState, row: int, dimension: int, units: int):
+        u, starts = units, zip(state.input_starts, state.h_starts, strict=True)
+        self.z = state.z[row]
+        self.x = self.z[:dimension]
+        self.h = [self.z[start : start + u] for start in state.h_starts]
+        self.inputs = [self.z[start : h_start + u] for start, h_start in starts]  # [input, own h]: contiguous
+        self.c = [state.c[layer, row] for layer in range(len(state.h_starts))]
+        self.g = state.g[row]
         self.gate_views = (self.g[: 3 * u], self.g[:u], self.g[u : 2 * u], self.g[2 * u : 3 * u], self.g[3 * u :])
-        self.tmp = np.empty(u, dtype=F32)
-        self.out = np.empty(engine.output_size, dtype=F32)
-        chunk = max(1, min(rows, CHUNK))
-        self.proj = np.empty((chunk, 4 * u), dtype=F32)
-        self.seq = (np.empty((chunk, u), dtype=F32), np.empty((chunk, u), dtype=F32))
+        self.tmp = state.tmp[row]
+        self.out = state.out[row]
 
     def cell(self, layer: int) -> None:
         """Finish an LSTM step for `layer` from pre-activations in `g` (already `x@K + h@R + b`)."""
@@ -88,6 +111,93 @@ class _Workspace:
         np.add(c, tmp, out=c)
         np.tanh(c, out=tmp)
         np.multiply(o, tmp, out=h)
+
+
+class BatchState:
+    """The state of up to `capacity` continuations, allocated once.
+
+    Per row (rows 0..active-1, in use; a row moves when the request in it leaves): the LSTM state `z[row]` =
+    `[x, h_0, ..., h_{L-1}]` and `c[:, row]`, gate scratch `g`, `tmp` and the raw head output `out[row]`. Per slot
+    (a request keeps its slot until it leaves; `slots[row]` names it): its scaled input (`scaled`, `length` events,
+    `fed` of them fed so far), its draws (`choices`, `noise`), its touches (`generated`, `steps` of them, their dt
+    summing to `total`), its `seconds` and `temperature`. Conditioning scratch (`chunk` events) serves one row at a
+    time.
+    """
+
+    def __init__(self, engine: Engine, capacity: int, *, chunk: int = CHUNK, length: int = 0):
+        u, d, layers, slots = engine.units, engine.dimension, engine.layers, capacity
+        self.capacity, self.active = capacity, 0
+        self.z = np.zeros((capacity, d + layers * u), dtype=F32)
+        self.c = np.zeros((layers, capacity, u), dtype=F32)
+        self.g = np.empty((capacity, 4 * u), dtype=F32)
+        self.tmp = np.empty((capacity, u), dtype=F32)
+        self.out = np.empty((capacity, engine.output_size), dtype=F32)
+        # Where layer i's [input, h] and h start in a row of z.
+        self.input_starts = [0] + [d + (i - 1) * u for i in range(1, layers)]
+        self.h_starts = [d + i * u for i in range(layers)]
+        self.proj = np.empty((max(1, chunk), 4 * u), dtype=F32)
+        self.seq = (np.empty((max(1, chunk), u), dtype=F32), np.empty((max(1, chunk), u), dtype=F32))
+        self.slots = np.zeros(capacity, dtype=np.int64)
+        self._free = list(range(slots - 1, -1, -1))
+        self.scaled = np.zeros((slots, length, d), dtype=F32)  # grown as needed
+        self.length, self.fed = np.zeros(slots, dtype=np.int64), np.zeros(slots, dtype=np.int64)
+        self.choices = np.zeros((slots, MAX_STEPS))
+        self.noise = np.zeros((slots, MAX_STEPS, d), dtype=F32)
+        self.generated = np.zeros((slots, MAX_STEPS, d), dtype=F32)
+        self.steps = np.zeros(slots, dtype=np.int64)
+        self.total, self.seconds = np.zeros(slots), np.zeros(slots)
+        self.temperature, self.inv_temperature = np.zeros(slots), np.zeros(slots)
+        self.finished = np.zeros(capacity, dtype=bool)  # rows marked by the batched draw
+        self.sampling = np.zeros(capacity, dtype=np.int64)  # the rows that draw in this iteration
+        self._sizes = (d, u)
+        self._views: list[_RowViews | None] = [None] * capacity
+
+    def add(self, request: Request) -> int:
+        """Start `request` in the next row, from zero state; returns its slot."""
+        row, slot = self.active, self._free.pop()
+        self.z[row] = 0.0
+        self.c[:, row] = 0.0
+        self.slots[row] = slot
+        rows = len(request.scaled)
+        if rows > self.scaled.shape[1]:
+            grown = np.zeros((self.capacity, rows, self.scaled.shape[2]), dtype=F32)
+            grown[:, : self.scaled.shape[1]] = self.scaled
+            self.scaled = grown
+        self.scaled[slot, :rows] = request.scaled
+        self.length[slot], self.fed[slot] = rows, 0
+        self.choices[slot], self.noise[slot] = request.choices, request.noise
+        self.steps[slot], self.total[slot], self.seconds[slot] = 0, 0.0, request.seconds
+        self.temperature[slot] = request.temperature
+        self.inv_temperature[slot] = 1.0 / request.temperature  # inf for a subnormal temperature: argmax
+        self.active += 1
+        return slot
+
+    def remove(self, row: int) -> None:
+        """The request in `row` leaves: its slot is freed and the last row's state moves into `row`."""
+        last = self.active - 1
+        self._free.append(int(self.slots[row]))
+        if row != last:
+            self.z[row] = self.z[last]
+            self.c[:, row] = self.c[:, last]
+            self.slots[row] = self.slots[last]
+        self.active -= 1
+
+    def slot(self, row: int) -> int:
+        return int(self.slots[row])
+
+    def row(self, slot: int) -> int:
+        """The row the request in `slot` occupies now."""
+        return int(np.flatnonzero(self.slots[: self.active] == slot)[0])
+
+    def result(self, slot: int) -> np.ndarray:
+        """The touches generated in `slot` so far: (m, D) float32 `[x, y, dt]`, a copy."""
+        return self.generated[slot, : self.steps[slot]].copy()
+
+    def _row(self, row: int) -> _RowViews:
+        views = self._views[row]
+        if views is None:
+            views = self._views[row] = _RowViews(self, row, *self._sizes)
+        return views
 
 
 class Sampler:
@@ -146,6 +256,15 @@ class Sampler:
         np.fmin(out, self.high, out=out)
 
 
+@dataclass(frozen=True)
+class _RowKernels:
+    """The compiled batched kernels and the weights in their layout (transposed once)."""
+
+    kernels: ModuleType
+    layers: tuple[np.ndarray, ...]
+    head: np.ndarray
+
+
 class Engine:
     """A loaded RoboJam model. Build with `Engine.load(path)`."""
 
@@ -157,7 +276,7 @@ class Engine:
         u, md = self.units, self.mixtures * self.dimension
         self.output_size = 2 * md + self.mixtures
         arrays = artifact.arrays
-        self._stacked, self._kernels, self._recurrent, self._biases = [], [], [], []
+        self._stacked, self._input_weights, self._recurrent_weights, self._biases = [], [], [], []
         for i in range(self.layers):
             n_in = self.dimension if i == 0 else u
             stacked = np.empty((n_in + u, 4 * u), dtype=F32)  # filled block by block: no full-size temporaries
@@ -165,61 +284,85 @@ class Engine:
             _gates_into(arrays[f"lstm_{i}_recurrent_kernel"], stacked[n_in:], u)
             bias = np.empty(4 * u, dtype=F32)
             _gates_into(arrays[f"lstm_{i}_bias"], bias, u)
-            self._stacked.append(_frozen(stacked))
-            self._kernels.append(stacked[:n_in])  # views: no extra memory
-            self._recurrent.append(stacked[n_in:])
+            stacked = _frozen(stacked)
+            self._stacked.append(stacked)
+            self._input_weights.append(stacked[:n_in])  # read-only views: no extra memory
+            self._recurrent_weights.append(stacked[n_in:])
             self._biases.append(_frozen(bias))
         parts = ("mdn_mus", "mdn_sigmas", "mdn_pi")
         self._head = _frozen(np.concatenate([arrays[f"{p}_kernel"] for p in parts], axis=1))
         self._head_bias = _frozen(np.concatenate([arrays[f"{p}_bias"] for p in parts]))
         self._md = md
+        self._row_kernels: _RowKernels | None = None
+        self._row_kernels_lock = threading.Lock()
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None) -> Engine:
         """Load and validate an artifact (`None`: $ROBOJAM_WEIGHTS, else the shipped weights)."""
-        return cls(load_artifact(path))
+        return cls(configured_weights() if path is None else load_weights(path))
 
-    # ---- network -------------------------------------------------------------------------------------------
+    def weight_arrays(self) -> tuple[np.ndarray, ...]:
+        """Every weight array the engine computes with, views included (all read-only)."""
+        return (
+            *self._stacked, *self._input_weights, *self._recurrent_weights, *self._biases, self._head, self._head_bias,
+        )  # fmt: skip
 
-    def _condition(self, ws: _Workspace, scaled: np.ndarray, head_out: np.ndarray | None = None) -> None:
-        """Run `scaled` (T, D) through the stack from `ws`'s state, layer by layer in chunks.
+    # ---- one row at a time (the conditioning path and the generation step) --------------------------------
 
-        The state in `ws` ends as after the last event. With `head_out` (T, output_size), the raw MDN head
-        (before the sigma activation) for every step is written there.
+    def prefill(self, state: BatchState, row: int, scaled: np.ndarray, head_out: np.ndarray | None = None) -> None:
+        """Run `scaled` (T, D) through the stack from `row`'s state, layer by layer, CHUNK events per product.
+
+        The row's state ends as after the last event. With `head_out` (T, output_size), the raw MDN head (before
+        the sigma activation) for every event is written there.
         """
+        views, size = state._row(row), len(state.proj)
         for start in range(0, len(scaled), CHUNK):
             layer_in = scaled[start : start + CHUNK]
             n = len(layer_in)
-            proj = ws.proj[:n]
+            if n > size:
+                raise ValueError(f"the state's conditioning scratch holds {size} events, not {n}.")
+            proj = state.proj[:n]
             for layer in range(self.layers):
-                np.matmul(layer_in, self._kernels[layer], out=proj)  # all events' input projection at once
+                np.matmul(layer_in, self._input_weights[layer], out=proj)  # all events' input projection at once
                 np.add(proj, self._biases[layer], out=proj)
-                recurrent, h, seq = self._recurrent[layer], ws.h[layer], ws.seq[layer % 2][:n]
+                recurrent, h, g, seq = self._recurrent_weights[layer], views.h[layer], views.g, state.seq[layer % 2][:n]
                 for t in range(n):
-                    np.matmul(h, recurrent, out=ws.g)
-                    np.add(ws.g, proj[t], out=ws.g)
-                    ws.cell(layer)
+                    np.matmul(h, recurrent, out=g)
+                    np.add(g, proj[t], out=g)
+                    views.cell(layer)
                     seq[t] = h
                 layer_in = seq
             if head_out is not None:
                 np.matmul(layer_in, self._head, out=head_out[start : start + n])
                 np.add(head_out[start : start + n], self._head_bias, out=head_out[start : start + n])
 
-    def _step(self, ws: _Workspace) -> None:
-        """One time step from the input in `ws.x`; the raw head output lands in `ws.out`."""
+    def step(self, state: BatchState, row: int) -> None:
+        """One time step for `row` from its input `z[row, :D]`; the raw head output lands in `out[row]`."""
+        self._step(state._row(row))
+
+    def head(self, state: BatchState, row: int) -> None:
+        """The raw MDN head output for `row`'s last layer state, into `out[row]`."""
+        self._head_into(state._row(row))
+
+    def cell(self, state: BatchState, row: int, layer: int) -> None:
+        """Finish `row`'s LSTM step for `layer` from its pre-activations in `g[row]` (the step's elementwise part)."""
+        state._row(row).cell(layer)
+
+    def _step(self, views: _RowViews) -> None:
         for layer in range(self.layers):
-            np.matmul(ws.inputs[layer], self._stacked[layer], out=ws.g)
-            np.add(ws.g, self._biases[layer], out=ws.g)
-            ws.cell(layer)
-        self._head_into(ws)
+            np.matmul(views.inputs[layer], self._stacked[layer], out=views.g)
+            np.add(views.g, self._biases[layer], out=views.g)
+            views.cell(layer)
+        self._head_into(views)
 
-    def _head_into(self, ws: _Workspace) -> None:
-        """The raw MDN head output for the last layer's state, into `ws.out`."""
-        np.matmul(ws.h[-1], self._head, out=ws.out)
-        np.add(ws.out, self._head_bias, out=ws.out)
+    def _head_into(self, views: _RowViews) -> None:
+        np.matmul(views.h[-1], self._head, out=views.out)
+        np.add(views.out, self._head_bias, out=views.out)
 
-    def _activate_sigmas(self, sigmas: np.ndarray) -> None:
-        """In place: elu(s) + 1 + epsilon (keras-mdn-layer's sigma activation)."""
+    def activate_sigmas(self, outputs: np.ndarray) -> None:
+        """In place on raw MDN outputs (..., output_size): elu(s) + 1 + epsilon on the sigma columns
+        (keras-mdn-layer's sigma activation)."""
+        sigmas = outputs[..., self._md : 2 * self._md]
         negative = np.minimum(sigmas, 0.0)
         np.expm1(negative, out=negative)
         np.maximum(sigmas, 0.0, out=sigmas)
@@ -242,45 +385,38 @@ class Engine:
         so tests can hold both to the Keras model.
         """
         scaled = self._check_events(scaled_inputs, "scaled_inputs").astype(F32, copy=False)
-        ws = _Workspace(self, 1 if stepwise else len(scaled))
+        state = BatchState(self, 1, chunk=1 if stepwise else min(len(scaled), CHUNK))
         out = np.empty((len(scaled), self.output_size), dtype=F32)
         if stepwise:
-            for row, result in zip(scaled, out, strict=True):
-                ws.x[:] = row
-                self._step(ws)
-                result[:] = ws.out
+            views = state._row(0)
+            for event, result in zip(scaled, out, strict=True):
+                views.x[:] = event
+                self._step(views)
+                result[:] = views.out
         else:
-            self._condition(ws, scaled, head_out=out)
-        self._activate_sigmas(out[:, self._md : 2 * self._md])
+            self.prefill(state, 0, scaled, head_out=out)
+        self.activate_sigmas(out)
         return out
 
-    # ---- sampling ------------------------------------------------------------------------------------------
+    # ---- a continuation ------------------------------------------------------------------------------------
 
-    def check_request(self, events, seconds, temperature, sigma_temperature, rng) -> np.ndarray:
-        """The checked events of a continue_performance call; raises on any bad argument (the batcher shares it)."""
+    def prepare(self, events, seconds, temperature, sigma_temperature, rng) -> Request:
+        """The checked, scaled and drawn `Request` of a continue_performance call (same arguments); raises on any
+        bad argument. All randomness comes up front, one vectorised draw each from the caller's Generator."""
         events = self._check_events(events, "events")
         _check_number("seconds", seconds, allow_zero=False)
         _check_number("temperature", temperature, allow_zero=False)
         _check_number("sigma_temperature", sigma_temperature, allow_zero=True)
         if not isinstance(rng, np.random.Generator):
             raise TypeError("rng must be a numpy.random.Generator.")
-        return events
-
-    def scale_events(self, events: np.ndarray) -> np.ndarray:
-        """Events in the network's scaled float32 space; ValueError if they overflow it."""
         with np.errstate(over="ignore", invalid="ignore"):
             scaled = (events * self.scale).astype(F32)
         if not np.isfinite(scaled).all():
             raise ValueError("events are too large to scale in float32.")
-        return scaled
-
-    def draw(self, rng: np.random.Generator, sigma_temperature: float) -> tuple[np.ndarray, np.ndarray]:
-        """All randomness for one request up front: one vectorised draw each from the caller's Generator, so a
-        seed gives the same reply batched or alone."""
         choices = rng.random(MAX_STEPS)
         noise = rng.standard_normal((MAX_STEPS, self.dimension), dtype=F32)
         noise *= F32(math.sqrt(sigma_temperature))  # covariance diag(sigma^2) * sigma_temperature
-        return choices, noise
+        return Request(scaled, choices, noise, float(seconds), float(temperature))
 
     def continue_performance(
         self,
@@ -295,26 +431,104 @@ class Engine:
 
         Returns (m, 3) float32 `[x, y, dt]`, m <= MAX_STEPS; every row has x, y in [0, 1] and dt >= MIN_DT.
         """
-        events = self.check_request(events, seconds, temperature, sigma_temperature, rng)
-        d = self.dimension
-        scaled = self.scale_events(events)
-        ws = _Workspace(self, len(events))
-        self._condition(ws, scaled)
-        self._head_into(ws)
+        request = self.prepare(events, seconds, temperature, sigma_temperature, rng)
+        rows = len(request.scaled)
+        state = BatchState(self, 1, chunk=min(rows, CHUNK), length=rows)
+        slot = state.add(request)
+        self.run_alone(state, 0)
+        return state.result(slot)
 
-        choices, noise = self.draw(rng, sigma_temperature)
-        choices = choices.tolist()
+    def run_alone(self, state: BatchState, row: int, interrupted: Callable[[], bool] | None = None) -> bool:
+        """Run `row`'s request on its own: conditioning (`prefill`) a chunk at a time, then the head and its first
+        touch, then generation step by step with the Sampler, each touch fed back. True once the request is done;
+        False as soon as `interrupted()` says so between chunks or steps, with its state and progress in `state`
+        (so it can go on in `step_rows`, or here again)."""
+        slot, d = int(state.slots[row]), self.dimension
+        views = state._row(row)
+        length, fed = int(state.length[slot]), int(state.fed[slot])
+        if fed < length:
+            scaled = state.scaled[slot]
+            while True:
+                end = min(length, fed + CHUNK)
+                self.prefill(state, row, scaled[fed:end])
+                state.fed[slot] = fed = end
+                if fed == length:
+                    break
+                if interrupted is not None and interrupted():
+                    return False
+            self._head_into(views)  # and the first touch at once: the batched step expects a touch in x
+        elif interrupted is not None and interrupted():
+            return False
+        else:
+            self._step(views)
+        sampler = Sampler(views.out, self.mixtures, d, float(state.temperature[slot]), self.sigma_epsilon, self.scale)
+        generated, choices, noise = state.generated[slot], state.choices[slot], state.noise[slot]
+        steps, total, seconds = int(state.steps[slot]), float(state.total[slot]), float(state.seconds[slot])
+        try:
+            while True:
+                touch = generated[steps]
+                sampler.sample(choices.item(steps), noise[steps], out=touch)
+                steps += 1
+                total += touch.item(d - 1)
+                if total >= seconds or steps >= MAX_STEPS:
+                    return True
+                np.multiply(touch, sampler.scale, out=views.x)  # feed the clipped touch back, in the scaled space
+                if interrupted is not None and interrupted():
+                    return False
+                self._step(views)
+        finally:
+            state.steps[slot], state.total[slot] = steps, total
 
-        generated = np.empty((MAX_STEPS, d), dtype=F32)
-        sampler = Sampler(ws.out, self.mixtures, d, temperature, self.sigma_epsilon, self.scale)
-        total, steps = 0.0, 0
-        while True:
-            row = generated[steps]
-            sampler.sample(choices[steps], noise[steps], out=row)
-            steps += 1
-            total += row.item(d - 1)
-            if total >= seconds or steps >= MAX_STEPS:
-                break
-            np.multiply(row, sampler.scale, out=ws.x)  # feed the clipped touch back, in the scaled space
-            self._step(ws)
-        return generated[:steps].copy()
+    # ---- rows together (the batching loop) -----------------------------------------------------------------
+
+    def enable_batching(self) -> None:
+        """Load the compiled batched kernels (service/batch_kernels.py) and give them the weights in their layout,
+        once. Call it before forking (gunicorn's preloading master), so workers share that copy; `step_rows` calls
+        it otherwise. Numba costs ~50 MB of RSS and ~2 s at first import: an engine that never batches never pays."""
+        with self._row_kernels_lock:
+            if self._row_kernels is None:
+                from service import batch_kernels
+
+                layers = tuple(batch_kernels.transposed(w) for w in self._stacked)
+                self._row_kernels = _RowKernels(batch_kernels, layers, batch_kernels.transposed(self._head))
+
+    def step_rows(self, state: BatchState) -> list[int]:
+        """One iteration for every active row, in one product per layer: each row still conditioning is fed its
+        next event, then all take one LSTM step and the head, then each row that has no event left draws its next
+        touch (fed back into its `x`). Returns the rows whose request is now done, highest first (so removing
+        them in that order moves none that is still to remove)."""
+        if self._row_kernels is None:
+            self.enable_batching()
+        compiled, n = self._row_kernels, state.active
+        kernels = compiled.kernels
+        drawing = kernels.feed_rows(state.z, state.slots, n, state.fed, state.length, state.scaled, state.sampling)
+        for layer, lo in enumerate(state.input_starts):  # each reads the weights once for all n rows
+            kernels.matmul_rows(state.z, lo, n, compiled.layers[layer], self._biases[layer], state.g)
+            self._cell_rows(kernels, state, layer, n)
+        kernels.matmul_rows(state.z, state.h_starts[-1], n, compiled.head, self._head_bias, state.out)
+        if not drawing:
+            return []
+        rows = state.sampling[:drawing]
+        done = kernels.sample_rows(
+            state.out, rows, state.slots, self.mixtures, F32(self.scale), F32(self.sigma_epsilon), state.choices,
+            state.noise, state.generated, state.steps, state.total, state.seconds, state.inv_temperature, state.z,
+            state.finished,
+        )  # fmt: skip
+        if not done:
+            return []
+        finished = sorted((int(row) for row in rows if state.finished[row]), reverse=True)
+        state.finished[finished] = False
+        return finished
+
+    def cell_rows(self, state: BatchState, layer: int, n: int) -> None:
+        """The LSTM cell of `layer` for rows 0..n-1 at once: `cell`'s operations in its order (bit for bit)."""
+        if self._row_kernels is None:
+            self.enable_batching()
+        self._cell_rows(self._row_kernels.kernels, state, layer, n)
+
+    def _cell_rows(self, kernels: ModuleType, state: BatchState, layer: int, n: int) -> None:
+        g, c, tmp = state.g, state.c[layer], state.tmp
+        np.tanh(g[:n], out=g[:n])
+        kernels.gates_rows(g, c, n)
+        np.tanh(c[:n], out=tmp[:n])
+        kernels.output_rows(g, tmp, state.z, state.h_starts[layer], n)

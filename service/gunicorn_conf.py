@@ -31,11 +31,12 @@ def _cannot_start(reason: object) -> SystemExit:
 
 def _check_app() -> None:
     """The app's settings and the weights file, checked before anything is created (loaded again by the app)."""
-    from service.artifact import ArtifactError, load_artifact
+    from robojam_format.artifact import ArtifactError
+    from service.weights import configured_weights
 
     try:
         settings.from_env()
-        load_artifact(settings.weights_path())
+        configured_weights()
     except (ArtifactError, ValueError) as exc:
         raise _cannot_start(exc) from None
 
@@ -43,7 +44,7 @@ def _check_app() -> None:
 try:
     _listen = settings.listen()
     _listen.check_tls()  # as the original server served HTTPS on :5000: both files or neither
-    _server = settings.server()
+    _gunicorn = settings.gunicorn_settings()
 except ValueError as _exc:
     raise _cannot_start(_exc) from None
 _check_app()
@@ -51,19 +52,19 @@ _check_app()
 bind = _listen.addresses
 certfile = _listen.certfile
 keyfile = _listen.keyfile
-workers = _server.workers
+workers = _gunicorn.workers
 worker_class = "service.worker.JsonErrorThreadWorker"  # gthread, JSON for HTTP-level errors
-threads = _server.threads
-timeout = _server.timeout
-graceful_timeout = _server.graceful_timeout
-keepalive = _server.keepalive
-max_requests = _server.max_requests
-max_requests_jitter = _server.max_requests_jitter
-preload_app = _server.preload_app
-worker_tmp_dir = _server.worker_tmp_dir
-accesslog = _server.accesslog
-errorlog = _server.errorlog
-loglevel = _server.loglevel
+threads = _gunicorn.threads
+timeout = _gunicorn.timeout
+graceful_timeout = _gunicorn.graceful_timeout
+keepalive = _gunicorn.keepalive
+max_requests = _gunicorn.max_requests
+max_requests_jitter = _gunicorn.max_requests_jitter
+preload_app = _gunicorn.preload_app
+worker_tmp_dir = _gunicorn.worker_tmp_dir
+accesslog = _gunicorn.accesslog
+errorlog = _gunicorn.errorlog
+loglevel = _gunicorn.loglevel
 proc_name = "robojam"
 # gunicorn 24+ opens a control socket under $HOME by default: a non-root container user may have no writable
 # home, and two servers on one machine would fight over the path. Nothing here uses it.

@@ -4,8 +4,10 @@ env alone and each variable has one parser.
 - `from_env()`: the Flask app's config (`create_app(config)` overrides keys for one app; tests use that instead of
   mutating os.environ).
 - `weights_path()`: where the weights are (ROBOJAM_WEIGHTS, else the shipped file).
+- `batch_policy()`: the batching loop's knobs (`BatchPolicy`), also in the app config.
 - `listen()`: the addresses and TLS files, shared by the gunicorn config and the container healthcheck.
-- `server()`: the rest of gunicorn's settings; `prepare_metrics_dir()`: prometheus-client's multiprocess directory.
+- `gunicorn_settings()`: the rest of gunicorn's settings; `prepare_metrics_dir()`: prometheus-client's
+  multiprocess directory.
 
 Standard library only (plus the contract's paths), so gunicorn can load its config file before anything else.
 Each bad value is refused with one sentence naming the variable.
@@ -27,7 +29,7 @@ DEFAULT_MAX_BODY_BYTES = 256 * 1024
 DEFAULT_MAX_ROWS = 2000
 DEFAULT_BIND = "127.0.0.1:5000"
 DEFAULT_MAX_BATCH = 32  # requests advanced together per iteration of the batching loop (1 turns batching off)
-DEFAULT_BATCH_WAIT_MS = 2
+DEFAULT_BATCH_WAIT_MS = 2  # from idle, how long the loop waits for requests still being read to join
 DEFAULT_QUEUE_COST = 6400  # admitted work per worker, in LSTM steps: about 32 typical requests
 DEFAULT_QUEUE_MS = 500  # ... and no more than the batching loop gets through in this long at its measured speed
 DEFAULT_MAX_ROW_SECONDS = 10_000  # rows x seconds: 2000 rows at 5 s, or 1000 rows at 10 s
@@ -106,8 +108,7 @@ def from_env(env: Mapping[str, str] | None = None) -> dict:
         "MAX_CONTENT_LENGTH": env_int(env, "ROBOJAM_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
         # Set by the gunicorn config (prepare_metrics_dir) before the app loads: /metrics sums over workers.
         "ROBOJAM_METRICS_DIR": env.get(METRICS_ENV) or None,
-        "ROBOJAM_MAX_BATCH": env_int(env, "ROBOJAM_MAX_BATCH", DEFAULT_MAX_BATCH),
-        "ROBOJAM_BATCH_WAIT_MS": env_int(env, "ROBOJAM_BATCH_WAIT_MS", DEFAULT_BATCH_WAIT_MS, minimum=0),
+        "ROBOJAM_BATCH_POLICY": batch_policy(env),
         "ROBOJAM_QUEUE_COST": env_int(env, "ROBOJAM_QUEUE_COST", DEFAULT_QUEUE_COST),
         "ROBOJAM_QUEUE_MS": env_int(env, "ROBOJAM_QUEUE_MS", DEFAULT_QUEUE_MS),
         "ROBOJAM_MAX_ROW_SECONDS": env_int(env, "ROBOJAM_MAX_ROW_SECONDS", DEFAULT_MAX_ROW_SECONDS),
@@ -118,6 +119,34 @@ def from_env(env: Mapping[str, str] | None = None) -> dict:
         ),
         "ROBOJAM_TIMEOUT": env_int(env, "ROBOJAM_TIMEOUT", DEFAULT_TIMEOUT),
     }
+
+
+@dataclass(frozen=True)
+class BatchPolicy:
+    """The batching loop's knobs (service/batcher.py), in one place."""
+
+    max_batch: int = DEFAULT_MAX_BATCH  # requests advanced together per iteration; 1 runs each alone, in turn
+    wait_seconds: float = DEFAULT_BATCH_WAIT_MS / 1000  # from idle, the wait for requests still being read
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {self.max_batch}.")
+        if not self.wait_seconds >= 0:
+            raise ValueError(f"wait_seconds must be at least 0, got {self.wait_seconds}.")
+
+    @property
+    def batched(self) -> bool:
+        """Whether requests share iterations at all (max_batch 1 turns batching off)."""
+        return self.max_batch > 1
+
+
+def batch_policy(env: Mapping[str, str] | None = None) -> BatchPolicy:
+    """ROBOJAM_MAX_BATCH and ROBOJAM_BATCH_WAIT_MS."""
+    env = _environ(env)
+    return BatchPolicy(
+        max_batch=env_int(env, "ROBOJAM_MAX_BATCH", DEFAULT_MAX_BATCH),
+        wait_seconds=env_int(env, "ROBOJAM_BATCH_WAIT_MS", DEFAULT_BATCH_WAIT_MS, minimum=0) / 1000,
+    )
 
 
 def read_timeout(env: Mapping[str, str] | None = None) -> int:
@@ -185,8 +214,8 @@ def default_workers() -> int:
 
 
 @dataclass(frozen=True)
-class Server:
-    """gunicorn's process, timing and logging settings (names as gunicorn's)."""
+class GunicornSettings:
+    """gunicorn's process, timing and logging settings (names as gunicorn's); where it listens is `Listen`."""
 
     workers: int
     threads: int
@@ -202,11 +231,12 @@ class Server:
     loglevel: str
 
 
-def server(env: Mapping[str, str] | None = None) -> Server:
+def gunicorn_settings(env: Mapping[str, str] | None = None) -> GunicornSettings:
+    """The ROBOJAM_* variables for gunicorn's workers, threads, timeouts and logs."""
     env = _environ(env)
     # The heartbeat file is touched constantly; on a disk-backed /tmp that can stall workers, so prefer tmpfs.
     tmp_dir = SHM if writable_dir(SHM) else tempfile.gettempdir()
-    return Server(
+    return GunicornSettings(
         workers=env_int(env, "ROBOJAM_WORKERS", default_workers(), minimum=1),
         threads=env_int(env, "ROBOJAM_THREADS", DEFAULT_THREADS, minimum=1),
         timeout=env_int(env, "ROBOJAM_TIMEOUT", DEFAULT_TIMEOUT, minimum=1),

@@ -14,6 +14,9 @@ Over TLS (gunicorn wraps the socket itself) the read deadline does not apply; se
 Errors: gunicorn answers malformed HTTP itself with a small HTML page; clients of this API get
 `{"error": "<one sentence>"}` for every failure, so the worker swaps gunicorn's error writer for a JSON one in
 its own process; status codes and logging stay gunicorn's.
+
+The gunicorn internals this needs (the error writer, the first-byte wait, the poller's sentinel) are reached
+through service/gunicorn_compat.py only.
 """
 
 from __future__ import annotations
@@ -21,16 +24,12 @@ from __future__ import annotations
 import json
 import time
 
-from gunicorn import util
-from gunicorn.http.errors import NoMoreData
-from gunicorn.workers import gthread
-
-from service import settings
+from service import gunicorn_compat, settings
 
 IDLE_WAIT = 0.5  # seconds a new, silent connection may hold a thread before it waits in the poller instead
 
 
-class ReadTimeout(NoMoreData, TimeoutError):
+class ReadTimeout(gunicorn_compat.NoMoreData, TimeoutError):
     """The request's headers or body did not arrive within the read deadline.
 
     A NoMoreData, so gunicorn closes a connection whose headers are late without logging a traceback; a
@@ -67,27 +66,29 @@ class _DeadlineSocket:
 
 
 def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
-    """Same contract as gunicorn.util.write_error, JSON body instead of HTML."""
+    """Same contract as gunicorn's own error writer (gunicorn_compat.use_error_writer), JSON body instead of HTML."""
     detail = " ".join(str(mesg).split())[:200].rstrip(".")
     body = json.dumps({"error": f"{reason.lower()}: {detail}."})  # ASCII: safe for the latin-1 status line
     head = (
         f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
         f"X-Content-Type-Options: nosniff\r\nContent-Length: {len(body)}\r\n\r\n"
     )
-    util.write_nonblock(sock, (head + body).encode("latin-1"))
+    gunicorn_compat.send_nonblocking(sock, (head + body).encode("latin-1"))
 
 
-class JsonErrorThreadWorker(gthread.ThreadWorker):
+class JsonErrorThreadWorker(gunicorn_compat.ThreadWorker):
     def init_process(self):
-        util.write_error = write_json_error
+        gunicorn_compat.use_error_writer(write_json_error)
         self.read_timeout = settings.read_timeout()
         super().init_process()
 
     def handle(self, conn):
-        if not conn.initialized and not conn.data_ready and not conn.wait_for_data(IDLE_WAIT):
-            return gthread._DEFER  # silent so far: wait in the poller, holding no thread
+        if not gunicorn_compat.first_byte_arrived(conn, IDLE_WAIT):
+            return gunicorn_compat.DEFER  # silent so far: wait in the poller, holding no thread
         if not self.cfg.is_ssl:
-            if not isinstance(conn.sock, _DeadlineSocket):
-                conn.sock = _DeadlineSocket(conn.sock)
-            conn.sock.deadline = time.monotonic() + self.read_timeout
+            sock = gunicorn_compat.connection_socket(conn)
+            if not isinstance(sock, _DeadlineSocket):
+                sock = _DeadlineSocket(sock)
+                gunicorn_compat.set_connection_socket(conn, sock)
+            sock.deadline = time.monotonic() + self.read_timeout
         return super().handle(conn)

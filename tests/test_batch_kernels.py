@@ -155,20 +155,21 @@ def test_feeding_gives_conditioning_rows_their_next_event_and_lists_the_rows_tha
 
 @pytest.mark.exact
 def test_the_batched_cell_is_the_engine_cell_bit_for_bit(engine):
-    """numpy tanh around the compiled gate and output steps: every row equals the engine's `_Workspace.cell`."""
-    from service.batcher import Batcher, _Batch
-    from service.engine import _Workspace
+    """numpy tanh around the compiled gate and output steps: every row equals the engine's one-row `cell`."""
+    from service.engine import BatchState
 
     rng = np.random.default_rng(8)
-    batcher, batch, n = Batcher(engine, max_batch=8), _Batch(engine, 8), 6
-    u = engine.units
-    batch.g[:n] = rng.standard_normal((n, 4 * u)).astype(F32) * 3
-    batch.c[1, :n] = rng.standard_normal((n, u)).astype(F32)
-    g_before, c_before = batch.g[:n].copy(), batch.c[1, :n].copy()
-    batcher._cell(batch, 1, n)
-    lo, hi = batch.h[1]
+    state, n = BatchState(engine, 8), 6
+    u, lo = engine.units, state.h_starts[1]
+    state.g[:n] = rng.standard_normal((n, 4 * u)).astype(F32) * 3
+    state.c[1, :n] = rng.standard_normal((n, u)).astype(F32)
+    g_before, c_before = state.g[:n].copy(), state.c[1, :n].copy()
+    engine.cell_rows(state, 1, n)
     for row in range(n):
-        ws = _Workspace(engine, 1)
-        ws.g[:], ws.c[1] = g_before[row], c_before[row]
-        ws.cell(1)
-        assert np.array_equal(batch.c[1, row], ws.c[1]) and np.array_equal(batch.z[row, lo:hi], ws.h[1])
+        alone = BatchState(engine, 1)
+        alone.g[0], alone.c[1, 0] = g_before[row], c_before[row]
+        engine.cell(alone, 0, 1)
+        assert np.array_equal(state.c[1, row], alone.c[1, 0]) and np.array_equal(
+            state.z[row, lo : lo + u], alone.z[0, lo : lo + u]
+        )
+        assert alone.z[0, lo : lo + u].any()  # the cell wrote its h

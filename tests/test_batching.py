@@ -11,8 +11,9 @@ from devtools.performances import random_performance
 from devtools.random_weights import write_random_artifact
 from robojam_format.performance import clean, parse_csv
 from service.admission import Admission, QueueFull, RateLimited, RateLimiter, client_address, request_cost
-from service.batcher import Batcher, _Batch, _Job
-from service.engine import MAX_STEPS, Engine
+from service.batcher import Batcher
+from service.engine import MAX_STEPS, BatchState, Engine, Request
+from service.settings import BatchPolicy
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def test_sixteen_concurrent_mixed_requests_equal_the_unbatched_engine(engine):
         for (events, options), seed in zip(requests, seeds, strict=True)
     ]
     sizes = []
-    batcher = Batcher(engine, max_batch=16, observe_batch=sizes.append)
+    batcher = Batcher(engine, BatchPolicy(max_batch=16), observe_batch=sizes.append)
     got = run_concurrently(batcher, requests, seeds)
     for mine, theirs in zip(got, expected, strict=True):
         assert mine.shape == theirs.shape
@@ -72,7 +73,7 @@ def test_sixteen_concurrent_mixed_requests_equal_the_unbatched_engine(engine):
 @pytest.mark.exact
 def test_batching_off_is_bit_identical_to_the_engine(engine):
     requests, seeds = mixed_requests(6), list(range(6))
-    batcher = Batcher(engine, max_batch=1)
+    batcher = Batcher(engine, BatchPolicy(max_batch=1))
     got = run_concurrently(batcher, requests, seeds)
     for (events, options), seed, mine in zip(requests, seeds, got, strict=True):
         assert np.array_equal(mine, engine.continue_performance(events, rng=np.random.default_rng(seed), **options))
@@ -81,7 +82,7 @@ def test_batching_off_is_bit_identical_to_the_engine(engine):
 @pytest.mark.exact
 def test_a_lone_request_is_bit_identical_to_the_engine(engine):
     """Alone in the loop (no overlap), a request takes the engine's own arithmetic: the same reply exactly."""
-    batcher = Batcher(engine, max_batch=32)
+    batcher = Batcher(engine, BatchPolicy(max_batch=32))
     for seed in range(6):
         events = clean(parse_csv(random_performance(seed=seed, seconds=0.2 + seed * 1.5)))  # 1 to ~3 chunks
         expected = engine.continue_performance(events, rng=np.random.default_rng(seed))
@@ -93,32 +94,30 @@ def test_batched_mdn_outputs_match_the_engine_within_the_keras_tolerance(engine)
     rng = np.random.default_rng(3)
     sequences = [rng.uniform(0, 1, size=(40, 3)).astype(np.float32) for _ in range(6)]
     joins = [0, 0, 3, 7, 7, 12]
-    batcher, batch = Batcher(engine, max_batch=8), _Batch(engine, 8)
+    state = BatchState(engine, 8)
     outputs = {i: [] for i in range(6)}
-    jobs = {}
+    slots = {}
     for step in range(52):
         for i, join in enumerate(joins):
             if join == step:
-                job = _Job(np.vstack([sequences[i], np.zeros((MAX_STEPS, 3), np.float32)]), 5.0, 1.5, 0.01, rng)
-                job.prepare(engine)
-                job.scaled = np.vstack([sequences[i], np.zeros((MAX_STEPS, 3), np.float32)])  # never samples
-                job.rows = len(job.scaled)
-                batch.add(job)
-                jobs[i] = job
-        batcher._iterate(batch)
-        for i, job in jobs.items():
-            if batch.pos[job.slot] <= len(sequences[i]):
-                outputs[i].append(batch.out[batch.jobs.index(job), : engine.output_size].copy())
-    md = engine.mixtures * engine.dimension
+                scaled = np.vstack([sequences[i], np.zeros((MAX_STEPS, 3), np.float32)])  # never samples
+                noise = np.zeros((MAX_STEPS, 3), np.float32)
+                slots[i] = state.add(Request(scaled, rng.random(MAX_STEPS), noise, seconds=5.0, temperature=1.5))
+        assert engine.step_rows(state) == []
+        for i, slot in slots.items():
+            if state.fed[slot] <= len(sequences[i]):
+                outputs[i].append(state.out[state.row(slot), : engine.output_size].copy())
+    assert state.active == 6
     for i, rows in outputs.items():
         mine = np.array(rows[: len(sequences[i])])
-        engine._activate_sigmas(mine[:, md : 2 * md])
+        assert len(mine) == len(sequences[i])
+        engine.activate_sigmas(mine)
         np.testing.assert_allclose(mine, engine.mdn_outputs(sequences[i], stepwise=True), rtol=0, atol=1e-5)
 
 
 def test_a_subnormal_temperature_picks_the_top_mixture_like_a_tiny_one(engine):
     events = clean(parse_csv(random_performance(seed=2)))
-    for generate in (engine.continue_performance, Batcher(engine, max_batch=4).generate):
+    for generate in (engine.continue_performance, Batcher(engine, BatchPolicy(max_batch=4)).generate):
         tiny = generate(events, temperature=1e-300, rng=np.random.default_rng(9))
         subnormal = generate(events, temperature=5e-324, rng=np.random.default_rng(9))
         assert np.isfinite(subnormal).all()
@@ -126,7 +125,7 @@ def test_a_subnormal_temperature_picks_the_top_mixture_like_a_tiny_one(engine):
 
 
 def test_a_request_not_done_in_time_is_dropped_and_the_loop_serves_on(engine):
-    batcher = Batcher(engine, max_batch=4)
+    batcher = Batcher(engine, BatchPolicy(max_batch=4))
     events = clean(parse_csv(random_performance(seed=4)))
     with pytest.raises(TimeoutError):
         batcher.generate(events, seconds=10.0, rng=np.random.default_rng(0), timeout=1e-4)
@@ -136,15 +135,15 @@ def test_a_request_not_done_in_time_is_dropped_and_the_loop_serves_on(engine):
 @pytest.mark.exact
 def test_a_failing_iteration_fails_its_requests_frees_their_slots_and_the_loop_serves_on(engine):
     """More failures than the batch has slots: a slot not given back would stop the loop at the third."""
-    batcher = Batcher(engine, max_batch=2)
+    batcher = Batcher(engine, BatchPolicy(max_batch=2))
     events = clean(parse_csv(random_performance(seed=4)))
     original, failures = batcher._iterate, []
 
-    def failing(batch):
+    def failing(active):
         if len(failures) < 5:
-            failures.append(len(batch.jobs))
+            failures.append(len(active))
             raise RuntimeError("planted fault")
-        return original(batch)
+        return original(active)
 
     batcher._iterate = failing
     for seed in range(5):
@@ -156,7 +155,7 @@ def test_a_failing_iteration_fails_its_requests_frees_their_slots_and_the_loop_s
 
 
 def test_bad_arguments_are_refused_before_joining(engine):
-    batcher = Batcher(engine, max_batch=4)
+    batcher = Batcher(engine, BatchPolicy(max_batch=4))
     with pytest.raises(ValueError, match="events must have shape"):
         batcher.generate(np.zeros((0, 3)), rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="temperature must be a finite number"):

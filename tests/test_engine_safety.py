@@ -20,7 +20,7 @@ def engine(tmp_path_factory):
 @pytest.mark.exact
 def test_concurrent_calls_equal_their_sequential_results(engine):
     jobs = [(typical_events(30 + 10 * i, seed=i), 100 + i) for i in range(8)]
-    weights_before = [w.copy() for w in engine._stacked]
+    weights_before = [w.copy() for w in engine.weight_arrays()]
     sequential = [engine.continue_performance(ev, rng=np.random.default_rng(seed)) for ev, seed in jobs]
     results: list = [None] * len(jobs)
     barrier = threading.Barrier(len(jobs))
@@ -37,7 +37,7 @@ def test_concurrent_calls_equal_their_sequential_results(engine):
         t.join()
     for expected, got in zip(sequential, results, strict=True):
         assert all(np.array_equal(expected, g) for g in got)
-    assert all(np.array_equal(a, b) for a, b in zip(weights_before, engine._stacked, strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(weights_before, engine.weight_arrays(), strict=True))
 
 
 @pytest.mark.exact
@@ -57,7 +57,9 @@ def test_interleaved_generators_do_not_share_state(engine):
 
 
 def test_engine_weights_are_read_only(engine):
-    for w in [*engine._stacked, *engine._biases, engine._head, engine._head_bias]:
+    weights = engine.weight_arrays()
+    assert len(weights) == 4 * engine.layers + 2  # stacked, input and recurrent views, biases; head, head bias
+    for w in weights:
         with pytest.raises(ValueError):
             w[...] = 0
 

@@ -13,10 +13,10 @@ from support.microjam import check_reply
 
 from devtools.performances import app_csv
 from devtools.random_weights import write_random_artifact
+from robojam_format.artifact import ArtifactError
 from robojam_format.layout import SHIPPED_WEIGHTS
 from service import readiness as readiness_module
 from service.app import create_app
-from service.artifact import ArtifactError
 from service.engine import Engine
 from service.openapi import document
 from service.predict import PredictRequest
@@ -197,3 +197,12 @@ def test_shipped_weights_are_the_default(monkeypatch):
     response = app.test_client().post("/api/predict", json={"perf": PERF, "seed": 1})
     assert response.status_code == 200
     check_reply(response.get_json()["response"], seconds=5.0)
+
+
+def test_the_batcher_runs_the_configured_policy(engine, monkeypatch):
+    monkeypatch.setenv("ROBOJAM_MAX_BATCH", "3")
+    monkeypatch.setenv("ROBOJAM_BATCH_WAIT_MS", "7")
+    batcher = create_app(engine=engine).extensions["robojam"].batcher
+    assert (batcher.policy.max_batch, batcher.policy.wait_seconds, batcher.batched) == (3, 0.007, True)
+    monkeypatch.setenv("ROBOJAM_MAX_BATCH", "1")
+    assert not create_app(engine=engine).extensions["robojam"].batcher.batched

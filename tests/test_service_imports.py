@@ -80,7 +80,7 @@ def test_no_service_module_imports_model_keras_or_tensorflow():
 
 def test_loading_the_engine_imports_no_framework():
     code = (
-        "import sys, numpy as np; from service.engine import Engine; import service.artifact; "
+        "import sys, numpy as np; from service.engine import Engine; import service.weights; "
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'model')); "
         "print(bad); sys.exit(1 if bad else 0)"
     )

@@ -10,6 +10,7 @@ from devtools.performances import random_performance
 from devtools.random_weights import write_random_artifact
 from service.app import create_app
 from service.engine import Engine
+from service.settings import BatchPolicy
 
 PERF = random_performance(seed=21)
 
@@ -17,7 +18,8 @@ PERF = random_performance(seed=21)
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     engine = Engine.load(write_random_artifact(tmp_path_factory.mktemp("inputs") / "w.npz", units=32, mixtures=3))
-    app = create_app({"ROBOJAM_MAX_BATCH": 1}, engine=engine)  # one at a time: replies comparable bit for bit
+    one_at_a_time = BatchPolicy(max_batch=1)  # replies comparable bit for bit
+    app = create_app({"ROBOJAM_BATCH_POLICY": one_at_a_time}, engine=engine)
     return app.test_client()
 
 

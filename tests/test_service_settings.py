@@ -70,3 +70,14 @@ def test_only_settings_reads_the_environment():
             if name in ("environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"):
                 offenders.append(f"{path.name}:{node.lineno}")
     assert offenders == []
+
+
+def test_the_batching_knobs_are_one_policy_read_from_the_environment():
+    assert settings.batch_policy({}) == settings.BatchPolicy(max_batch=32, wait_seconds=0.002)
+    parsed = settings.batch_policy({"ROBOJAM_MAX_BATCH": "1", "ROBOJAM_BATCH_WAIT_MS": "0"})
+    assert parsed == settings.BatchPolicy(max_batch=1, wait_seconds=0.0) and not parsed.batched
+    assert settings.from_env({"ROBOJAM_MAX_BATCH": "8"})["ROBOJAM_BATCH_POLICY"].max_batch == 8
+    with pytest.raises(ValueError, match="ROBOJAM_MAX_BATCH must be at least 1, got 0."):
+        settings.batch_policy({"ROBOJAM_MAX_BATCH": "0"})
+    with pytest.raises(ValueError, match="max_batch must be at least 1, got 0."):
+        settings.BatchPolicy(max_batch=0)
