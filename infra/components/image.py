@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from typing import TYPE_CHECKING
 
 import pulumi
@@ -25,6 +26,17 @@ IMAGE_NAME = "robojam"
 DOCR_SERVER = "registry.digitalocean.com"
 
 
+def build_paths(cwd: str | None = None) -> tuple[str, str]:
+    """(context, Dockerfile) relative to the working directory: the same strings from any checkout.
+
+    Pulumi runs the program and its providers in the project's `main` directory (infra/), and
+    pulumi-docker-build compares the context location literally and resolves it from there: an absolute path
+    would differ between two clones and rebuild the image.
+    """
+    context = os.path.relpath(REPO_ROOT, cwd or os.getcwd())
+    return context, os.path.join(context, "Dockerfile")
+
+
 def _build(
     name: str,
     tag: pulumi.Input[str],
@@ -33,10 +45,11 @@ def _build(
     password: pulumi.Input[str],
     opts: pulumi.ResourceOptions,
 ) -> docker_build.Image:
+    context, dockerfile = build_paths()
     return docker_build.Image(
         name,
-        context=docker_build.BuildContextArgs(location=str(REPO_ROOT)),
-        dockerfile=docker_build.DockerfileArgs(location=str(REPO_ROOT / "Dockerfile")),
+        context=docker_build.BuildContextArgs(location=context),
+        dockerfile=docker_build.DockerfileArgs(location=dockerfile),
         platforms=[docker_build.Platform.LINUX_AMD64],
         tags=[tag],
         push=True,
