@@ -28,6 +28,7 @@ DO_RESERVED_IP_ASSIGNMENT = "digitalocean:index/reservedIpAssignment:ReservedIpA
 DO_REGISTRY = "digitalocean:index/containerRegistry:ContainerRegistry"
 DO_REGISTRY_CREDENTIALS = "digitalocean:index/containerRegistryDockerCredentials:ContainerRegistryDockerCredentials"
 DO_GET_ACCOUNT = "digitalocean:index/getAccount:getAccount"  # an invoke
+DO_GET_SSH_KEYS = "digitalocean:index/getSshKeys:getSshKeys"  # an invoke
 
 # Kubernetes
 K8S_DEPLOYMENT = "kubernetes:apps/v1:Deployment"
