@@ -283,12 +283,13 @@ def account_ssh_keys(handles: Any) -> list[dict]:
     keys = []
     for i, handle in enumerate(handles if isinstance(handles, list) else []):
         numeric = str(handle).isdigit()
+        material = hashlib.sha256(str(handle).encode()).hexdigest()[:20]
         keys.append(
             {
                 "id": int(handle) if numeric else 4000 + i,
                 "fingerprint": str(handle) if not numeric else ":".join([f"{i:02x}"] * 16),
                 "name": f"operator-{i}",
-                "publicKey": f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOperator{i}Key operator-{i}",
+                "publicKey": f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{material} operator-{i}",
             }
         )
     return keys
@@ -318,7 +319,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
         (self.resources if args.custom else self.components).append(planned)
         state = {**args.inputs, **_computed(args.typ, args.name, inputs)}
         numeric = args.typ.startswith("digitalocean:")  # DigitalOcean ids are integers
-        return (str(len(self.resources) + 1000) if numeric else f"{args.name}-id"), state
+        # Ids from the name alone, so planning two configs gives each resource the same id in both.
+        stable = 1000 + int(hashlib.sha256(args.name.encode()).hexdigest()[:6], 16) % 9000
+        return (str(stable) if numeric else f"{args.name}-id"), state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         if args.token == types.GCP_GET_CLIENT_CONFIG:

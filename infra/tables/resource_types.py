@@ -16,6 +16,8 @@ GCP_BUCKET_OBJECT = "gcp:storage/bucketObject:BucketObject"
 GCP_REPOSITORY = "gcp:artifactregistry/repository:Repository"
 GCP_CLUSTER = "gcp:container/cluster:Cluster"
 GCP_NODE_POOL = "gcp:container/nodePool:NodePool"
+GCP_IAM_MEMBER = "gcp:projects/iAMMember:IAMMember"
+GCP_REPOSITORY_IAM_MEMBER = "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember"
 GCP_PROJECT_SERVICE = "gcp:projects/service:Service"  # enables an API; itself served by serviceusage, always on
 GCP_GET_CLIENT_CONFIG = "gcp:organizations/getClientConfig:getClientConfig"  # an invoke
 

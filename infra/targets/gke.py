@@ -119,7 +119,7 @@ def build(cfg) -> None:
         "next_steps",
         (
             f"Run `{cluster.credentials_command}`, then `kubectl -n robojam get pods,svc,hpa`; the url "
-            "output appears once the load balancer has an address (`pulumi refresh` fills it in)."
+            "output is the load balancer's address (`up` waits for it)."
         ),
     )
 
