@@ -154,7 +154,8 @@ def plan_stack(stack: str | pathlib.Path, overrides: dict | None = None) -> Plan
 
 
 def _plan_in_context(name: str, config: dict, secret_keys: set[str]) -> Plan:
-    mocks = RecordingMocks(account_ssh_keys(config.get("robojam:sshKeys")))
+    mocks = RecordingMocks()
+    mocks.ssh_keys = account_ssh_keys(config.get("robojam:sshKeys"))
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     exports: dict = {}
@@ -298,10 +299,10 @@ def account_ssh_keys(handles: Any) -> list[dict]:
 class RecordingMocks(pulumi.runtime.Mocks):
     """Pulumi mocks that keep every registration and answer with plausible provider outputs."""
 
-    def __init__(self, ssh_keys: list[dict] | None = None) -> None:
+    def __init__(self) -> None:
         self.resources: list[PlannedResource] = []
         self.components: list[PlannedResource] = []
-        self.ssh_keys = ssh_keys or []  # the DigitalOcean account's keys (getSshKeys)
+        self.ssh_keys: list[dict] = []  # the DigitalOcean account's keys (getSshKeys), set by plan_stack
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         secrets: list[str] = []
