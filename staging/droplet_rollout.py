@@ -61,10 +61,15 @@ def rollout_of(plan) -> Rollout | None:
     if not commands:
         return None
     deploy = commands[0].inputs["stdin"]
-    heredoc = re.search(r"<<'(\w+)'\n(.*?)^\1$", deploy, re.DOTALL | re.MULTILINE)
-    if heredoc is None:
+    # Every here-document (the SSH keys, the Caddyfile, the rollout script); the script is the one written to
+    # INSTALLED_AS, and none of them is read for the environment.
+    heredocs = list(re.finditer(r"^(.*)<<'(\w+)'\n(.*?)^\2$", deploy, re.DOTALL | re.MULTILINE))
+    scripts = [h.group(3) for h in heredocs if INSTALLED_AS in h.group(1)]
+    if not scripts:
         raise StagingError("the deploy step does not install the rollout script from a heredoc.")
-    lines = deploy.replace(heredoc.group(0), "").replace("\\\n", " ").splitlines()
+    for heredoc in heredocs:
+        deploy = deploy.replace(heredoc.group(0), "")
+    lines = deploy.replace("\\\n", " ").splitlines()
     calls = [env for env in map(_invocation, lines) if env is not None]
     if len(calls) != 1:
         raise StagingError(f"the deploy step runs {INSTALLED_AS} {len(calls)} times; expected once.")
@@ -72,7 +77,7 @@ def rollout_of(plan) -> Rollout | None:
     for line in lines:
         exported.update(_exported(line))
     env = {key: value for key, value in {**exported, **calls[0]}.items() if key not in DROPPED_ENV}
-    return Rollout(script=heredoc.group(2), env=env)
+    return Rollout(script=scripts[0], env=env)
 
 
 def _words(line: str) -> list[str]:

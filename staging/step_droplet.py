@@ -19,6 +19,7 @@ import time
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from infra.components.droplet import installed_caddyfile
 from infra.mock_plan import plan_stack
 from infra.tables import resource_types as types
 from infra.tables.image_contract import HEALTH_PATH, READY_PATH
@@ -44,9 +45,13 @@ def files_of(recorded) -> dict[str, str]:
 
 
 def caddyfile_of(recorded, rollout: Rollout | None = None) -> str | None:
-    """The Caddyfile cloud-init writes: the one the rollout switches (its PROXY_CONFIG), if it names one."""
+    """The Caddyfile the deploy step installs at CADDYFILE: the one the rollout switches (its PROXY_CONFIG)."""
     path = (rollout.env.get("PROXY_CONFIG") if rollout else None) or CADDYFILE
-    return files_of(recorded).get(path)
+    if path != CADDYFILE:
+        return files_of(recorded).get(path)
+    for command in recorded.of_type(types.REMOTE_COMMAND):
+        return installed_caddyfile(command.inputs["stdin"])
+    return None
 
 
 def in_flight(url: str) -> float | None:

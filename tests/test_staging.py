@@ -20,6 +20,7 @@ from types import SimpleNamespace
 import pytest
 from support import require
 
+from infra.components.droplet import installed_caddyfile
 from robojam_format.layout import REPO_ROOT
 from staging import adapt, caddy, cli
 from staging.context import Context
@@ -47,7 +48,10 @@ def test_the_plans_droplet_rollout_is_read_with_its_run_flags_and_caddyfile():
     flags = rollout.env["RUN_ARGS"].split()
     assert {"--read-only", "--user", "--cap-drop", "--tmpfs", "--security-opt"} <= set(flags)
     proxy_config = rollout.env["PROXY_CONFIG"]  # the rollout puts the new slot first in it and reloads Caddy
-    assert proxy_config in files_of(recorded) and caddyfile_of(recorded, rollout) == files_of(recorded)[proxy_config]
+    # issue 19: the deploy step installs it (not user-data), so a proxy change reloads Caddy on the same droplet
+    assert proxy_config == "/etc/caddy/Caddyfile" and proxy_config not in files_of(recorded)
+    stdin = recorded.one(REMOTE_COMMAND).inputs["stdin"]
+    assert caddyfile_of(recorded, rollout) == installed_caddyfile(stdin) and 'cat >"$proxy_new" <<\'' in stdin
     slots = " ".join(f"127.0.0.1:{port}" for port in rollout.ports)
     assert f"reverse_proxy {slots} {{" in caddyfile_of(recorded, rollout)  # the line the switch reorders
 
@@ -104,6 +108,9 @@ def test_the_deploy_steps_rollout_call_is_found_and_other_lines_are_not():
     )
     found = rollout_of(FakePlan(deploy))
     assert found.script == "#!/usr/bin/env bash\necho hi\n"
+    # other here-documents before it (root's keys, the Caddyfile) are neither the script nor the environment
+    keys = "cat >/root/.ssh/authorized_keys <<'ROBOJAM_KEYS'\nssh-ed25519 AAAA x\nROBOJAM_KEYS\n"
+    assert rollout_of(FakePlan(keys + deploy)) == found
     assert found.env == {
         "PROXY_CONFIG": "/etc/caddy/Caddyfile",
         "IMAGE": "reg/x@sha256:1",
