@@ -113,6 +113,7 @@ class RolloutRunner:
         self.ports = [free_port() for _ in rollout.ports]
         self.log = ctx.path("logs") / "rollout.log"
         self.proxy: Proxy | None = None
+        self.run_args = ""  # staging's own `run` options (a cgroup parent, log options), after the plan's
 
     def upstream(self, dial: str) -> str:
         """Caddy's upstream for one of the droplet's slot ports: the same slot's port here."""
@@ -129,7 +130,7 @@ class RolloutRunner:
             "PYTHONPATH": str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
             "DOCKER": "podman",
             "PUBLISH": "0",
-            "RUN_ARGS": f"{self.rollout.env.get('RUN_ARGS', '')} --health-interval disable".strip(),
+            "RUN_ARGS": f"{self.rollout.env.get('RUN_ARGS', '')} --health-interval disable {self.run_args}".strip(),
             "IMAGE": image,
             "PULL": "0",
             "HOST": "127.0.0.1",
@@ -157,6 +158,9 @@ class RolloutRunner:
             if state.stdout.strip() == "true":
                 return name, port
         raise StagingError("no rollout slot is running.")
+
+    def names(self) -> list[str]:
+        return [f"{self.rollout.name}-{slot}" for slot in ("a", "b")]
 
     def remove_all(self) -> None:
         for slot in ("a", "b"):

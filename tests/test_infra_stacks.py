@@ -358,6 +358,16 @@ def installed_caddyfile(plan: Plan) -> str:
     return in_script(rollout(plan).inputs["stdin"])
 
 
+def test_droplet_user_data_rotates_docker_logs_and_adds_swap(plans):
+    """Issue 19 item 5: a month unattended: logs bounded per container, swap for a rollout's peak."""
+    for plan in by_target(plans, "droplet"):
+        config = cloud_config(plan)
+        daemon = json.loads(written(config, "/etc/docker/daemon.json"))
+        assert daemon == {"log-driver": "json-file", "log-opts": {"max-size": "10m", "max-file": "3"}}
+        assert config["swap"] == {"filename": "/swapfile", "size": 512 * 1024**2}
+        assert "--restart unless-stopped" in rollout(plan).inputs["stdin"]  # the serving slot comes back at boot
+
+
 def test_droplet_without_a_domain_serves_plain_http_on_80_through_caddy(plans):
     for plan in by_target(plans, "droplet"):
         caddyfile = installed_caddyfile(plan)

@@ -23,6 +23,7 @@ from support import require
 from infra.components.droplet import installed_caddyfile
 from robojam_format.layout import REPO_ROOT
 from staging import adapt, caddy, cli
+from staging import droplet_month as month
 from staging.context import Context
 from staging.droplet_rollout import REMOTE_COMMAND, rollout_of
 from staging.engine import TOOLS, Engine, StagingError
@@ -96,6 +97,18 @@ def test_the_rollouts_proxy_check_accepts_staging_copy_and_rejects_the_droplets_
     assert "has no 'reverse_proxy" not in rollout_with(proxy.caddyfile)
     (tmp_path / "droplet.Caddyfile").write_text(caddyfile_of(recorded, rollout))
     assert "has no 'reverse_proxy" in rollout_with(str(tmp_path / "droplet.Caddyfile"))
+
+
+def test_the_droplets_log_options_and_swap_are_read_from_its_user_data():
+    recorded = plan()
+    args, options = month.log_run_args(files_of(recorded).get(month.DAEMON_JSON))
+    assert args == f"--log-driver k8s-file --log-opt max-size={month.STAGED_LOG_MAX}"
+    assert options == {"max-size": "10m", "max-file": "3"}
+    assert month.swap_bytes(recorded.one("digitalocean:index/droplet:Droplet").inputs["userData"]) == 512 * 1024**2
+    with pytest.raises(StagingError, match="rotate nothing"):
+        month.log_run_args('{"log-driver": "json-file"}')
+    with pytest.raises(StagingError, match="never rotate"):
+        month.log_run_args(None)
 
 
 def test_the_deploy_steps_rollout_call_is_found_and_other_lines_are_not():
