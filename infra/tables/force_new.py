@@ -34,7 +34,12 @@ FACTS = (
         ("size", "name", "tags"),  # size: a resize, with the droplet powered off meanwhile
         f"{DIGITALOCEAN}, digitalocean/droplet/resource_droplet.go",
     ),
-    Facts(types.DO_FIREWALL, (), ("dropletIds", "inboundRules", "outboundRules", "name"), DIGITALOCEAN),
+    Facts(
+        types.DO_FIREWALL,
+        (),
+        ("dropletIds", "inboundRules", "outboundRules", "name"),
+        f"{DIGITALOCEAN}, digitalocean/firewall/resource_firewall.go (no ForceNew input)",
+    ),
     Facts(types.DO_SSH_KEY, ("publicKey",), ("name",), f"{DIGITALOCEAN}, digitalocean/sshkey/resource_ssh_key.go"),
     Facts(types.DO_RESERVED_IP, ("region",), (), f"{DIGITALOCEAN}, digitalocean/reservedip/resource_reserved_ip.go"),
     Facts(
@@ -101,12 +106,17 @@ FACTS = (
         ("disableOnDestroy",),
         f"{GOOGLE}, google/services/resourcemanager/resource_google_project_service.go",
     ),
-    Facts(types.GCP_IAM_MEMBER, ("project", "role", "member"), (), f"{GOOGLE}, tpgiamresource"),
+    Facts(
+        types.GCP_IAM_MEMBER,
+        ("project", "role", "member"),
+        (),
+        f"{GOOGLE}, google/services/resourcemanager/iam_project.go, google/tpgiamresource/resource_iam_member.go",
+    ),
     Facts(
         types.GCP_REPOSITORY_IAM_MEMBER,
         ("project", "location", "repository", "role", "member"),
         (),
-        f"{GOOGLE}, tpgiamresource",
+        f"{GOOGLE}, google/services/artifactregistry/iam_artifact_registry_repository.go, tpgiamresource",
     ),
     Facts(types.K8S_DEPLOYMENT, ("metadata.name",), ("spec.template",), KUBERNETES),
     Facts(types.K8S_HPA, ("metadata.name",), ("spec",), KUBERNETES),
