@@ -73,7 +73,8 @@ KEYS = (
         "control_plane_cidrs",
         [],
         "CIDRs that may reach the cluster's control plane (`master_authorized_networks_config`); must include "
-        "where you run `pulumi up` and `kubectl` from; never `0.0.0.0/0`; empty = any address (still authenticated)",
+        "where you run `pulumi up` and `kubectl` from; never `0.0.0.0/0`; empty = any address (still authenticated; "
+        "sent as an explicit `0.0.0.0/0`, so clearing the list opens it again)",
         cidr_list("the control plane"),
     ),
 )
