@@ -15,7 +15,7 @@ from typing import Any
 
 import pulumi
 
-from infra.mock_plan import Plan, SecretValue, plan_stack
+from infra.mock_plan import Plan, SecretValue, config_strings, plan_stack
 from infra.tables import force_new
 from infra.tables import resource_types as types
 
@@ -187,10 +187,16 @@ def change_table(effects: dict[str, Effect] | None = None) -> str:
     from infra.stack_config import KEYS, targets_reading
 
     effects = effects or all_effects()
-    rows = ["| key | targets | sample change | what the next `pulumi up` does |", "| --- | --- | --- | --- |"]
+    rows = ["| key | targets | sample change (stack) | what the next `pulumi up` does |", "| --- | --- | --- | --- |"]
     for key in KEYS:
-        value = SAMPLES[key.name][2].get(key.name, "another target")
-        shown = "(a secret)" if isinstance(value, SecretValue) else f"`{value}`"
+        stack, _, changed = SAMPLES[key.name]
+        value = changed.get(key.name)
+        if value is None:
+            shown = "another target"
+        elif isinstance(value, SecretValue):
+            shown = f"a new secret ({stack})"
+        else:
+            shown = f"`{config_strings({key.name: value})[key.name]}` ({stack})"
         rows.append(
             f"| `{key.name}` | {', '.join(targets_reading(key))} | {shown} | {describe(key.name, effects[key.name])} |"
         )
