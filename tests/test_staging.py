@@ -356,6 +356,21 @@ def test_droplet_serves_and_stops_within_the_units_timeout(staging_run):
 
 
 @pytest.mark.timeout(1800)
+def test_droplet_holds_a_month_unattended(staging_run):
+    """Issue 19 item 5: the rollout's peak under the droplet's 1 GB, logs bounded after a burst, a reboot."""
+    measured = step(staging_run, "droplet")
+    if "rollout_peak_rss_mib" in measured:  # only where a cgroup v1 memory controller exists
+        assert 0 < measured["rollout_peak_rss_mib"] < measured["droplet_memory_mib"] == 1024
+        assert measured["swap_mib"] * 1024**2 == month.swap_bytes(
+            plan().one("digitalocean:index/droplet:Droplet").inputs["userData"]
+        )
+    assert measured["log_bytes_per_request"] > 0
+    assert measured["log_bytes_after_burst"] <= measured["staged_log_max_bytes"] + 4096
+    assert measured["droplet_log_cap_mib"] == 30 and measured["reboot_ready_s"] > 0
+    assert set(measured["reboot_restart_policies"]) <= set(month.BOOT_POLICIES)
+
+
+@pytest.mark.timeout(1800)
 def test_https_through_caddy_with_the_internal_ca(staging_run):
     measured = step(staging_run, "https")
     assert measured["validated"] is True
