@@ -52,6 +52,7 @@ class PlannedResource:
     secret_paths: tuple[str, ...] = ()  # input paths (e.g. "userData", "spec.x[0]") that were marked secret
     dependencies: tuple[str, ...] = ()  # logical names of the resources it explicitly depends on (depends_on)
     replace_on_changes: tuple[str, ...] = ()  # input paths whose change replaces it (ResourceOptions)
+    ignore_changes: tuple[str, ...] = ()  # input paths whose change after creation is ignored (ResourceOptions)
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,7 @@ def plan_stack(stack: str | pathlib.Path, overrides: dict | None = None) -> Plan
 
 def _plan_in_context(name: str, config: dict, secret_keys: set[str]) -> Plan:
     mocks = RecordingMocks()
+    mocks.ssh_keys = account_ssh_keys(config.get("robojam:sshKeys"))
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     exports: dict = {}
@@ -277,12 +279,30 @@ def _urn_name(urn: str) -> str:
     return urn.rsplit("::", 1)[-1]
 
 
+def account_ssh_keys(handles: Any) -> list[dict]:
+    """The DigitalOcean account's SSH keys as getSshKeys returns them: one per configured fingerprint or id."""
+    keys = []
+    for i, handle in enumerate(handles if isinstance(handles, list) else []):
+        numeric = str(handle).isdigit()
+        material = hashlib.sha256(str(handle).encode()).hexdigest()[:20]
+        keys.append(
+            {
+                "id": int(handle) if numeric else 4000 + i,
+                "fingerprint": str(handle) if not numeric else ":".join([f"{i:02x}"] * 16),
+                "name": f"operator-{i}",
+                "publicKey": f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{material} operator-{i}",
+            }
+        )
+    return keys
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     """Pulumi mocks that keep every registration and answer with plausible provider outputs."""
 
     def __init__(self) -> None:
         self.resources: list[PlannedResource] = []
         self.components: list[PlannedResource] = []
+        self.ssh_keys: list[dict] = []  # the DigitalOcean account's keys (getSshKeys), set by plan_stack
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         secrets: list[str] = []
@@ -295,15 +315,20 @@ class RecordingMocks(pulumi.runtime.Mocks):
             secret_paths=tuple(secrets),
             dependencies=tuple(sorted({_urn_name(u) for u in request.dependencies})) if request else (),
             replace_on_changes=tuple(request.replaceOnChanges) if request else (),
+            ignore_changes=tuple(request.ignoreChanges) if request else (),
         )
         (self.resources if args.custom else self.components).append(planned)
         state = {**args.inputs, **_computed(args.typ, args.name, inputs)}
         numeric = args.typ.startswith("digitalocean:")  # DigitalOcean ids are integers
-        return (str(len(self.resources) + 1000) if numeric else f"{args.name}-id"), state
+        # Ids from the name alone, so planning two configs gives each resource the same id in both.
+        stable = 1000 + int(hashlib.sha256(args.name.encode()).hexdigest()[:6], 16) % 9000
+        return (str(stable) if numeric else f"{args.name}-id"), state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         if args.token == types.GCP_GET_CLIENT_CONFIG:
             return {"accessToken": MOCK_ACCESS_TOKEN, "project": "mock-project"}
         if args.token == types.DO_GET_ACCOUNT:
             return {"uuid": MOCK_ACCOUNT_UUID, "email": "ops@example.org", "status": "active"}
+        if args.token == types.DO_GET_SSH_KEYS:
+            return {"sshKeys": self.ssh_keys, "id": "ssh-keys"}
         return {}

@@ -62,10 +62,15 @@ def rollout_of(plan) -> Rollout | None:
     if not commands:
         return None
     deploy = commands[0].inputs["stdin"]
-    heredoc = re.search(r"<<'(\w+)'\n(.*?)^\1$", deploy, re.DOTALL | re.MULTILINE)
-    if heredoc is None:
+    # Every here-document (the SSH keys, the Caddyfile, the rollout script); the script is the one written to
+    # INSTALLED_AS, and none of them is read for the environment.
+    heredocs = list(re.finditer(r"^(.*)<<'(\w+)'\n(.*?)^\2$", deploy, re.DOTALL | re.MULTILINE))
+    scripts = [h.group(3) for h in heredocs if INSTALLED_AS in h.group(1)]
+    if not scripts:
         raise StagingError("the deploy step does not install the rollout script from a heredoc.")
-    lines = deploy.replace(heredoc.group(0), "").replace("\\\n", " ").splitlines()
+    for heredoc in heredocs:
+        deploy = deploy.replace(heredoc.group(0), "")
+    lines = deploy.replace("\\\n", " ").splitlines()
     calls = [env for env in map(_invocation, lines) if env is not None]
     if len(calls) != 1:
         raise StagingError(f"the deploy step runs {INSTALLED_AS} {len(calls)} times; expected once.")
@@ -73,7 +78,7 @@ def rollout_of(plan) -> Rollout | None:
     for line in lines:
         exported.update(_exported(line))
     env = {key: value for key, value in {**exported, **calls[0]}.items() if key not in DROPPED_ENV}
-    return Rollout(script=heredoc.group(2), env=env)
+    return Rollout(script=scripts[0], env=env)
 
 
 def _words(line: str) -> list[str]:
@@ -109,6 +114,7 @@ class RolloutRunner:
         self.ports = [free_port() for _ in rollout.ports]
         self.log = ctx.path("logs") / "rollout.log"
         self.proxy: Proxy | None = None
+        self.run_args = ""  # staging's own `run` options (a cgroup parent, log options), after the plan's
 
     def upstream(self, dial: str) -> str:
         """Caddy's upstream for one of the droplet's slot ports: the same slot's port here."""
@@ -125,7 +131,7 @@ class RolloutRunner:
             "PYTHONPATH": str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
             "DOCKER": "podman",
             "PUBLISH": "0",
-            "RUN_ARGS": f"{self.rollout.env.get('RUN_ARGS', '')} --health-interval disable".strip(),
+            "RUN_ARGS": f"{self.rollout.env.get('RUN_ARGS', '')} --health-interval disable {self.run_args}".strip(),
             "IMAGE": image,
             "PULL": "0",
             "HOST": "127.0.0.1",
@@ -153,6 +159,9 @@ class RolloutRunner:
             if state.stdout.strip() == "true":
                 return name, port
         raise StagingError("no rollout slot is running.")
+
+    def names(self) -> list[str]:
+        return [f"{self.rollout.name}-{slot}" for slot in ("a", "b")]
 
     def remove_all(self) -> None:
         for slot in ("a", "b"):

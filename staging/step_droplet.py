@@ -6,12 +6,15 @@ and the image's HEALTHCHECK on the serving slot; a rollout to a second image tag
 through Caddy every 50 ms and another keeps POSTing /api/predict: failed polls, the longest outage and failed
 predictions are measured and reported (the rollout's behaviour; staging fails only if nothing got through); a
 rerun with the serving image does nothing; then a stop the way the rollout stops a slot, with requests in flight:
-they all complete and the container exits 0 within the rollout's stop timeout.
+they all complete and the container exits 0 within the rollout's stop timeout. Then a month unattended
+(staging.droplet_month): the rollout's memory peak under a 1 GB cgroup, the droplet's log rotation and the
+bytes per request, and a simulated reboot that must bring the serving slot back through Caddy.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import subprocess
 import threading
 import time
@@ -19,10 +22,12 @@ import time
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from infra.components.droplet import installed_caddyfile
 from infra.mock_plan import plan_stack
 from infra.tables import resource_types as types
 from infra.tables.image_contract import HEALTH_PATH, READY_PATH
 from staging import caddy, client
+from staging import droplet_month as month
 from staging.client import POLL_SECONDS, Poller
 from staging.context import IMAGE_NEXT, Context
 from staging.droplet_rollout import Rollout, rollout_of, slots, write_files
@@ -44,9 +49,13 @@ def files_of(recorded) -> dict[str, str]:
 
 
 def caddyfile_of(recorded, rollout: Rollout | None = None) -> str | None:
-    """The Caddyfile cloud-init writes: the one the rollout switches (its PROXY_CONFIG), if it names one."""
+    """The Caddyfile the deploy step installs at CADDYFILE: the one the rollout switches (its PROXY_CONFIG)."""
     path = (rollout.env.get("PROXY_CONFIG") if rollout else None) or CADDYFILE
-    return files_of(recorded).get(path)
+    if path != CADDYFILE:
+        return files_of(recorded).get(path)
+    for command in recorded.of_type(types.REMOTE_COMMAND):
+        return installed_caddyfile(command.inputs["stdin"])
+    return None
 
 
 def in_flight(url: str) -> float | None:
@@ -149,7 +158,9 @@ def run_rollout(ctx: Context, recorded, rollout: Rollout) -> tuple[str, dict]:
         path = rollout.env.get("PROXY_CONFIG") or CADDYFILE
         raise StagingError(f"the droplet's user-data writes no {path}; nothing is in front of gunicorn.")
     next_image = second_image(ctx)
-    with slots(ctx, rollout) as runner:
+    log_args, log_opts = month.log_run_args(files_of(recorded).get(month.DAEMON_JSON))
+    with month.memory_cgroup(ctx) as cgroup, slots(ctx, rollout) as runner, contextlib.ExitStack() as boot:
+        runner.run_args = f"{month.cgroup_parent_args(cgroup)} {log_args}".strip()
         runner.proxy = caddy.prepare(ctx, caddyfile, runner.upstream, "droplet")
         front = f"http://127.0.0.1:{runner.proxy.http_port}"
         with caddy.running(ctx, runner.proxy):  # cloud-init starts Caddy before the first deploy
@@ -163,7 +174,8 @@ def run_rollout(ctx: Context, recorded, rollout: Rollout) -> tuple[str, dict]:
             with Poller(f"{front}{HEALTH_PATH}") as poller:
                 worker.start()
                 started = time.monotonic()
-                runner.deploy(next_image)
+                with month.rss_peak(cgroup) as rss:
+                    runner.deploy(next_image)
                 rollout_seconds = time.monotonic() - started
                 time.sleep(0.5)  # a few polls after the switch
                 stop.set()
@@ -183,6 +195,12 @@ def run_rollout(ctx: Context, recorded, rollout: Rollout) -> tuple[str, dict]:
             again = runner.deploy(next_image)
             if "nothing to do" not in again or runner.serving() != (container, port):
                 raise StagingError(f"a second rollout of the serving image changed something: {again.strip()}")
+            memory = month.peak(cgroup, rss[0], month.swap_bytes(recorded.one(DROPLET).inputs["userData"]))
+            ctx.log(f"month: rollout memory {memory}")
+            logs = month.log_burst(
+                ctx, container, f"http://127.0.0.1:{port}", log_opts, month.month_requests(month.MONTH_RATE)
+            )
+            ctx.log(f"month: logs {logs}")
 
             def wait_exit(seconds: float) -> int:
                 try:
@@ -197,6 +215,15 @@ def run_rollout(ctx: Context, recorded, rollout: Rollout) -> tuple[str, dict]:
             stopped = stop_with_requests_in_flight(
                 ctx, f"http://127.0.0.1:{port}", stop_argv, wait_exit, rollout.stop_timeout
             )
+        # a reboot: Caddy went down with the block above; the slots stop, Docker starts them, systemd Caddy
+        reboot = month.simulated_reboot(
+            ctx,
+            runner.names(),
+            rollout.stop_timeout,
+            lambda: boot.enter_context(caddy.running(ctx, runner.proxy)),
+            f"{front}{READY_PATH}",
+        )
+    measured.update(memory, **logs, **reboot)
     measured.update(stopped, stop_timeout=rollout.stop_timeout, rollout_seconds=round(rollout_seconds, 1), **downtime)
     measured.update(predicts_during_rollout=len(outcomes), failed_predicts_during_rollout=len(failed))
     dropped = (
@@ -208,7 +235,8 @@ def run_rollout(ctx: Context, recorded, rollout: Rollout) -> tuple[str, dict]:
         f"rollout {ctx.facts['image']} -> {next_image} in {rollout_seconds:.1f} s: {downtime['failed_polls']} of "
         f"{downtime['polls']} {HEALTH_PATH} polls (50 ms) failed through Caddy, longest outage "
         f"{downtime['longest_outage_s'] * 1000:.0f} ms, {dropped}; rerun did nothing; "
-        f"stop with {IN_FLIGHT_REQUESTS} in flight {stopped['stop_seconds']:.1f} s (limit {rollout.stop_timeout:g} s)"
+        f"stop with {IN_FLIGHT_REQUESTS} in flight {stopped['stop_seconds']:.1f} s (limit {rollout.stop_timeout:g} s); "
+        f"{month.summary(memory, logs, reboot)}"
     )
     return detail, measured
 

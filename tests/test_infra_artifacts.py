@@ -17,6 +17,7 @@ import pytest
 import yaml
 from support import require
 
+from infra.components.droplet import installed_caddyfile
 from infra.mock_plan import Plan, plan_stack, stack_files, stack_name
 from robojam_format.layout import REPO_ROOT
 
@@ -184,8 +185,7 @@ def caddy_validate(tmp_path: Path, name: str, text: str) -> subprocess.Completed
 def test_droplet_caddyfiles_pass_caddy_validate(tmp_path):
     """The droplet's Caddy is Ubuntu 24.04's (2.6, like the one .ci/run installs from the distribution)."""
     for i, plan in enumerate(plans_for("droplet", DROPLET_VARIANTS)):
-        config = yaml.safe_load(plan.one("digitalocean:index/droplet:Droplet").inputs["userData"])
-        caddyfile = next(f["content"] for f in config["write_files"] if f["path"] == "/etc/caddy/Caddyfile")
+        caddyfile = installed_caddyfile(plan.one("command:remote:Command").inputs["stdin"])
         result = caddy_validate(tmp_path, f"Caddyfile-{i}", caddyfile)
         assert result.returncode == 0 and "Valid configuration" in result.stdout + result.stderr, result.stderr
 

@@ -350,10 +350,27 @@ def test_droplet_user_data_installs_docker_and_caddy_and_holds_no_credential(pla
         assert "DOCKER-USER -d 169.254.169.254/32 -j REJECT" in block
 
 
-def test_droplet_without_a_domain_serves_plain_http_on_80_through_caddy(plans):
+def installed_caddyfile(plan: Plan) -> str:
+    """The Caddyfile the rollout step installs (issue 19: not in user-data, so a change never replaces the droplet)."""
+    from infra.components.droplet import installed_caddyfile as in_script
+
+    assert "/etc/caddy/Caddyfile" not in plan.one(DROPLET).inputs["userData"]
+    return in_script(rollout(plan).inputs["stdin"])
+
+
+def test_droplet_user_data_rotates_docker_logs_and_adds_swap(plans):
+    """Issue 19 item 5: a month unattended: logs bounded per container, swap for a rollout's peak."""
     for plan in by_target(plans, "droplet"):
         config = cloud_config(plan)
-        caddyfile = written(config, "/etc/caddy/Caddyfile")
+        daemon = json.loads(written(config, "/etc/docker/daemon.json"))
+        assert daemon == {"log-driver": "json-file", "log-opts": {"max-size": "10m", "max-file": "3"}}
+        assert config["swap"] == {"filename": "/swapfile", "size": 512 * 1024**2}
+        assert "--restart unless-stopped" in rollout(plan).inputs["stdin"]  # the serving slot comes back at boot
+
+
+def test_droplet_without_a_domain_serves_plain_http_on_80_through_caddy(plans):
+    for plan in by_target(plans, "droplet"):
+        caddyfile = installed_caddyfile(plan)
         assert "\n:80 {" in caddyfile
         assert "reverse_proxy 127.0.0.1:5001 127.0.0.1:5002 {" in caddyfile
         assert "export PROXY_CONFIG=/etc/caddy/Caddyfile\n" in rollout(plan).inputs["stdin"]  # reordered at a switch
@@ -375,7 +392,7 @@ def test_droplet_pull_credentials_are_read_only_and_only_in_the_secret_rollout_s
 
 def test_droplet_with_a_domain_serves_https_through_caddy_on_a_reserved_ip():
     plan = plan_stack("dev", {"robojam:domain": "jam.example.org", "robojam:acmeEmail": "ops@example.org"})
-    caddyfile = written(cloud_config(plan), "/etc/caddy/Caddyfile")
+    caddyfile = installed_caddyfile(plan)
     assert "\njam.example.org {" in caddyfile and "reverse_proxy 127.0.0.1:5001 127.0.0.1:5002" in caddyfile
     assert "email ops@example.org" in caddyfile
     assert plan.outputs["url"] == "https://jam.example.org"
@@ -459,7 +476,12 @@ def test_gke_kubernetes_provider_uses_a_kubeconfig_with_gke_auth_plugin_on_adc(p
 
 
 def test_gke_control_plane_is_open_by_choice_or_limited_to_the_configured_cidrs():
-    assert "masterAuthorizedNetworksConfig" not in plan_stack("gke").one("gcp:container/cluster:Cluster").inputs
+    """Issue 19: empty is sent explicitly (every IPv4 address), so clearing the list really opens it again; an
+    absent block is no diff upstream (Optional+Computed) and would keep the old allowlist."""
+    opened = plan_stack("gke").one("gcp:container/cluster:Cluster").inputs["masterAuthorizedNetworksConfig"]
+    assert [block["cidrBlock"] for block in opened["cidrBlocks"]] == ["0.0.0.0/0"]
+    cleared = plan_stack("gke", {"robojam:controlPlaneCidrs": []}).one("gcp:container/cluster:Cluster")
+    assert cleared.inputs["masterAuthorizedNetworksConfig"] == opened
     plan = plan_stack("gke", {"robojam:controlPlaneCidrs": ["198.51.100.0/24", "203.0.113.7/32"]})
     config = plan.one("gcp:container/cluster:Cluster").inputs["masterAuthorizedNetworksConfig"]
     assert [block["cidrBlock"] for block in config["cidrBlocks"]] == ["198.51.100.0/24", "203.0.113.7/32"]

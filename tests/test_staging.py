@@ -20,8 +20,10 @@ from types import SimpleNamespace
 import pytest
 from support import require
 
+from infra.components.droplet import installed_caddyfile
 from robojam_format.layout import REPO_ROOT
 from staging import adapt, caddy, cli
+from staging import droplet_month as month
 from staging.context import Context
 from staging.droplet_rollout import REMOTE_COMMAND, rollout_of
 from staging.errors import StagingError
@@ -48,7 +50,10 @@ def test_the_plans_droplet_rollout_is_read_with_its_run_flags_and_caddyfile():
     flags = rollout.env["RUN_ARGS"].split()
     assert {"--read-only", "--user", "--cap-drop", "--tmpfs", "--security-opt"} <= set(flags)
     proxy_config = rollout.env["PROXY_CONFIG"]  # the rollout puts the new slot first in it and reloads Caddy
-    assert proxy_config in files_of(recorded) and caddyfile_of(recorded, rollout) == files_of(recorded)[proxy_config]
+    # issue 19: the deploy step installs it (not user-data), so a proxy change reloads Caddy on the same droplet
+    assert proxy_config == "/etc/caddy/Caddyfile" and proxy_config not in files_of(recorded)
+    stdin = recorded.one(REMOTE_COMMAND).inputs["stdin"]
+    assert caddyfile_of(recorded, rollout) == installed_caddyfile(stdin) and 'cat >"$proxy_new" <<\'' in stdin
     slots = " ".join(f"127.0.0.1:{port}" for port in rollout.ports)
     assert f"reverse_proxy {slots} {{" in caddyfile_of(recorded, rollout)  # the line the switch reorders
 
@@ -95,6 +100,18 @@ def test_the_rollouts_proxy_check_accepts_staging_copy_and_rejects_the_droplets_
     assert "has no 'reverse_proxy" in rollout_with(str(tmp_path / "droplet.Caddyfile"))
 
 
+def test_the_droplets_log_options_and_swap_are_read_from_its_user_data():
+    recorded = plan()
+    args, options = month.log_run_args(files_of(recorded).get(month.DAEMON_JSON))
+    assert args == f"--log-driver k8s-file --log-opt max-size={month.STAGED_LOG_MAX}"
+    assert options == {"max-size": "10m", "max-file": "3"}
+    assert month.swap_bytes(recorded.one("digitalocean:index/droplet:Droplet").inputs["userData"]) == 512 * 1024**2
+    with pytest.raises(StagingError, match="rotate nothing"):
+        month.log_run_args('{"log-driver": "json-file"}')
+    with pytest.raises(StagingError, match="never rotate"):
+        month.log_run_args(None)
+
+
 def test_the_deploy_steps_rollout_call_is_found_and_other_lines_are_not():
     deploy = (
         "cat > /usr/local/sbin/robojam-rollout <<'ROBOJAM_ROLLOUT'\n#!/usr/bin/env bash\necho hi\nROBOJAM_ROLLOUT\n"
@@ -105,6 +122,9 @@ def test_the_deploy_steps_rollout_call_is_found_and_other_lines_are_not():
     )
     found = rollout_of(FakePlan(deploy))
     assert found.script == "#!/usr/bin/env bash\necho hi\n"
+    # other here-documents before it (root's keys, the Caddyfile) are neither the script nor the environment
+    keys = "cat >/root/.ssh/authorized_keys <<'ROBOJAM_KEYS'\nssh-ed25519 AAAA x\nROBOJAM_KEYS\n"
+    assert rollout_of(FakePlan(keys + deploy)) == found
     assert found.env == {
         "PROXY_CONFIG": "/etc/caddy/Caddyfile",
         "IMAGE": "reg/x@sha256:1",
@@ -334,6 +354,21 @@ def test_droplet_serves_and_stops_within_the_units_timeout(staging_run):
     # the rollout's downtime was measured through Caddy, every 50 ms
     assert measured["polls"] > 0 and measured["predicts_during_rollout"] > 0
     assert 0 <= measured["failed_polls"] <= measured["polls"] and measured["longest_outage_s"] >= 0
+
+
+@pytest.mark.timeout(1800)
+def test_droplet_holds_a_month_unattended(staging_run):
+    """Issue 19 item 5: the rollout's peak under the droplet's 1 GB, logs bounded after a burst, a reboot."""
+    measured = step(staging_run, "droplet")
+    if "rollout_peak_rss_mib" in measured:  # only where a cgroup v1 memory controller exists
+        assert 0 < measured["rollout_peak_rss_mib"] < measured["droplet_memory_mib"] == 1024
+        assert measured["swap_mib"] * 1024**2 == month.swap_bytes(
+            plan().one("digitalocean:index/droplet:Droplet").inputs["userData"]
+        )
+    assert measured["log_bytes_per_request"] > 0
+    assert measured["log_bytes_after_burst"] <= measured["staged_log_max_bytes"] + 4096
+    assert measured["droplet_log_cap_mib"] == 30 and measured["reboot_ready_s"] > 0
+    assert set(measured["reboot_restart_policies"]) <= set(month.BOOT_POLICIES)
 
 
 @pytest.mark.timeout(1800)

@@ -28,6 +28,11 @@ FORMER_TYPE = "robojam:infra:GkeService"
 # flag added in kubernetes/cloud-provider-gcp#264, 2021-08): with it the Kubernetes provider acts as the same
 # identity as the gcp provider, and works where only ADC exists (CI, service-account keys).
 AUTH_PLUGIN_ARGS = ["--use_application_default_credentials"]
+# robojam:controlPlaneCidrs empty = any address. The provider has no `enabled` field: it sends enabled=false only
+# when the block is absent, and the block is Optional+Computed, so removing it is no diff and the old allowlist
+# stays (hashicorp/terraform-provider-google, expandMasterAuthorizedNetworksConfig). An explicit allowlist of every
+# IPv4 address (the control plane's public endpoint is IPv4) is a real update that opens it again.
+ANY_ADDRESS = "0.0.0.0/0"
 NODE_ROLES = (  # what GKE nodes need to report logs and metrics, nothing more
     "roles/logging.logWriter",
     "roles/monitoring.metricWriter",
@@ -104,6 +109,10 @@ class GkeCluster(pulumi.ComponentResource):
                 cidr_block=cidr, display_name=f"robojam:controlPlaneCidrs[{i}]"
             )
             for i, cidr in enumerate(settings.control_plane_cidrs)
+        ] or [
+            gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(
+                cidr_block=ANY_ADDRESS, display_name="any address (robojam:controlPlaneCidrs empty)"
+            )
         ]
         self.cluster = gcp.container.Cluster(
             f"{name}-cluster",
@@ -120,8 +129,8 @@ class GkeCluster(pulumi.ComponentResource):
                 workload_pool=f"{project}.svc.id.goog"
             ),
             release_channel=gcp.container.ClusterReleaseChannelArgs(channel="REGULAR"),
-            master_authorized_networks_config=(
-                gcp.container.ClusterMasterAuthorizedNetworksConfigArgs(cidr_blocks=blocks) if blocks else None
+            master_authorized_networks_config=gcp.container.ClusterMasterAuthorizedNetworksConfigArgs(
+                cidr_blocks=blocks
             ),
             deletion_protection=False,  # `pulumi destroy` must be able to tear it down
             opts=child,
@@ -130,7 +139,9 @@ class GkeCluster(pulumi.ComponentResource):
             f"{name}-nodes",
             cluster=self.cluster.name,
             location=zone,
-            initial_node_count=max(settings.min_nodes, 1),
+            # ForceNew upstream: a constant, and ignored after creation (the autoscaler moves the count anyway),
+            # so changing robojam:minNodes updates the autoscaling limits in place instead of a new pool.
+            initial_node_count=1,
             autoscaling=gcp.container.NodePoolAutoscalingArgs(
                 min_node_count=settings.min_nodes, max_node_count=settings.max_nodes
             ),
@@ -148,7 +159,7 @@ class GkeCluster(pulumi.ComponentResource):
                 metadata={"disable-legacy-endpoints": "true"},
                 labels={"app": APP},
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on or [], ignore_changes=["initialNodeCount"]),
         )
         config = pulumi.Output.all(
             self.cluster.name, self.cluster.endpoint, self.cluster.master_auth.cluster_ca_certificate

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from typing import TYPE_CHECKING
 
 import pulumi
@@ -23,6 +24,22 @@ if TYPE_CHECKING:
 
 IMAGE_NAME = "robojam"
 DOCR_SERVER = "registry.digitalocean.com"
+# DOCR tokens (push and read-only pull) expire after a day, not the provider's default of 1,576,800,000 s (~50
+# years). Pulumi.yaml's `options: refresh: always` makes every `pulumi up` refresh first, and the provider's read
+# issues a new token once the old one has expired (terraform-provider-digitalocean,
+# updateExpiredDockerCredentials); pulumi-docker-build ignores a changed password, the rollout step reruns.
+REGISTRY_TOKEN_SECONDS = 24 * 3600
+
+
+def build_paths(cwd: str | None = None) -> tuple[str, str]:
+    """(context, Dockerfile) relative to the working directory: the same strings from any checkout.
+
+    Pulumi runs the program and its providers in the project's `main` directory (infra/), and
+    pulumi-docker-build compares the context location literally and resolves it from there: an absolute path
+    would differ between two clones and rebuild the image.
+    """
+    context = os.path.relpath(REPO_ROOT, cwd or os.getcwd())
+    return context, os.path.join(context, "Dockerfile")
 
 
 def _build(
@@ -33,10 +50,11 @@ def _build(
     password: pulumi.Input[str],
     opts: pulumi.ResourceOptions,
 ) -> docker_build.Image:
+    context, dockerfile = build_paths()
     return docker_build.Image(
         name,
-        context=docker_build.BuildContextArgs(location=str(REPO_ROOT)),
-        dockerfile=docker_build.DockerfileArgs(location=str(REPO_ROOT / "Dockerfile")),
+        context=docker_build.BuildContextArgs(location=context),
+        dockerfile=docker_build.DockerfileArgs(location=dockerfile),
         platforms=[docker_build.Platform.LINUX_AMD64],
         tags=[tag],
         push=True,
@@ -131,14 +149,22 @@ class DoServiceImage(pulumi.ComponentResource):
         self.pull_config = None
         if needs_registry:
             pull = digitalocean.ContainerRegistryDockerCredentials(
-                f"{name}-pull", registry_name=registry, write=False, opts=child
+                f"{name}-pull",
+                registry_name=registry,
+                write=False,
+                expiry_seconds=REGISTRY_TOKEN_SECONDS,
+                opts=child,
             )
             self.pull_config = pulumi.Output.secret(pull.docker_credentials)
         if prebuilt:
             self.ref = pulumi.Output.from_input(prebuilt)
         else:
             push = digitalocean.ContainerRegistryDockerCredentials(
-                f"{name}-push", registry_name=registry, write=True, opts=child
+                f"{name}-push",
+                registry_name=registry,
+                write=True,
+                expiry_seconds=REGISTRY_TOKEN_SECONDS,
+                opts=child,
             )
             login = pulumi.Output.secret(push.docker_credentials).apply(docker_login)
             tag = registry.apply(lambda reg: f"{DOCR_SERVER}/{reg}/{IMAGE_NAME}:latest")

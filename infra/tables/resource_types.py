@@ -16,6 +16,8 @@ GCP_BUCKET_OBJECT = "gcp:storage/bucketObject:BucketObject"
 GCP_REPOSITORY = "gcp:artifactregistry/repository:Repository"
 GCP_CLUSTER = "gcp:container/cluster:Cluster"
 GCP_NODE_POOL = "gcp:container/nodePool:NodePool"
+GCP_IAM_MEMBER = "gcp:projects/iAMMember:IAMMember"
+GCP_REPOSITORY_IAM_MEMBER = "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember"
 GCP_PROJECT_SERVICE = "gcp:projects/service:Service"  # enables an API; itself served by serviceusage, always on
 GCP_GET_CLIENT_CONFIG = "gcp:organizations/getClientConfig:getClientConfig"  # an invoke
 
@@ -28,6 +30,7 @@ DO_RESERVED_IP_ASSIGNMENT = "digitalocean:index/reservedIpAssignment:ReservedIpA
 DO_REGISTRY = "digitalocean:index/containerRegistry:ContainerRegistry"
 DO_REGISTRY_CREDENTIALS = "digitalocean:index/containerRegistryDockerCredentials:ContainerRegistryDockerCredentials"
 DO_GET_ACCOUNT = "digitalocean:index/getAccount:getAccount"  # an invoke
+DO_GET_SSH_KEYS = "digitalocean:index/getSshKeys:getSshKeys"  # an invoke
 
 # Kubernetes
 K8S_DEPLOYMENT = "kubernetes:apps/v1:Deployment"

@@ -55,7 +55,8 @@ KEYS = (
         "robojam:sshKeys",
         "ssh_keys",
         [],  # required all the same: the parser refuses an empty list with its own sentence
-        "fingerprints or ids of SSH keys in your DigitalOcean account (no root password is set)",
+        "fingerprints or ids of SSH keys in your DigitalOcean account (no root password is set); later changes "
+        "rewrite root's `authorized_keys` through the deploy step, not a new droplet",
         string_list(
             entry(r"^([0-9a-f]{2}:){15}[0-9a-f]{2}$|^[0-9]+$", "neither an MD5 fingerprint (aa:bb:...) nor a key id"),
             nonempty="must list at least one DigitalOcean SSH key (password login stays off)",

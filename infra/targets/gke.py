@@ -73,7 +73,8 @@ KEYS = (
         "control_plane_cidrs",
         [],
         "CIDRs that may reach the cluster's control plane (`master_authorized_networks_config`); must include "
-        "where you run `pulumi up` and `kubectl` from; never `0.0.0.0/0`; empty = any address (still authenticated)",
+        "where you run `pulumi up` and `kubectl` from; never `0.0.0.0/0`; empty = any address (still authenticated; "
+        "sent as an explicit `0.0.0.0/0`, so clearing the list opens it again)",
         cidr_list("the control plane"),
     ),
 )
@@ -119,7 +120,7 @@ def build(cfg) -> None:
         "next_steps",
         (
             f"Run `{cluster.credentials_command}`, then `kubectl -n robojam get pods,svc,hpa`; the url "
-            "output appears once the load balancer has an address (`pulumi refresh` fills it in)."
+            "output is the load balancer's address (`up` waits for it)."
         ),
     )
 
