@@ -151,9 +151,7 @@ class TrainingRestarter(pulumi.ComponentResource):
                     ],
                 ),
             ),
-            opts=pulumi.ResourceOptions.merge(
-                child, pulumi.ResourceOptions(depends_on=[vm_grant, status_grant])
-            ),
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[vm_grant, status_grant])),
         )
         invoker = gcp.cloudrunv2.JobIamMember(
             f"{name}-invoker",

@@ -28,12 +28,11 @@ from infra.config import (
 )
 from infra.tables import resource_types as types
 from infra.tables.gpus import GPU_TYPES, gpu_problem
+from infra.tables.training_caps import MAX_RESTARTS_LIMIT, MAX_RUN_HOURS_LIMIT
 from infra.targets.target import Target
 
 GPU_COUNTS = (1, 2, 4, 8)
 TERMINATION_ACTIONS = ("STOP", "DELETE")
-MAX_RUN_HOURS_LIMIT = 168  # a week: the hard stop exists so a forgotten VM stops costing money
-MAX_RESTARTS_LIMIT = 50
 # What the VM's resources need enabled on a fresh project (the policy pack checks the mapping).
 APIS = [
     "compute.googleapis.com",
