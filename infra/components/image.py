@@ -16,6 +16,7 @@ import pulumi_digitalocean as digitalocean
 import pulumi_docker_build as docker_build
 import pulumi_gcp as gcp
 
+from infra.weights import LABEL, ServedWeights
 from robojam_format.layout import REPO_ROOT
 
 if TYPE_CHECKING:
@@ -32,9 +33,13 @@ def _build(
     username: pulumi.Input[str],
     password: pulumi.Input[str],
     opts: pulumi.ResourceOptions,
+    weights: ServedWeights | None = None,
 ) -> docker_build.Image:
+    # robojam:weights (infra/weights.py): the Dockerfile's WEIGHTS build argument, and the file's sha256 as a label.
+    served = {"build_args": {"WEIGHTS": weights.path}, "labels": {LABEL: weights.sha256}} if weights else {}
     return docker_build.Image(
         name,
+        **served,
         context=docker_build.BuildContextArgs(location=str(REPO_ROOT)),
         dockerfile=docker_build.DockerfileArgs(location=str(REPO_ROOT / "Dockerfile")),
         platforms=[docker_build.Platform.LINUX_AMD64],
@@ -60,6 +65,7 @@ class GcpServiceImage(pulumi.ComponentResource):
         prebuilt: str = "",
         depends_on: list[pulumi.Resource] | None = None,
         opts: pulumi.ResourceOptions | None = None,
+        weights: ServedWeights | None = None,
     ):
         super().__init__("robojam:infra:GcpServiceImage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, depends_on=depends_on or [])
@@ -81,7 +87,7 @@ class GcpServiceImage(pulumi.ComponentResource):
             )
             # The deployer's own short-lived OAuth token, the documented way to push to Artifact Registry.
             token = gcp.organizations.get_client_config_output(opts=pulumi.InvokeOptions(parent=self)).access_token
-            image = _build(f"{name}-build", tag, host, "oauth2accesstoken", token, child)
+            image = _build(f"{name}-build", tag, host, "oauth2accesstoken", token, child, weights)
             self.ref = image.ref
         self.register_outputs({"ref": self.ref})
 
@@ -117,6 +123,7 @@ class DoServiceImage(pulumi.ComponentResource):
         create_registry: bool,
         prebuilt: str = "",
         opts: pulumi.ResourceOptions | None = None,
+        weights: ServedWeights | None = None,
     ):
         super().__init__("robojam:infra:DoServiceImage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -142,6 +149,6 @@ class DoServiceImage(pulumi.ComponentResource):
             )
             login = pulumi.Output.secret(push.docker_credentials).apply(docker_login)
             tag = registry.apply(lambda reg: f"{DOCR_SERVER}/{reg}/{IMAGE_NAME}:latest")
-            image = _build(f"{name}-build", tag, DOCR_SERVER, login[0], login[1], child)
+            image = _build(f"{name}-build", tag, DOCR_SERVER, login[0], login[1], child, weights)
             self.ref = image.ref
         self.register_outputs({"ref": self.ref})
