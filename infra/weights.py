@@ -51,11 +51,10 @@ def parse_weights(key: str, raw: str) -> ServedWeights:
     except artifact.ArtifactError as exc:
         raise ConfigError(f"{key} is not a usable weights artifact: {exc}") from None
     meta = loaded.metadata
-    training = meta.get("training") if isinstance(meta.get("training"), dict) else {}
     return ServedWeights(
         path=path.relative_to(REPO_ROOT).as_posix(),
         sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
-        run=meta.get("run") or training.get("run"),
+        run=meta.get("run"),
         val_nll=meta.get("val_nll"),
         created=meta.get("created"),
     )
