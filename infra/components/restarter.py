@@ -45,9 +45,11 @@ class RestartCaps:
     max_total_seconds: int
 
 
-def status_prefix(bucket: str, run_id: str) -> str:
-    """Where a run's status markers live in its bucket (the startup script writes them, the restarter reads)."""
-    return f"gs://{bucket}/status/{run_id}"
+def _account(name: str, account_id: str, title: str, does: str, opts: pulumi.ResourceOptions):
+    """A service account of its own for each part, saying what it may do."""
+    return gcp.serviceaccount.Account(
+        name, account_id=account_id[:30], display_name=title, description=does + "; nothing else.", opts=opts
+    )
 
 
 class TrainingRestarter(pulumi.ComponentResource):
@@ -70,19 +72,15 @@ class TrainingRestarter(pulumi.ComponentResource):
     ):
         super().__init__("robojam:infra:TrainingRestarter", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, depends_on=depends_on or [])
-        runner = gcp.serviceaccount.Account(
+        runner = _account(
             f"{name}-sa",
-            account_id=f"robojam-restart-{stack}"[:30],
-            display_name="RoboJam training restarter",
-            description="Gets and starts the training VM, reads and writes its run's status objects; nothing else.",
-            opts=child,
+            f"robojam-restart-{stack}",
+            "RoboJam training restarter",
+            "Gets and starts the training VM, reads and writes its run's status objects",
+            child,
         )
-        caller = gcp.serviceaccount.Account(
-            f"{name}-caller",
-            account_id=f"robojam-resched-{stack}"[:30],
-            display_name="RoboJam restarter schedule",
-            description="Runs the restarter job on its schedule; nothing else.",
-            opts=child,
+        caller = _account(
+            f"{name}-caller", f"robojam-resched-{stack}", "RoboJam restarter schedule", "Runs the restarter job", child
         )
         runner_member = runner.email.apply(lambda email: f"serviceAccount:{email}")
         role = gcp.projects.IAMCustomRole(
@@ -121,7 +119,7 @@ class TrainingRestarter(pulumi.ComponentResource):
             "INSTANCE": instance.name,
             "ZONE": zone,
             "PROJECT": project,
-            "STATUS_URI": bucket.name.apply(lambda b: status_prefix(b, run_id)),
+            "STATUS_URI": bucket.name.apply(lambda b: f"gs://{b}/status/{run_id}"),  # the startup script's STATUS
             "MAX_RESTARTS": str(caps.max_restarts),
             "MAX_TOTAL_SECONDS": str(caps.max_total_seconds),
         }
