@@ -105,7 +105,10 @@ def fill_bucket(plan, root: Path) -> str:
         if hasattr(source, "assets"):
             with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
                 for name, asset in sorted(source.assets.items()):
-                    zf.write(asset.path, name)
+                    if hasattr(asset, "text"):  # a StringAsset (the archive's stand-in README)
+                        zf.writestr(name, asset.text)
+                    else:
+                        zf.write(asset.path, name)
         else:
             shutil.copyfile(source.path, target)
     return bucket
