@@ -24,7 +24,9 @@ WORKDIR /app
 COPY --from=deps /opt/venv /opt/venv
 COPY robojam_format/ robojam_format/
 COPY service/ service/
-COPY model/weights/robojam.npz model/weights/robojam.npz
+# robojam:weights picks another artifact in model/weights/ (infra/weights.py); it is served as robojam.npz.
+ARG WEIGHTS=model/weights/robojam.npz
+COPY ${WEIGHTS} model/weights/robojam.npz
 USER 10001
 EXPOSE 5000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["python", "-m", "service.healthcheck"]

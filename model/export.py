@@ -86,6 +86,7 @@ def _training_metadata(checkpoint: Path) -> dict:
         "val_nll": run.get("best_val_nll"),
         "train_nll": run.get("train_nll_at_best"),
         "training": run.get("settings", {}),
+        "run": checkpoint.parent.name,  # runs/NAME: GET /api/model reports it
     }
 
 

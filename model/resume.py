@@ -20,6 +20,7 @@ import json
 import math
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -211,3 +212,18 @@ class EpochOrder(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.windows.set_epoch(epoch)
+
+
+class AfterEpoch(keras.callbacks.Callback):
+    """After each epoch's backup, run a shell command (`ROBOJAM_AFTER_EPOCH`): the training VM copies the run
+    folder to its bucket, so a VM started after a preemption resumes from there. A failing command is one line;
+    training goes on (the next epoch's copy catches up)."""
+
+    def __init__(self, command: str):
+        super().__init__()
+        self.command = command
+
+    def on_epoch_end(self, epoch, logs=None):
+        status = subprocess.run(self.command, shell=True, check=False).returncode
+        if status:
+            print(f"the after-epoch command exited {status} after epoch {epoch + 1}; training goes on.")

@@ -4,6 +4,7 @@ python -m model.train --data PATH --units 512 --layers 2 --mixtures 5 --epochs 1
 
 Writes into the run folder: best.keras (best validation NLL), log.csv (per-epoch losses), loss.png, summary.json,
 and prints a final line with the best validation NLL. The same command runs on a laptop, a GPU VM and Colab.
+With ROBOJAM_AFTER_EPOCH set, that shell command runs after each epoch's backup (the GPU VM's copy to its bucket).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ import numpy as np
 from model.cli import cli_main, fail
 from model.data import load_corpus, make_windows, split_by_performance
 from model.defaults import DEFAULT_LAYERS, DEFAULT_MIXTURES, DEFAULT_UNITS, SCALE
+
+# A shell command run after each epoch's backup (the training VM copies the run folder to its bucket).
+AFTER_EPOCH = "ROBOJAM_AFTER_EPOCH"
 
 
 @dataclass(frozen=True)
@@ -207,7 +211,7 @@ def train(settings: Settings, out: Path, download: bool = False) -> dict:
 
     from model.callbacks import TimeBudget
     from model.mdrnn import build_model, compile_model
-    from model.resume import BackupError, EpochBackup, EpochOrder, EpochWindows, RunBackup
+    from model.resume import AfterEpoch, BackupError, EpochBackup, EpochOrder, EpochWindows, RunBackup
 
     backup = RunBackup(out, fingerprint(settings, corpus.sha256))
     done = None if backup.exists() else finished(out, backup)
@@ -259,8 +263,10 @@ def train(settings: Settings, out: Path, download: bool = False) -> dict:
         keras.callbacks.TerminateOnNaN(),
         *stateful,
         keras.callbacks.CSVLogger(log, append=start > 0),
-        EpochBackup(backup, stateful, clock, restored),  # last: after every other callback's bookkeeping
+        EpochBackup(backup, stateful, clock, restored),  # after every other callback's bookkeeping
     ]
+    if os.environ.get(AFTER_EPOCH):
+        callbacks.append(AfterEpoch(os.environ[AFTER_EPOCH]))  # sees the epoch's backup complete
     if not complete:
         model.fit(
             windows,

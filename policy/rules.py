@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.tables import resource_types as types
+from infra.tables import training_caps as caps
 from infra.tables.gcp_apis import api_for
 from infra.tables.gpus import gpu_problem
 from infra.tables.image_contract import CONTAINER_PORT
@@ -287,6 +288,38 @@ def gpu_instances_terminate_and_stop_in_time(resources: Sequence[Resource]) -> l
     return found
 
 
+def _env(job: Resource) -> dict[str, str]:
+    containers = _get(job.props, "template", "template", "containers", default=[]) or [{}]
+    return {e.get("name"): e.get("value") for e in containers[0].get("envs") or []}
+
+
+def gpu_instances_have_a_capped_restarter(resources: Sequence[Resource]) -> list[Violation]:
+    """A GPU VM (spot ones are preempted) has a scheduled restarter whose restarts and total run time are capped."""
+    restarters = [
+        r for r in resources if r.type == types.GCP_RUN_JOB and _get(r.props, "labels", "role") == "restarter"
+    ]
+    uris = {_get(r.props, "httpTarget", "uri", default="") for r in resources if r.type == types.GCP_SCHEDULER_JOB}
+    found = []
+    for r in resources:
+        if r.type != types.GCP_INSTANCE or not r.props.get("guestAccelerators"):
+            continue
+        mine = [job for job in restarters if _env(job).get("INSTANCE") == r.props.get("name")]
+        if not mine:
+            found.append(Violation(r, "a GPU instance needs a restarter job (labels.role = restarter) naming it."))
+            continue
+        env, job = _env(mine[0]), mine[0]
+        restarts, seconds = str(env.get("MAX_RESTARTS", "")), str(env.get("MAX_TOTAL_SECONDS", ""))
+        if not (restarts.isdigit() and int(restarts) <= caps.MAX_RESTARTS_LIMIT):
+            found.append(Violation(job, f"MAX_RESTARTS must be 0 to {caps.MAX_RESTARTS_LIMIT}, got {restarts!r}."))
+        if not (seconds.isdigit() and 0 < int(seconds) <= caps.MAX_RUN_HOURS_LIMIT * 3600):
+            found.append(
+                Violation(job, f"MAX_TOTAL_SECONDS must be 1 to {caps.MAX_RUN_HOURS_LIMIT * 3600}, got {seconds!r}.")
+            )
+        if not any(uri.endswith(f"/jobs/{job.props.get('name')}:run") for uri in uris):
+            found.append(Violation(job, "no Cloud Scheduler job runs this restarter."))
+    return found
+
+
 def gcp_apis_enabled_in_the_program(resources: Sequence[Resource]) -> list[Violation]:
     """Every GCP resource's API is enabled by a gcp.projects.Service of the same program, and waits for it."""
     services = {r.props.get("service"): r.key for r in resources if r.type == types.GCP_PROJECT_SERVICE}
@@ -322,6 +355,7 @@ POLICIES: tuple[tuple[str, Policy], ...] = (
     ("no-public-jupyter-or-metrics", no_jupyter_or_metrics_port_open_to_the_world),
     ("containers-locked-down", containers_are_locked_down),
     ("gpu-instances-terminate-and-stop", gpu_instances_terminate_and_stop_in_time),
+    ("gpu-instances-capped-restarter", gpu_instances_have_a_capped_restarter),
     ("gcp-apis-enabled", gcp_apis_enabled_in_the_program),
     ("no-plaintext-secrets", no_secret_in_plain_text),
 )

@@ -31,6 +31,7 @@ class ModelInfo(BaseModel):
     val_nll: float | None = Field(description="Best validation negative log-likelihood from training, if recorded.")
     sha256: str | None = Field(description="sha256 of the weights file as loaded; null for an in-process engine.")
     created: str | None = Field(description="When the artifact was exported (ISO 8601), if recorded.")
+    run: str | None = Field(description="The training run it was exported from (runs/NAME), if recorded.")
 
 
 def file_sha256(path: Path) -> str:
@@ -49,7 +50,7 @@ def _finite_number(value: object) -> bool:
 
 def describe(metadata: dict, sha256: str | None) -> ModelInfo:
     """The served engine's metadata (validated by the contract at load) as the API's answer."""
-    val_nll, created = metadata.get("val_nll"), metadata.get("created")
+    val_nll, created, run = metadata.get("val_nll"), metadata.get("created"), metadata.get("run")
     return ModelInfo(
         units=metadata["units"],
         layers=metadata["layers"],
@@ -58,6 +59,7 @@ def describe(metadata: dict, sha256: str | None) -> ModelInfo:
         val_nll=float(val_nll) if _finite_number(val_nll) else None,
         sha256=sha256,
         created=created if isinstance(created, str) else None,
+        run=run if isinstance(run, str) else None,
     )
 
 

@@ -6,9 +6,11 @@ On PATH first: the test doubles in tests/standins (gcloud with a local folder as
 shutdown, uv). `pip install 'uv...'` finds a wheel of the uv stand-in (no index); the venv it makes uses the
 local Python with the CPU train extra already installed. The corpus is a tiny slice of $ROBOJAM_DATA, 1 epoch.
 
-Boots: (1) trains, uploads runs/NAME/, weights/NAME.npz and the log, marks done, calls shutdown; (2) the same
-VM again: does not retrain; (3) a fresh VM whose corpus is broken: training fails, the log is still uploaded
-and shutdown is still called.
+Boots: (1) trains and is killed with its whole "VM" (SIGKILL, a simulated preemption) once the bucket holds a
+completed epoch's backup; (2) the same VM again: restores the run from the bucket, resumes after that epoch (the
+log says which), finishes, uploads runs/NAME/, weights/NAME.npz and the log, marks the run done in the bucket and
+calls shutdown; (3) the same VM again: does not retrain; (4) a fresh VM whose corpus is broken: training fails,
+the log is still uploaded, the bucket's `failed` marker is written and shutdown is still called.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import base64
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -42,6 +45,7 @@ UV_STANDIN_VERSION = "0.9.999"  # inside the script's `uv>=0.4,<1`
 RUN_NAME = "staging"
 PERFORMANCES = 40  # the slice of the corpus: enough for a train/validation split, seconds per epoch
 BOOT_TIMEOUT = 900
+EPOCHS = 3  # the first boot is killed after one, the second resumes and finishes
 OVERLAID = ("/opt", "/var")  # where the script writes (WORKDIR, the done marker, the log)
 
 
@@ -101,7 +105,10 @@ def fill_bucket(plan, root: Path) -> str:
         if hasattr(source, "assets"):
             with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
                 for name, asset in sorted(source.assets.items()):
-                    zf.write(asset.path, name)
+                    if hasattr(asset, "text"):  # a StringAsset (the archive's stand-in README)
+                        zf.writestr(name, asset.text)
+                    else:
+                        zf.write(asset.path, name)
         else:
             shutil.copyfile(source.path, target)
     return bucket
@@ -117,9 +124,13 @@ class Vm:
         self.calls = self.root / "calls.log"
         self.buckets = self.root / "buckets"
         corpus = corpus_slice(self.root / "corpus" / "microjam-slice.npz", broken=broken_corpus)
-        plan = plan_stack(STACK, {"robojam:corpusPath": str(corpus), "robojam:epochs": 1, "robojam:runName": RUN_NAME})
+        plan = plan_stack(
+            STACK, {"robojam:corpusPath": str(corpus), "robojam:epochs": EPOCHS, "robojam:runName": RUN_NAME}
+        )
         self.script = self.root / "startup.sh"
         self.script.write_text(plan.one(INSTANCE).inputs["metadataStartupScript"])
+        job = plan.one(types.GCP_RUN_JOB).inputs["template"]["template"]["containers"][0]
+        self.status = next(e["value"] for e in job["envs"] if e["name"] == "STATUS_URI")  # gs://BUCKET/status/ID
         self.bucket = fill_bucket(plan, self.buckets)
         self.wheels = self.root / "wheels"
         uv_wheel(self.wheels)
@@ -129,8 +140,9 @@ class Vm:
         top = next(p for p in OVERLAID if path == p or path.startswith(p + "/"))
         return self.root / "upper" / top.strip("/") / path[len(top) :].lstrip("/")
 
-    def boot(self, log: Path) -> int:
-        """Run the startup script once, as root, in a private mount namespace; its exit status."""
+    def boot(self, log: Path, kill_when=None) -> int:
+        """Run the startup script once, as root, in a private mount namespace; its exit status. With `kill_when`,
+        the boot and everything it started is killed (SIGKILL: a preemption) as soon as `kill_when()` is true."""
         mounts = []
         for top in OVERLAID:
             upper, work = self.root / "upper" / top.strip("/"), self.root / "work" / top.strip("/")
@@ -144,6 +156,8 @@ class Vm:
             "STAGING_CALLS": str(self.calls),
             "STAGING_BUCKETS": str(self.buckets),
             "STAGING_PYTHON": sys.executable,
+            "STAGING_INSTANCES": str(self.root / "instances"),
+            "ROBOJAM_METADATA": "http://127.0.0.1:9",  # no metadata server: curl fails at once, "not preempted"
             "STAGING_TRAIN_SITE": sysconfig.get_paths()["purelib"],
             "PIP_NO_INDEX": "1",
             "PIP_FIND_LINKS": str(self.wheels),
@@ -152,14 +166,24 @@ class Vm:
         with log.open("a") as out:
             out.write(f"--- boot of {self.root.name} ---\n")
             out.flush()
-            done = subprocess.run(
+            boot = subprocess.Popen(
                 ["unshare", "--mount", "--propagation", "private", "bash", "-c", inner],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
-                timeout=BOOT_TIMEOUT,
+                start_new_session=True,
             )
-        return done.returncode
+            deadline = time.monotonic() + BOOT_TIMEOUT
+            while boot.poll() is None:
+                if time.monotonic() > deadline or (kill_when is not None and kill_when()):
+                    os.killpg(boot.pid, signal.SIGKILL)
+                    boot.wait()
+                    return -signal.SIGKILL
+                time.sleep(0.5)
+        return boot.returncode
+
+    def bucket_path(self, uri: str) -> Path:
+        return self.buckets / uri.removeprefix("gs://")
 
     def objects(self) -> list[str]:
         base = self.buckets / self.bucket
@@ -182,29 +206,48 @@ def run(ctx: Context) -> tuple[str, dict]:
     log.write_text("")
     ctx.log(f"the VMs' console output: {log}")
     vm = Vm(ctx, "vm")
+    pointer = vm.bucket_path(f"gs://{vm.bucket}/runs/{RUN_NAME}/backup/LATEST")
     start = time.monotonic()
+    synced = vm.bucket_path(vm.status) / "synced"  # push-run.sh writes it after its first complete copy
+    status = vm.boot(log, kill_when=synced.is_file)
+    if status != -signal.SIGKILL:
+        raise StagingError(f"the first boot ended (exit {status}) before a completed epoch reached the bucket.")
+    saved = pointer.read_text().strip()
+    ctx.log(f"boot 1 killed after the bucket got backup {saved} (a simulated preemption)")
+    if vm.shutdowns() != 0 or any(vm.bucket_path(vm.status).glob("done")):
+        raise StagingError("the killed boot powered off or marked the run done.")
+    text_before = log.read_text()
     status = vm.boot(log)
-    first_seconds = time.monotonic() - start
+    seconds = time.monotonic() - start
+    second = log.read_text()[len(text_before) :]
     objects = vm.objects()
-    ctx.log(f"boot 1 exit {status} in {first_seconds:.0f} s; bucket: {objects}")
+    ctx.log(f"boot 2 exit {status}; bucket: {objects}")
     if status != 0:
-        raise StagingError(f"the startup script exited {status} on the first boot (see {log}).")
+        raise StagingError(f"the startup script exited {status} on the second boot (see {log}).")
+    resumed = [line for line in second.splitlines() if line.startswith("resuming from epoch ")]
+    done_epochs = int(saved.rsplit("-", 1)[1])
+    if not resumed or not resumed[0].startswith(f"resuming from epoch {done_epochs + 1}:"):
+        raise StagingError(f"the second boot did not resume after epoch {done_epochs}: {resumed or 'no resume line'}")
     expected = [f"weights/{RUN_NAME}.npz", f"runs/{RUN_NAME}/best.keras", f"runs/{RUN_NAME}/summary.json"]
     missing = [name for name in expected if name not in objects]
     logs = [name for name in objects if name.startswith(f"logs/{RUN_NAME}-")]
     if missing or not logs:
         raise StagingError(f"the bucket lacks {missing or 'the log'} after training; it holds {objects}")
+    rows = (vm.buckets / vm.bucket / f"runs/{RUN_NAME}/log.csv").read_text().splitlines()[1:]
+    if [int(row.split(",", 1)[0]) for row in rows] != list(range(len(rows))):
+        raise StagingError(f"log.csv has a redone or missing epoch: {rows}")
     artifact = weights.load(vm.buckets / vm.bucket / f"weights/{RUN_NAME}.npz")
-    marker = vm.disk(f"/var/lib/robojam/done-{RUN_NAME}")
-    if not marker.is_file():
-        raise StagingError(f"no done marker at /var/lib/robojam/done-{RUN_NAME} after a successful run.")
+    if not (vm.bucket_path(vm.status) / "done").is_file():
+        raise StagingError(f"no done marker at {vm.status}/done after a successful run.")
     if vm.shutdowns() != 1:
         raise StagingError(f"shutdown was called {vm.shutdowns()} times after training (want 1).")
+    ctx.facts["trained_weights"] = str(vm.buckets / vm.bucket / f"weights/{RUN_NAME}.npz")
 
     calls_before = vm.calls.read_text()
     status = vm.boot(log)
-    if status != 0 or vm.objects() != objects or vm.calls.read_text() != calls_before:
-        raise StagingError(f"the second boot did something (exit {status}); it must not train again.")
+    new_calls = vm.calls.read_text()[len(calls_before) :]
+    if status != 0 or vm.objects() != objects or "model.train" in new_calls or "shutdown" in new_calls:
+        raise StagingError(f"the third boot did something (exit {status}); a finished run must not train again.")
 
     failing = Vm(ctx, "vm-failing", broken_corpus=True)
     status = failing.boot(log)
@@ -220,11 +263,13 @@ def run(ctx: Context) -> tuple[str, dict]:
         raise StagingError("the uploaded log of the failed run does not say why training failed.")
     if failing.shutdowns() != 1 or any(name.startswith("weights/") for name in failed_objects):
         raise StagingError(f"a failed run called shutdown {failing.shutdowns()} times and uploaded {failed_objects}")
-    if failing.disk(f"/var/lib/robojam/done-{RUN_NAME}").exists():
-        raise StagingError("a failed run left the done marker: the next boot would not retry.")
+    status_dir = failing.bucket_path(failing.status)
+    if (status_dir / "done").exists() or not (status_dir / "failed").is_file():
+        raise StagingError("a failed run must leave the bucket's failed marker and no done marker.")
     detail = (
-        f"trained 1 epoch in {first_seconds:.0f} s: runs/{RUN_NAME}/, weights/{RUN_NAME}.npz "
-        f"({artifact.metadata['units']} units), log, done marker, shutdown called; 2nd boot did not retrain; "
-        "failed training uploaded its log and powered off"
+        f"boot 1 killed after {saved} reached the bucket; boot 2 {resumed[0].split(':')[0]}, finished {len(rows)} "
+        f"epochs in {seconds:.0f} s in all: runs/{RUN_NAME}/, weights/{RUN_NAME}.npz ({artifact.metadata['units']} "
+        "units), log, done marker in the bucket, shutdown called once; boot 3 did not retrain; failed training "
+        "uploaded its log, marked the run failed and powered off"
     )
-    return detail, {"first_boot_seconds": round(first_seconds, 1), "bucket": objects}
+    return detail, {"resumed_after_epoch": done_epochs, "seconds": round(seconds, 1), "bucket": objects}

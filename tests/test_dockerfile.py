@@ -78,8 +78,12 @@ def test_image_shape(parsed):
 
 
 def copied_sources(parsed: DockerfileParser) -> list[str]:
+    """COPY sources with each ${ARG} at its default (robojam:weights overrides WEIGHTS: infra/weights.py)."""
+    defaults = dict(value.split("=", 1) for value in instructions(parsed, "ARG") if "=" in value)
     sources = []
     for value in instructions(parsed, "COPY"):
+        for arg, default in defaults.items():
+            value = value.replace("${" + arg + "}", default)
         parts = value.split()
         if not any(part.startswith("--from") for part in parts):
             sources += [part for part in parts[:-1] if not part.startswith("--")]

@@ -23,6 +23,7 @@ INSTANCE = "gcp:compute/instance:Instance"
 DROPLET = "digitalocean:index/droplet:Droplet"
 DO_FIREWALL = "digitalocean:index/firewall:Firewall"
 IMAGE = "docker-build:index:Image"
+CUSTOM_ROLE = "gcp:projects/iAMCustomRole:IAMCustomRole"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 
 
@@ -127,14 +128,17 @@ def test_gpu_vm_spot_delete_and_other_gpu_are_configurable():
 
 def test_gpu_vm_service_account_reaches_only_its_own_bucket(plans):
     for plan in by_target(plans, "gpu-vm"):
-        sa = plan.one("gcp:serviceaccount/account:Account")
+        (sa,) = [a for a in plan.of_type("gcp:serviceaccount/account:Account") if a.name == "train-sa"]
         vm = plan.one(INSTANCE).inputs
         assert vm["serviceAccount"]["email"].startswith(sa.inputs["accountId"] + "@")
-        bindings = plan.of_type("gcp:storage/bucketIAMMember:BucketIAMMember")
+        member = f"serviceAccount:{vm['serviceAccount']['email']}"
+        every = plan.of_type("gcp:storage/bucketIAMMember:BucketIAMMember")
+        bindings = [b for b in every if b.inputs["member"] == member]
         assert [b.inputs["bucket"] for b in bindings] == [plan.one("gcp:storage/bucket:Bucket").inputs["name"]]
-        assert bindings[0].inputs["member"] == f"serviceAccount:{vm['serviceAccount']['email']}"
-        # no project-wide grant of any kind
-        assert not [r for r in plan.resources if r.type.startswith("gcp:projects/iAM")]
+        assert [b.inputs["bucket"] for b in every] == [bindings[0].inputs["bucket"]] * len(every)
+        assert not [r for r in plan.resources if "IAM" in r.type and r.inputs.get("member") == member][1:]
+        # no project-wide grant of any kind (a custom role is a definition: it is granted on one instance)
+        assert not [r for r in plan.resources if r.type.startswith("gcp:projects/iAM") and r.type != CUSTOM_ROLE]
 
 
 def test_gpu_vm_bucket_gets_the_corpus_and_the_project_source(plans):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -16,7 +17,16 @@ import numpy as np
 import pytest
 
 from model.mdrnn import build_model, compile_model, load_keras_model
-from model.resume import BACKUP, LATEST, BackupError, EpochWindows, RunBackup, callback_state, restore_callback_state
+from model.resume import (
+    BACKUP,
+    LATEST,
+    AfterEpoch,
+    BackupError,
+    EpochWindows,
+    RunBackup,
+    callback_state,
+    restore_callback_state,
+)
 from robojam_format.layout import REPO_ROOT
 
 SMALL = ["--units", "16", "--layers", "1", "--mixtures", "2", "--epochs", "6", "--max-windows", "512"]
@@ -170,3 +180,21 @@ def test_each_epoch_order_is_a_pure_function_of_seed_and_epoch():
     assert sorted(np.concatenate(batches)[:, 0, 0].tolist()) == x[:, 0, 0].tolist()  # every window once
     a.set_epoch(3)
     assert not all(np.array_equal(a[i][0], batches[i]) for i in range(len(a)))
+
+
+@pytest.mark.slow
+def test_the_after_epoch_command_runs_once_per_epoch_with_that_epochs_backup_in_place(data_dir, tmp_path):
+    """Issue 18 item 2: the training VM copies the run folder to its bucket through ROBOJAM_AFTER_EPOCH."""
+    out, seen = tmp_path / "run", tmp_path / "seen.log"
+    hook = f"cat {out / BACKUP / LATEST} >> {seen}"
+    cmd = [*train_cmd(data_dir, out), "--epochs", "2", "--out", str(out)]
+    done = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "ROBOJAM_AFTER_EPOCH": hook})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert seen.read_text().split() == ["epoch-00001", "epoch-00002"]
+
+
+def test_a_failing_after_epoch_command_is_one_line_and_training_goes_on(capsys):
+    hook = AfterEpoch("exit 3")
+    hook.on_epoch_end(4)
+    assert capsys.readouterr().out == "the after-epoch command exited 3 after epoch 5; training goes on.\n"

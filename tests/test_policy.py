@@ -68,9 +68,9 @@ def test_every_repo_stack_passes_every_policy(case, name, policy):
     assert policy(resources(plan(case))) == [], name
 
 
-def test_the_pack_has_eight_distinct_policies_and_main_builds_it_from_the_same_list():
+def test_the_pack_has_nine_distinct_policies_and_main_builds_it_from_the_same_list():
     names = [name for name, _ in POLICIES]
-    assert len(names) == len(set(names)) == 8
+    assert len(names) == len(set(names)) == 9
     assert all(policy.__doc__ for _, policy in POLICIES)
     main = ast.parse((REPO_ROOT / "policy" / "__main__.py").read_text())
     calls = [n for n in ast.walk(main) if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "PolicyPack"]
@@ -188,6 +188,25 @@ def test_a_gpu_instance_without_terminate_or_a_run_limit_is_caught():
     ]
 
 
+def test_a_gpu_instance_without_a_capped_scheduled_restarter_is_caught():
+    """Issue 18 item 2: every train variant has the restarter (the parametrized test above); each gap is caught."""
+    found = stack("train")
+    job = one(found, "gcp:cloudrunv2/job:Job")
+    envs = job.props["template"]["template"]["containers"][0]["envs"]
+    for env in envs:
+        env["value"] = {"MAX_RESTARTS": "-1", "MAX_TOTAL_SECONDS": str(30 * 24 * 3600)}.get(env["name"], env["value"])
+    found = [r for r in found if r.type != "gcp:cloudscheduler/job:Job"]
+    assert messages(rules.gpu_instances_have_a_capped_restarter, found) == [
+        "MAX_RESTARTS must be 0 to 50, got '-1'.",
+        "MAX_TOTAL_SECONDS must be 1 to 604800, got '2592000'.",
+        "no Cloud Scheduler job runs this restarter.",
+    ]
+    found = [r for r in stack("train") if r.type != "gcp:cloudrunv2/job:Job"]
+    assert messages(rules.gpu_instances_have_a_capped_restarter, found) == [
+        "a GPU instance needs a restarter job (labels.role = restarter) naming it."
+    ]
+
+
 def test_a_gcp_resource_whose_api_is_not_enabled_or_not_awaited_is_caught():
     found = [r for r in stack("train") if r.props.get("service") != "storage.googleapis.com"]
     caught = messages(rules.gcp_apis_enabled_in_the_program, found)
@@ -226,6 +245,8 @@ def _wire_value(value):
 
     if isinstance(value, pulumi.FileAsset):
         return {SIG_KEY: ASSET_SIG, "path": value.path}
+    if isinstance(value, pulumi.StringAsset):
+        return {SIG_KEY: ASSET_SIG, "text": value.text}
     if isinstance(value, pulumi.AssetArchive):
         return {SIG_KEY: ARCHIVE_SIG, "assets": value.assets}
     raise TypeError(f"cannot send {type(value).__name__} to the analyzer")

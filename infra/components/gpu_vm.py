@@ -2,6 +2,8 @@
 
 It gets its own VPC (so no project-wide default firewall rule applies), SSH only from configured CIDRs,
 a service account that can touch only its bucket, and a hard run limit so a forgotten VM stops costing money.
+The run's state (its backup after every epoch, its status markers) lives in the bucket, and a restarter
+(infra/components/restarter.py) starts the VM again after a preemption until the run is done or capped.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra.components.network import private_network
+from infra.components.restarter import RestartCaps, TrainingRestarter
 from infra.render import render
 from robojam_format.layout import REPO_ROOT
 
@@ -28,24 +31,41 @@ SOURCE_OBJECT = "source/robojam-src.zip"
 JUPYTER_PORT = 8888
 
 
+# pyproject.toml names a readme; the repository's README is documentation, not a training input, so the archive
+# holds this fixed one instead and a README edit never replaces the VM (a new GPU run).
+README_STANDIN = "RoboJam training source: what the GPU VM installs and trains with (see the repository's README).\n"
+TRAINING_PACKAGES = ("model", "robojam_format")
+
+
 def source_archive() -> pulumi.AssetArchive:
-    """What `pip install '.[train-gpu]'` needs on the VM: the project metadata, the model and the contract it uses."""
+    """What training reads on the VM, and nothing else: pyproject.toml (for `pip install '.[train-gpu]'`) and the
+    Python modules of the model and of the contract it uses. Docs, notebooks, tests, infra and staging stay out, so
+    editing them leaves the plan unchanged."""
     files = {
         "pyproject.toml": pulumi.FileAsset(str(REPO_ROOT / "pyproject.toml")),
-        "README.md": pulumi.FileAsset(str(REPO_ROOT / "README.md")),
+        "README.md": pulumi.StringAsset(README_STANDIN),
     }
-    for path in sorted(p for package in ("model", "robojam_format") for p in (REPO_ROOT / package).rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".npz":
+    for path in sorted(p for package in TRAINING_PACKAGES for p in (REPO_ROOT / package).rglob("*.py")):
+        if "__pycache__" not in path.parts:
             files[path.relative_to(REPO_ROOT).as_posix()] = pulumi.FileAsset(str(path))
     return pulumi.AssetArchive(files)
+
+
+def _asset_bytes(asset) -> bytes:
+    return asset.text.encode() if isinstance(asset, pulumi.StringAsset) else pathlib.Path(asset.path).read_bytes()
 
 
 def inputs_digest(corpus: pathlib.Path) -> str:
     """sha256 over the corpus file and every file of the source archive: what one training run consumes."""
     digest = hashlib.sha256(corpus.read_bytes())
     for name, asset in sorted(source_archive().assets.items()):
-        digest.update(name.encode() + b"\0" + pathlib.Path(asset.path).read_bytes())
+        digest.update(name.encode() + b"\0" + _asset_bytes(asset))
     return digest.hexdigest()
+
+
+def run_id(run_name: str, inputs: str) -> str:
+    """One run: its name and its inputs' digest (a new corpus or source under the same name is a new run)."""
+    return f"{run_name}-{inputs[:12]}"
 
 
 class GpuTrainingVm(pulumi.ComponentResource):
@@ -119,11 +139,14 @@ class GpuTrainingVm(pulumi.ComponentResource):
         # A changed corpus or source is a new run: the digest is in the startup script, whose change replaces
         # the VM (replace_on_changes says so explicitly; the provider forces it too), and the new VM trains again.
         inputs = inputs_digest(settings.corpus_path)
+        self.run_id = run_id(settings.run_name, inputs)
         startup = self.bucket.name.apply(
             lambda bucket: render(
                 "train-startup.sh.j2",
                 bucket=bucket,
                 run_name=settings.run_name,
+                run_id=self.run_id,
+                max_total_seconds=int(settings.max_total_hours * 3600),
                 corpus_object=corpus_object,
                 source_object=SOURCE_OBJECT,
                 epochs=settings.epochs,
@@ -179,6 +202,20 @@ class GpuTrainingVm(pulumi.ComponentResource):
                     depends_on=[access, corpus, source], replace_on_changes=["metadataStartupScript"]
                 ),
             ),
+        )
+
+        self.restarter = TrainingRestarter(
+            f"{name}-restarter",
+            project=project,
+            region=gcp_settings.region,
+            zone=zone,
+            stack=stack,
+            instance=self.instance,
+            bucket=self.bucket,
+            run_id=self.run_id,
+            caps=RestartCaps(settings.max_restarts, int(settings.max_total_hours * 3600)),
+            depends_on=depends_on,
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
         where = f"--zone {zone} --project {project}"

@@ -17,6 +17,7 @@ import pulumi_digitalocean as digitalocean
 import pulumi_docker_build as docker_build
 import pulumi_gcp as gcp
 
+from infra.weights import LABEL, ServedWeights
 from robojam_format.layout import REPO_ROOT
 
 if TYPE_CHECKING:
@@ -49,10 +50,14 @@ def _build(
     username: pulumi.Input[str],
     password: pulumi.Input[str],
     opts: pulumi.ResourceOptions,
+    weights: ServedWeights | None = None,
 ) -> docker_build.Image:
     context, dockerfile = build_paths()
+    # robojam:weights (infra/weights.py): the Dockerfile's WEIGHTS build argument, and the file's sha256 as a label.
+    served = {"build_args": {"WEIGHTS": weights.path}, "labels": {LABEL: weights.sha256}} if weights else {}
     return docker_build.Image(
         name,
+        **served,
         context=docker_build.BuildContextArgs(location=context),
         dockerfile=docker_build.DockerfileArgs(location=dockerfile),
         platforms=[docker_build.Platform.LINUX_AMD64],
@@ -78,6 +83,7 @@ class GcpServiceImage(pulumi.ComponentResource):
         prebuilt: str = "",
         depends_on: list[pulumi.Resource] | None = None,
         opts: pulumi.ResourceOptions | None = None,
+        weights: ServedWeights | None = None,
     ):
         super().__init__("robojam:infra:GcpServiceImage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, depends_on=depends_on or [])
@@ -99,7 +105,7 @@ class GcpServiceImage(pulumi.ComponentResource):
             )
             # The deployer's own short-lived OAuth token, the documented way to push to Artifact Registry.
             token = gcp.organizations.get_client_config_output(opts=pulumi.InvokeOptions(parent=self)).access_token
-            image = _build(f"{name}-build", tag, host, "oauth2accesstoken", token, child)
+            image = _build(f"{name}-build", tag, host, "oauth2accesstoken", token, child, weights)
             self.ref = image.ref
         self.register_outputs({"ref": self.ref})
 
@@ -135,6 +141,7 @@ class DoServiceImage(pulumi.ComponentResource):
         create_registry: bool,
         prebuilt: str = "",
         opts: pulumi.ResourceOptions | None = None,
+        weights: ServedWeights | None = None,
     ):
         super().__init__("robojam:infra:DoServiceImage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -168,6 +175,6 @@ class DoServiceImage(pulumi.ComponentResource):
             )
             login = pulumi.Output.secret(push.docker_credentials).apply(docker_login)
             tag = registry.apply(lambda reg: f"{DOCR_SERVER}/{reg}/{IMAGE_NAME}:latest")
-            image = _build(f"{name}-build", tag, DOCR_SERVER, login[0], login[1], child)
+            image = _build(f"{name}-build", tag, DOCR_SERVER, login[0], login[1], child, weights)
             self.ref = image.ref
         self.register_outputs({"ref": self.ref})

@@ -44,7 +44,7 @@ class Item:
 
     @property
     def indicative(self) -> bool:
-        """Spot prices move up to once a day: a catalogue can only give an indication."""
+        """Spot prices "can change up to once every 30 days" (cloud.google.com/skus): only an indication."""
         return self.pricing == "spot"
 
     @property

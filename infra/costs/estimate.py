@@ -44,7 +44,7 @@ class PriceLine:
     source: str | None = None  # the price's source URL
     source_label: str | None = None  # its short name for the table
     price_date: str | None = None  # when the price was current (ISO date)
-    indicative: bool = False  # a spot price: it changes up to daily
+    indicative: bool = False  # a spot price: Google may change it up to once every 30 days
     note: str = ""  # the pricer's own explanation, always shown
 
     @property

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from infra.costs import digitalocean, gcp
+from infra.costs import digitalocean, gcp, scheduled_jobs
 from infra.costs.catalogue import Catalogue
 from infra.costs.context import PricingContext, billing_order
 from infra.costs.estimate import FreeResource, Priced, StackEstimate, line
@@ -16,7 +16,7 @@ from infra.costs.stack import basename, stack_facts
 from infra.costs.training import training_run
 from infra.tables import resource_types as types
 
-PRICERS = {**gcp.PRICERS, **digitalocean.PRICERS}
+PRICERS = {**gcp.PRICERS, **digitalocean.PRICERS, **scheduled_jobs.PRICERS}
 GPU_VM = types.GCP_INSTANCE
 
 

@@ -132,7 +132,18 @@ def training_run_sentence(run: dict) -> str:
         if run["monthly_spot"] is not None:
             text += f" ({SPOT_MARK}{_money(run['monthly_spot'])} on spot)"
         text += "."
-    return text
+    return text + preemption_sentence(run.get("preemption"))
+
+
+def preemption_sentence(preemption: dict | None) -> str:
+    """' A spot preemption adds ~$0.03: ...' (empty without the catalogue's assumptions)."""
+    if not preemption or preemption["cost"] is None:
+        return ""
+    return (
+        f" A spot preemption adds {SPOT_MARK}{_money(preemption['cost'])}: half an epoch redone "
+        f"({preemption['lost_epoch_minutes']:g} min, assumed) and {preemption['setup_minutes']:g} min of boot and "
+        "setup, at the spot rate; the restarter starts the VM again within 10 minutes (unbilled while stopped)."
+    )
 
 
 def comparison_table(report: dict) -> list[str]:
@@ -208,7 +219,7 @@ def render(report: dict) -> str:
     out = [
         f"Prices: {cat['path']} (updated {cat['updated']}), {report['currency']}, monthly = "
         f"{report['hours_per_month']:g} h unless a line says otherwise; {SPOT_MARK} = spot price, indicative "
-        "(spot prices change up to daily)"
+        '(Google: spot prices "can change up to once every 30 days")'
     ]
     if cat["warning"]:
         out.append(cat["warning"])

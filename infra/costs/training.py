@@ -21,7 +21,18 @@ class RunPrice:
     hourly: float | None
     cost: float | None  # hourly x the run's hours; None without a run length or a price
     unpriced: tuple[str, ...]  # 'component: why' for each part without a price
-    indicative: bool  # a spot price: it changes up to daily
+    indicative: bool  # a spot price: Google may change it up to once every 30 days
+
+
+@dataclass(frozen=True)
+class Preemption:
+    """What one spot preemption adds to a run: the half epoch on average lost since the last backup, redone, and
+    the restarted VM's boot and setup, both at the spot rate. The wait for the restarter is not billed (the VM is
+    stopped); the bucket already holds the run's backup."""
+
+    lost_epoch_minutes: float
+    setup_minutes: float
+    cost: float | None  # None without a spot price
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,7 @@ class TrainingRun:
     idle_monthly: float | None = None  # what bills between runs; None until `with_month`, or when unpriced
     monthly: float | None = None
     monthly_spot: float | None = None
+    preemption: Preemption | None = None  # None without the catalogue's epoch and setup assumptions
 
     @property
     def own(self) -> RunPrice:
@@ -75,6 +87,7 @@ def training_run(res, ctx: PricingContext) -> TrainingRun:
         cost = None if hourly is None or hours is None else hourly * hours
         prices[pricing] = RunPrice(hourly=hourly, cost=cost, unpriced=missing, indicative=pricing == "spot")
     return TrainingRun(
+        preemption=preemption_cost(prices["spot"].hourly, ctx.assumptions),
         resource=res.name,
         hours=hours,
         hours_from=("--train-hours" if ctx.train_hours else "maxRunDuration") if hours else None,
@@ -84,3 +97,13 @@ def training_run(res, ctx: PricingContext) -> TrainingRun:
         on_demand=prices["on-demand"],
         spot=prices["spot"],
     )
+
+
+def preemption_cost(spot_hourly: float | None, assumptions) -> Preemption | None:
+    """One preemption's extra cost from the catalogue's assumptions (epoch_minutes, restart_setup_minutes)."""
+    epoch, setup = assumptions.get("epoch_minutes"), assumptions.get("restart_setup_minutes")
+    if epoch is None or setup is None:
+        return None
+    lost = epoch / 2
+    cost = None if spot_hourly is None else spot_hourly * (lost + setup) / 60
+    return Preemption(lost_epoch_minutes=lost, setup_minutes=setup, cost=cost)

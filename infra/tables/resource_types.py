@@ -18,6 +18,12 @@ GCP_CLUSTER = "gcp:container/cluster:Cluster"
 GCP_NODE_POOL = "gcp:container/nodePool:NodePool"
 GCP_IAM_MEMBER = "gcp:projects/iAMMember:IAMMember"
 GCP_REPOSITORY_IAM_MEMBER = "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember"
+GCP_CUSTOM_ROLE = "gcp:projects/iAMCustomRole:IAMCustomRole"  # a role definition, granted elsewhere
+GCP_INSTANCE_IAM_MEMBER = "gcp:compute/instanceIAMMember:InstanceIAMMember"
+GCP_BUCKET_IAM_MEMBER = "gcp:storage/bucketIAMMember:BucketIAMMember"
+GCP_RUN_JOB = "gcp:cloudrunv2/job:Job"
+GCP_RUN_JOB_IAM_MEMBER = "gcp:cloudrunv2/jobIamMember:JobIamMember"
+GCP_SCHEDULER_JOB = "gcp:cloudscheduler/job:Job"
 GCP_PROJECT_SERVICE = "gcp:projects/service:Service"  # enables an API; itself served by serviceusage, always on
 GCP_GET_CLIENT_CONFIG = "gcp:organizations/getClientConfig:getClientConfig"  # an invoke
 

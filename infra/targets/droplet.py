@@ -24,11 +24,13 @@ from infra.config import (
 from infra.tables import resource_types as types
 from infra.tables.image_contract import HEALTH_PATH
 from infra.targets.target import Target
+from infra.weights import PREBUILT_MODEL, WEIGHTS, ServedWeights
 
 DOCR = "registry.digitalocean.com/"
 
 KEYS = (
     IMAGE,
+    WEIGHTS,
     SSH_CIDRS,
     Key(
         "digitalocean:token",
@@ -121,6 +123,7 @@ class DropletSettings:
     acme_email: str
     registry_name: str  # "" = derived from the account (see infra.components.image)
     create_registry: bool
+    weights: ServedWeights | None = None
 
 
 def check(v: dict, key: Mapping[str, str]) -> None:
@@ -144,7 +147,10 @@ def check(v: dict, key: Mapping[str, str]) -> None:
 def build(cfg) -> None:
     """The image (pushed to DOCR unless prebuilt elsewhere), the droplet service, and their exports."""
     settings = cfg.settings
-    image = DoServiceImage("image", settings.registry_name, settings.create_registry, prebuilt=cfg.image)
+    image = DoServiceImage(
+        "image", settings.registry_name, settings.create_registry, prebuilt=cfg.image, weights=settings.weights
+    )
+    pulumi.export("model", settings.weights.output() if not cfg.image else PREBUILT_MODEL)
     service = DropletService("web", settings, image.ref, image.pull_config, stack=cfg.stack)
     pulumi.export("url", service.url)
     pulumi.export("ip", service.ip)

@@ -25,6 +25,7 @@ from infra.config import (
 )
 from infra.tables import resource_types as types
 from infra.targets.target import Target
+from infra.weights import PREBUILT_MODEL, WEIGHTS, ServedWeights
 
 # What the cluster's resources need enabled on a fresh project (the policy pack checks the mapping).
 APIS = [
@@ -39,6 +40,7 @@ MEMORY = pattern(r"^[0-9]+(Ki|Mi|Gi|Ti|K|M|G|T)?$", "a memory quantity such as 2
 
 KEYS = (
     IMAGE,
+    WEIGHTS,
     *GCP_KEYS,
     Key(
         "robojam:nodeMachineType",
@@ -93,6 +95,7 @@ class GkeSettings:
     memory_request: str
     memory_limit: str
     control_plane_cidrs: tuple[str, ...] = ()
+    weights: ServedWeights | None = None
 
 
 def check(v: dict, key: Mapping[str, str]) -> None:
@@ -109,7 +112,10 @@ def check(v: dict, key: Mapping[str, str]) -> None:
 def build(cfg) -> None:
     """The APIs, the image (unless prebuilt), the cluster and the workloads on it, and their exports."""
     apis = GcpApiServices("apis", cfg.gcp.project, APIS if not cfg.image else [a for a in APIS if "artifact" not in a])
-    image = GcpServiceImage("image", cfg.gcp, prebuilt=cfg.image, depends_on=apis.services)
+    image = GcpServiceImage(
+        "image", cfg.gcp, prebuilt=cfg.image, depends_on=apis.services, weights=cfg.settings.weights
+    )
+    pulumi.export("model", cfg.settings.weights.output() if not cfg.image else PREBUILT_MODEL)
     cluster = GkeCluster("gke", cfg.gcp, cfg.settings, image.repository, stack=cfg.stack, depends_on=apis.services)
     workload = GkeWorkload("gke", cfg.settings, image.ref, cluster.provider)
     pulumi.export("url", workload.url)

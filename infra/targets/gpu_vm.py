@@ -10,6 +10,7 @@ import pulumi
 
 from infra.components.api_services import GcpApiServices
 from infra.components.gpu_vm import GpuTrainingVm
+from infra.components.restarter import TrainingRestarter
 from infra.config import (
     GCE_MACHINE,
     GCP_KEYS,
@@ -21,18 +22,25 @@ from infra.config import (
     existing_file,
     int_choice,
     integer,
+    not_above,
     number,
     pattern,
 )
 from infra.tables import resource_types as types
 from infra.tables.gpus import GPU_TYPES, gpu_problem
+from infra.tables.training_caps import MAX_RESTARTS_LIMIT, MAX_RUN_HOURS_LIMIT
 from infra.targets.target import Target
 
 GPU_COUNTS = (1, 2, 4, 8)
 TERMINATION_ACTIONS = ("STOP", "DELETE")
-MAX_RUN_HOURS_LIMIT = 168  # a week: the hard stop exists so a forgotten VM stops costing money
 # What the VM's resources need enabled on a fresh project (the policy pack checks the mapping).
-APIS = ["compute.googleapis.com", "iam.googleapis.com", "storage.googleapis.com"]
+APIS = [
+    "compute.googleapis.com",
+    "iam.googleapis.com",
+    "storage.googleapis.com",
+    "run.googleapis.com",  # the restarter's job
+    "cloudscheduler.googleapis.com",  # and its schedule
+]
 SSH_CLOSED = "SSH is closed: list your CIDRs in robojam:sshCidrs and run `pulumi up` to open it."
 GPU_QUOTA = (
     "A new project's GPU quota is 0: request GPUS_ALL_REGIONS >= {count} (IAM & Admin > Quotas) and the "
@@ -81,6 +89,22 @@ KEYS = (
         number("a number of hours", above=0, at_most=MAX_RUN_HOURS_LIMIT),
     ),
     Key(
+        "robojam:maxRestarts",
+        "max_restarts",
+        3,
+        "times the restarter starts the VM again after a preemption or another stop that left the run unfinished "
+        f"(at most {MAX_RESTARTS_LIMIT}; 0: never)",
+        integer(low=0, high=MAX_RESTARTS_LIMIT),
+    ),
+    Key(
+        "robojam:maxTotalHours",
+        "max_total_hours",
+        24,
+        "the run's total time from its first boot, restarts and waits included: past it the VM stops training and "
+        f"is never started again (at least robojam:maxRunHours, at most {MAX_RUN_HOURS_LIMIT})",
+        number("a number of hours", above=0, at_most=MAX_RUN_HOURS_LIMIT),
+    ),
+    Key(
         "robojam:terminationAction",
         "termination_action",
         "STOP",
@@ -121,6 +145,8 @@ class GpuVmSettings:
     boot_disk_gb: int
     spot: bool
     max_run_hours: float
+    max_restarts: int
+    max_total_hours: float
     termination_action: str
     corpus_path: pathlib.Path
     run_name: str
@@ -135,6 +161,7 @@ def check(v: dict, key: Mapping[str, str]) -> None:
     if problem:
         setting, sentence = problem
         raise ConfigError(f"{key[setting]} {sentence}.")
+    not_above(v, key, "max_run_hours", "max_total_hours")
 
 
 def build(cfg) -> None:
@@ -174,7 +201,7 @@ TARGET = Target(
     build=build,
     cloud="gcp",
     serves=False,
-    components=(GcpApiServices, GpuTrainingVm),
+    components=(GcpApiServices, GpuTrainingVm, TrainingRestarter),
     billed_type=types.GCP_INSTANCE,
     catalogue_kinds=("machine", "gpu", "disk", "ip", "bucket-storage"),
     staging_steps=("training",),
