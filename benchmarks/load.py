@@ -78,19 +78,27 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-class Server:
-    """gunicorn, one worker, pinned to SERVER_CORE."""
+def tuned(max_batch: int) -> dict[str, str]:
+    """bench-load's settings: one worker at `max_batch`, no access log, no metrics files."""
+    return {
+        "ROBOJAM_WORKERS": "1",
+        "ROBOJAM_MAX_BATCH": str(max_batch),
+        "ROBOJAM_ACCESS_LOG": os.devnull,
+        "PROMETHEUS_MULTIPROC_DIR": "",
+    }
 
-    def __init__(self, weights: Path, max_batch: int, log: Path):
+
+class Server:
+    """gunicorn pinned to SERVER_CORE: one worker at `max_batch` (bench-load), or the service's defaults
+    (`settings={}`: what the image runs, as bench-capacity measures it)."""
+
+    def __init__(self, weights: Path, max_batch: int, log: Path, settings: dict[str, str] | None = None):
         self.port = free_port()
         env = {
             **os.environ,
             "ROBOJAM_WEIGHTS": str(weights),
             "ROBOJAM_BIND": f"127.0.0.1:{self.port}",
-            "ROBOJAM_WORKERS": "1",
-            "ROBOJAM_MAX_BATCH": str(max_batch),
-            "ROBOJAM_ACCESS_LOG": os.devnull,
-            "PROMETHEUS_MULTIPROC_DIR": "",
+            **(tuned(max_batch) if settings is None else settings),
         }
         gunicorn = str(Path(sys.executable).parent / "gunicorn")
         cmd = [
