@@ -17,7 +17,6 @@ Run it on a quiet machine: other load on the machine lowers the figure (the reco
 from __future__ import annotations
 
 import argparse
-import hashlib
 import http.client
 import json
 import os
@@ -31,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from benchmarks.load import CLIENT_CORE, SERVER_CORE, Server, _cpu, free_port, load, summarise, typical_perf
+from infra.costs.measured import sha256_of
 from infra.components.proxy import caddyfile
 from robojam_format.layout import REPO_ROOT, SHIPPED_WEIGHTS
 
@@ -38,10 +38,6 @@ OBJECTIVE_P99_MS = 500.0  # the latency a served request must stay within, at th
 LEVELS = (1, 2, 4, 8, 16, 32, 64)
 RECORD = REPO_ROOT / "benchmarks" / "capacity.json"
 SCHEMA = 1
-
-
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def holds(row: dict, p99_ms: float = OBJECTIVE_P99_MS) -> bool:

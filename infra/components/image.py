@@ -117,6 +117,7 @@ class DoServiceImage(pulumi.ComponentResource):
         create_registry: bool,
         prebuilt: str = "",
         opts: pulumi.ResourceOptions | None = None,
+        tier: str = "starter",
     ):
         super().__init__("robojam:infra:DoServiceImage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -125,7 +126,7 @@ class DoServiceImage(pulumi.ComponentResource):
         registry = pulumi.Output.from_input(registry_name) if registry_name else default_registry_name(self)
         if needs_registry and create_registry:
             created = digitalocean.ContainerRegistry(
-                f"{name}-registry", name=registry, subscription_tier_slug="starter", opts=child
+                f"{name}-registry", name=registry, subscription_tier_slug=tier, opts=child
             )
             registry = created.name
         self.pull_config = None

@@ -21,7 +21,7 @@ class RunPrice:
     hourly: float | None
     cost: float | None  # hourly x the run's hours; None without a run length or a price
     unpriced: tuple[str, ...]  # 'component: why' for each part without a price
-    indicative: bool  # a spot price: it changes up to daily
+    indicative: bool  # a spot price: it changes up to once every 30 days
 
 
 @dataclass(frozen=True)
