@@ -30,8 +30,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from benchmarks.load import CLIENT_CORE, SERVER_CORE, Server, _cpu, free_port, load, summarise, typical_perf
-from infra.costs.measured import sha256_of
 from infra.components.proxy import caddyfile
+from infra.costs.measured import sha256_of
 from robojam_format.layout import REPO_ROOT, SHIPPED_WEIGHTS
 
 OBJECTIVE_P99_MS = 500.0  # the latency a served request must stay within, at the 99th percentile

@@ -13,8 +13,8 @@ import pytest
 
 from infra.costs.catalogue import load_catalogue
 from infra.costs.cli import main
-from infra.costs.pricing import effective_assumptions, price_plan
 from infra.costs.measured import read_capacity
+from infra.costs.pricing import effective_assumptions, price_plan
 from infra.costs.report import build_report
 from infra.costs.table import render
 from infra.mock_plan import PlannedResource, plan_stack, stack_files, stack_name

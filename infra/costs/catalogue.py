@@ -39,7 +39,7 @@ class Item:
 
     @property
     def price_hourly(self) -> float | None:
-        """DigitalOcean's per-second rate for a part month (capped at the list price at 672 h); not used for a full month."""
+        """DigitalOcean's per-second rate for a part month (capped at the list price at 672 h); unused for a month."""
         return self.extra.get("price_hourly")
 
     @property

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 from infra.costs.catalogue import CATALOGUE_PATH, CatalogueError, load_catalogue
+from infra.costs.measured import CapacityError, CapacityRecord, check_weights, read_capacity, sha256_of
 from infra.costs.pricing import effective_assumptions, price_plan
 from infra.costs.refresh import RefreshUnavailable, refresh
-from infra.costs.measured import CapacityError, CapacityRecord, check_weights, read_capacity, sha256_of
 from infra.costs.report import budget_failures, build_report, shown
 from infra.costs.sizes import droplet_variants, gke_variant
 from infra.costs.stack import ConfigError, served_weights

@@ -11,7 +11,7 @@ from pathlib import Path
 from infra.costs.breakeven import break_even
 from infra.costs.catalogue import Catalogue
 from infra.costs.estimate import USAGE, StackEstimate
-from infra.costs.measured import RATE_KEY, CapacityRecord
+from infra.costs.measured import CapacityRecord
 
 STALE_DAYS = 90  # older prices get a one-line warning suggesting --refresh
 

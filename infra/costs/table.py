@@ -179,9 +179,7 @@ def comparison_table(report: dict) -> list[str]:
             "Training stacks do not serve."
         )
     else:
-        out.append(
-            " Capacity and $ per 1M predictions need a capacity record (`make bench-capacity`, or --capacity)."
-        )
+        out.append(" Capacity and $ per 1M predictions need a capacity record (`make bench-capacity`, or --capacity).")
     return out
 
 
