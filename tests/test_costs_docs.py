@@ -1,5 +1,5 @@
 """docs/costs.md's worked example, recomputed from the catalogue and the capacity record without the pricing code;
-the usage lines and the registry tier against hand computations."""
+the usage lines against a hand computation."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from infra.costs.catalogue import load_catalogue
 from infra.costs.cli import main
 from infra.costs.pricing import effective_assumptions, price_plan
 from infra.mock_plan import plan_stack
-from infra.tables import registry
 from robojam_format.layout import REPO_ROOT
 
 DOC = (REPO_ROOT / "docs" / "costs.md").read_text()
@@ -80,20 +79,3 @@ def test_usage_lines_follow_the_traffic_and_the_free_allotments():
         (out_gib - 1000) * 0.01
     )
     assert droplet.fixed_totals.monthly == pytest.approx(11.0)  # usage is not part of the size's cost
-
-
-def test_the_program_picks_the_registry_tier_that_holds_the_kept_images():
-    assert registry.tier_for(568, 2) == "basic" and registry.tier_for(200, 2) == "starter"
-    assert registry.tier_for(60 * 1024, 2) == "professional"
-    tiers = {
-        tier: plan_stack("dev", overrides=overrides).one("digitalocean:index/containerRegistry:ContainerRegistry")
-        for tier, overrides in (("picked", None), ("starter", {"robojam:registryTier": "starter"}))
-    }
-    assert tiers["picked"].inputs["subscriptionTierSlug"] == "basic"
-    assert tiers["starter"].inputs["subscriptionTierSlug"] == "starter"
-    cat = load_catalogue()
-    est = price_plan(plan_stack("dev"), cat)
-    assert [line.component for line in est.lines if line.category == "storage"] == ["registry tier basic"]
-    assert est.warnings == ()  # the picked tier holds the images; starter would warn that pushes fail
-    starter = price_plan(plan_stack("dev", overrides={"robojam:registryTier": "starter"}), cat)
-    assert any("pushes would fail" in warning for warning in starter.warnings)

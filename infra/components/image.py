@@ -12,6 +12,7 @@ import json
 from typing import TYPE_CHECKING
 
 import pulumi
+import pulumi_command as command
 import pulumi_digitalocean as digitalocean
 import pulumi_docker_build as docker_build
 import pulumi_gcp as gcp
@@ -23,6 +24,15 @@ if TYPE_CHECKING:
 
 IMAGE_NAME = "robojam"
 DOCR_SERVER = "registry.digitalocean.com"
+# Garbage collection of a DigitalOcean registry (POST /v2/registry/NAME/garbage-collection, the API behind
+# `doctl registry garbage-collection start --include-untagged-manifests`): frees the images no tag names.
+GC_TYPE = "untagged manifests and unreferenced blobs"
+GC_SCRIPT = f"""set -u
+token="${{DIGITALOCEAN_TOKEN:-${{DIGITALOCEAN_ACCESS_TOKEN:-}}}}"
+curl -fsS -X POST -H "Authorization: Bearer $token" -H "Content-Type: application/json" \\
+  -d '{{"type": "{GC_TYPE}"}}' "https://api.digitalocean.com/v2/registry/$REGISTRY/garbage-collection" >/dev/null \\
+  || echo "registry garbage collection not started (one may be running); the next push starts another" >&2
+"""
 
 
 def _build(
@@ -145,4 +155,23 @@ class DoServiceImage(pulumi.ComponentResource):
             tag = registry.apply(lambda reg: f"{DOCR_SERVER}/{reg}/{IMAGE_NAME}:latest")
             image = _build(f"{name}-build", tag, DOCR_SERVER, login[0], login[1], child)
             self.ref = image.ref
+            if create_registry:
+                _collect_garbage(f"{name}-gc", registry, image, child)
         self.register_outputs({"ref": self.ref})
+
+
+def _collect_garbage(name: str, registry: pulumi.Input[str], image, opts: pulumi.ResourceOptions) -> None:
+    """After each push, free what `latest` no longer names, so the registry holds the running image and, until the
+    next collection, the one before it (infra.tables.registry.KEEP_IMAGES), whatever the number of pushes. The
+    droplet keeps its previous image locally for a rollback; a collection makes the registry read-only for a
+    while, which pulls do not mind."""
+    token = pulumi.Config("digitalocean").get_secret("token")  # else the deployer's DIGITALOCEAN_TOKEN
+    environment = {"REGISTRY": registry, **({"DIGITALOCEAN_TOKEN": token} if token is not None else {})}
+    command.local.Command(
+        name,
+        create=GC_SCRIPT,
+        interpreter=["/bin/sh", "-c"],
+        environment=environment,
+        triggers=[image.ref],
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[image])),
+    )

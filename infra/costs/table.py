@@ -7,7 +7,7 @@ import datetime as dt
 from infra.costs.breakeven import summary
 from infra.costs.estimate import INCLUDED, UNPRICED
 
-PRICE_UNITS = {"hour": "/h", "month": "/mo", "GB-month": "/GB-mo"}
+PRICE_UNITS = {"hour": "/h", "month": "/mo", "GB-month": "/GB-mo", "GB": "/GB"}
 SPOT_MARK = "~"  # before an indicative (spot) price
 
 
