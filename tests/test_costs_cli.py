@@ -310,6 +310,7 @@ def test_cost_per_million_predictions_uses_the_capacity_record(capsys, tmp_path)
         (["--plot", "/nonexistent/dir/costs.png"], "folder /nonexistent/dir does not exist"),
         (["--registry-gb", "-1"], "must be >= 0"),
         (["--runs-per-month", "-1"], "must be >= 0"),
+        (["--requests-per-month", "-1"], "must be >= 0"),
         (["--frobnicate"], "unrecognized arguments"),
     ],
 )

@@ -41,7 +41,7 @@ def plot_break_even(report: dict, estimates: list[StackEstimate], path: str | Pa
         ax.legend(fontsize=7, loc="upper left")
         ax.set_xlim(0, result["max_rps"] * 1.25)
     else:
-        ax.text(0.5, 0.5, "no benchmark: no capacity to compare", ha="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, "no capacity record: no capacity to compare", ha="center", transform=ax.transAxes)
     ax.set_xlabel(f"requests/s served ({result['rate_per_vcpu']:g} req/s per vCPU measured)" if result else "req/s")
     ax.set_ylabel(f"{report['currency']} per month")
     ax.set_title("RoboJam: cheapest serving target by traffic (break-even)")
