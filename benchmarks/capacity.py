@@ -29,7 +29,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from benchmarks.load import CLIENT_CORE, SERVER_CORE, Server, _cpu, free_port, load, summarise, typical_perf
+from benchmarks.load import CLIENT_CORE, SERVER_CORE, Server, cpu_model, free_port, load, summarise, typical_perf
 from infra.components.proxy import caddyfile
 from infra.costs.measured import sha256_of
 from robojam_format.layout import REPO_ROOT, SHIPPED_WEIGHTS
@@ -128,7 +128,7 @@ def measure(levels: tuple[int, ...], seconds: float, tmp: Path) -> dict:
     return {
         "schema": SCHEMA,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "cpu": _cpu(),
+        "cpu": cpu_model(),
         "vcpus": 1,
         "loadavg_before": [round(x, 2) for x in before],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],

@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "loadavg_before": load_before,
-        "cpu": _cpu(),
+        "cpu": cpu_model(),
         "seconds_per_level": args.seconds,
         "request": "100 touches, 5 s",
         "models": {},
@@ -339,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _cpu() -> str:
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo: the records say which machine measured them."""
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()

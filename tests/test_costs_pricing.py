@@ -332,6 +332,8 @@ def test_forwarding_rules_first_five_share_one_rate_then_each_extra_costs_less()
     assert five.fixed_totals.hourly - credit_only == pytest.approx(0.025)
     seven = price_plan(plan(cluster(), *services), CAT)
     assert seven.fixed_totals.hourly - credit_only == pytest.approx(0.025 + 2 * 0.01)
+    traffic = [(line.name, line.component) for line in seven.lines if line.category == "usage" and line.type == SERVICE]
+    assert traffic == [("svc0", "internet-egress (usage)"), ("svc0", "lb-data-processing (usage)")]  # counted once
 
 
 # --- storage and DigitalOcean ----------------------------------------------------------------------------

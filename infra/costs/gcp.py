@@ -236,8 +236,8 @@ def _is_load_balancer(res) -> bool:
 
 
 def service_lines(res, ctx: PricingContext) -> Priced:
-    """A `type: LoadBalancer` Service on GKE makes one network load balancer forwarding rule, and the usage
-    charges of the traffic through it (egress, data processing).
+    """A `type: LoadBalancer` Service on GKE makes one network load balancer forwarding rule; the first one also
+    carries the usage charges of the assumed traffic (egress, data processing).
 
     Google charges one flat rate for the first five rules of a project and region, then a rate per extra rule;
     rules are numbered in billing order.
@@ -259,7 +259,8 @@ def service_lines(res, ctx: PricingContext) -> Priced:
         rule = line(res, catalogue=ctx.catalogue, item=first, amount=(0.0, 0.0), note=note, **fields)
     else:
         rule = ctx.priced(res, "forwarding-rule", "additional", note="beyond the first five rules", **fields)
-    return Priced((rule, *usage.gke_load_balancer(res, ctx)))
+    traffic = usage.gke_load_balancer(res, ctx) if nth == 1 else ()  # the traffic is counted once, on rule #1
+    return Priced((rule, *traffic))
 
 
 def bucket_lines(res, ctx: PricingContext) -> Priced:
