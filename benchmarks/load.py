@@ -47,16 +47,24 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def start_server(weights: Path, max_batch: int, log: Path) -> GunicornProcess:
-    """gunicorn with the service's own config, one worker, pinned to SERVER_CORE; ready to serve."""
-    env = {
-        "ROBOJAM_WEIGHTS": str(weights),
+def tuned(max_batch: int) -> dict[str, str]:
+    """bench-load's settings: one worker at `max_batch`, no access log, no metrics files."""
+    return {
         "ROBOJAM_WORKERS": "1",
         "ROBOJAM_MAX_BATCH": str(max_batch),
         "ROBOJAM_ACCESS_LOG": os.devnull,
         "PROMETHEUS_MULTIPROC_DIR": "",
     }
-    return GunicornProcess(log, env=env, prefix=("taskset", "-c", str(SERVER_CORE))).start()
+
+
+def start_server(weights: Path, max_batch: int, log: Path, settings: dict[str, str] | None = None) -> GunicornProcess:
+    """gunicorn with the service's own config, pinned to SERVER_CORE, started: one worker at `max_batch`
+    (bench-load), or the service's defaults (`settings={}`: what the image runs, as bench-capacity measures it)."""
+    env = {"ROBOJAM_WEIGHTS": str(weights), **(tuned(max_batch) if settings is None else settings)}
+    server = GunicornProcess(log, env=env, prefix=("taskset", "-c", str(SERVER_CORE)))
+    if "ROBOJAM_WORKERS" not in env:
+        server.env.pop("ROBOJAM_WORKERS", None)  # not GunicornProcess's 2: the service picks (one per core it has)
+    return server.start()
 
 
 def load(port: int, clients: int, seconds: float, perf: str) -> dict:
@@ -235,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "loadavg_before": load_before,
-        "cpu": _cpu(),
+        "cpu": cpu_model(),
         "seconds_per_level": args.seconds,
         "request": "100 touches, 5 s",
         "models": {},
@@ -258,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _cpu() -> str:
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo: the records say which machine measured them."""
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()

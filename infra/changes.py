@@ -8,8 +8,10 @@ list. `python -m infra.docs` writes `change_table()` into docs/deploy.md; tests/
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import pathlib
+import shutil
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,13 +20,17 @@ import pulumi
 from infra.mock_plan import Plan, SecretValue, config_strings, plan_stack
 from infra.tables import force_new
 from infra.tables import resource_types as types
+from robojam_format.layout import SHIPPED_WEIGHTS
 
 NONE, IN_PLACE, ROLLOUT, REPLACES = "no resource change", "updates in place", "rolls out a new container", "replaces"
 DOMAIN = {"robojam:domain": "jam.example.org"}
+# robojam:weights' sample: a copy of the shipped artifact, present in model/weights/ only while it is planned.
+SAMPLE_WEIGHTS = SHIPPED_WEIGHTS.with_name("robojam-retrained.npz")
 # key -> (stack, config before, config after); None in the "after" config deletes the key.
 SAMPLES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "robojam:target": ("dev", {}, {}),  # another target is another stack: planned as no change, shown as replaced
     "robojam:image": ("dev", {}, {"robojam:image": "ghcr.io/example/robojam:2.0"}),
+    "robojam:weights": ("dev", {}, {"robojam:weights": f"model/weights/{SAMPLE_WEIGHTS.name}"}),
     "robojam:sshCidrs": ("dev", {}, {"robojam:sshCidrs": ["198.51.100.7/32"]}),
     "digitalocean:token": ("dev", {}, {"digitalocean:token": SecretValue("dop_v1_another")}),
     "robojam:region": ("dev", {}, {"robojam:region": "ams3"}),
@@ -34,6 +40,7 @@ SAMPLES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "robojam:domain": ("dev", {"robojam:reservedIp": True}, {"robojam:reservedIp": True, **DOMAIN}),
     "robojam:acmeEmail": ("dev", DOMAIN, {**DOMAIN, "robojam:acmeEmail": "ops@example.org"}),
     "robojam:registryName": ("dev", {}, {"robojam:registryName": "robojam-another"}),
+    "robojam:registryTier": ("dev", {}, {"robojam:registryTier": "professional"}),
     "robojam:createRegistry": (
         "dev",
         {"robojam:registryName": "robojam-ours"},
@@ -60,6 +67,8 @@ SAMPLES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "robojam:bootDiskGb": ("train", {}, {"robojam:bootDiskGb": 150}),
     "robojam:spot": ("train", {}, {"robojam:spot": True}),
     "robojam:maxRunHours": ("train", {}, {"robojam:maxRunHours": 8}),
+    "robojam:maxRestarts": ("train", {}, {"robojam:maxRestarts": 5}),
+    "robojam:maxTotalHours": ("train", {}, {"robojam:maxTotalHours": 12}),
     "robojam:terminationAction": ("train", {}, {"robojam:terminationAction": "DELETE"}),
     "robojam:corpusPath": ("train", {}, {"robojam:corpusPath": "model/weights/robojam.npz"}),
     "robojam:runName": ("train", {}, {"robojam:runName": "gpu-another"}),
@@ -84,6 +93,8 @@ def _comparable(value: Any) -> Any:
     """Assets as Pulumi compares them: by content, not by the path they were read from."""
     if isinstance(value, pulumi.FileAsset):
         return "sha256:" + hashlib.sha256(pathlib.Path(value.path).read_bytes()).hexdigest()
+    if isinstance(value, pulumi.StringAsset):
+        return "sha256:" + hashlib.sha256(value.text.encode()).hexdigest()
     if isinstance(value, pulumi.AssetArchive):
         return {name: _comparable(asset) for name, asset in sorted(value.assets.items())}
     return value
@@ -128,6 +139,8 @@ def classify(before: Plan, after: Plan) -> Effect:
         if resource.type == types.REMOTE_COMMAND:
             rollout = rollout or old[name].inputs["triggers"][0] != resource.inputs["triggers"][0]
             updated.append(f"{name}: the deploy step reruns")
+        elif resource.type == types.LOCAL_COMMAND:  # the registry's garbage collection, after each push
+            updated.append(f"{name}: the registry's garbage collection reruns")
         elif resource.type == types.K8S_DEPLOYMENT and any(p.startswith("spec.template") for p in paths):
             rollout = True
             updated.append(f"{name}: {', '.join(paths)}")
@@ -151,7 +164,21 @@ def classify(before: Plan, after: Plan) -> Effect:
 def effect_of(key: str) -> Effect:
     """Plan a key's sample change and class it."""
     stack, base, changed = SAMPLES[key]
-    return classify(plan_stack(stack, base), plan_stack(stack, changed))
+    with _sample_weights() if key == "robojam:weights" else contextlib.nullcontext():
+        return classify(plan_stack(stack, base), plan_stack(stack, changed))
+
+
+@contextlib.contextmanager
+def _sample_weights():
+    """SAMPLE_WEIGHTS for the duration of a plan (robojam:weights must name an artifact in model/weights/)."""
+    made = not SAMPLE_WEIGHTS.exists()
+    if made:
+        shutil.copyfile(SHIPPED_WEIGHTS, SAMPLE_WEIGHTS)
+    try:
+        yield
+    finally:
+        if made:
+            SAMPLE_WEIGHTS.unlink(missing_ok=True)
 
 
 def _downtime(effect: Effect) -> str:

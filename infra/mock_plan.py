@@ -268,7 +268,8 @@ def _computed(type_token: str, name: str, inputs: dict) -> dict:
     if type_token == types.DOCKER_IMAGE:
         tags = inputs.get("tags") or [f"registry.invalid/{name}:latest"]
         repository = tags[0].rsplit(":", 1)[0] if ":" in tags[0].rsplit("/", 1)[-1] else tags[0]
-        digest = _fake_digest(*tags)
+        built_from = json.dumps([inputs.get("buildArgs"), inputs.get("labels")], sort_keys=True)
+        digest = _fake_digest(*tags, built_from)  # another build input, another image
         return {"ref": f"{repository}@{digest}", "digest": digest}
     if type_token == types.K8S_SERVICE:
         return {"status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.80"}]}}}

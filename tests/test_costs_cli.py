@@ -13,8 +13,9 @@ import pytest
 
 from infra.costs.catalogue import load_catalogue
 from infra.costs.cli import main
-from infra.costs.pricing import price_plan
-from infra.costs.report import build_report, read_benchmark
+from infra.costs.measured import read_capacity
+from infra.costs.pricing import effective_assumptions, price_plan
+from infra.costs.report import build_report
 from infra.costs.table import render
 from infra.mock_plan import PlannedResource, plan_stack, stack_files, stack_name
 from robojam_format.layout import REPO_ROOT
@@ -23,6 +24,14 @@ CAT = load_catalogue()
 TODAY = dt.date.today()
 STACKS = [stack_name(p) for p in stack_files()]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+RECORD = json.loads((REPO_ROOT / "benchmarks" / "capacity.json").read_text())
+
+
+def capacity_file(tmp_path, rps: float, **changes) -> str:
+    """A capacity record like the committed one, measuring `rps` on one vCPU."""
+    path = tmp_path / "capacity.json"
+    path.write_text(json.dumps({**RECORD, "requests_per_second": rps, "vcpus": 1, **changes}))
+    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -112,10 +121,12 @@ def test_pods_fit_raises_the_gke_minimum_on_the_repo_stack(plans):
     containers = plan.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]["containers"]
     pod_m = sum(int(c["resources"]["requests"]["cpu"].rstrip("m")) for c in containers)  # sidecars included
     assert len(containers) >= 1 and pod_m >= 250
-    assert configured == 1 and nodes.quantity == 2  # two replicas + GKE's system pods > one e2-medium
-    assert f"minimum raised from {configured} to 2 nodes: 2 x {pod_m}m CPU" in nodes.note
-    assert "a rollout (maxSurge 1) runs 3 pods: 3 nodes while it lasts" in nodes.note  # surge pod needs a node
-    assert estimate.to_dict()["totals"]["monthly"] == pytest.approx(94.51, abs=0.01)  # not $56.40
+    # two replicas + GKE 1.30's system pods (1345m on two nodes) > two e2-medium (2 x 940m): three nodes
+    assert configured == 1 and nodes.quantity == 3
+    assert f"minimum raised from {configured} to 3 nodes: 2 x {pod_m}m CPU" in nodes.note
+    assert "at most 3 of the HPA's 6 replicas fit on 3 node(s)" in nodes.note
+    assert "a rollout" not in nodes.note  # the surge pod fits on the three nodes
+    assert estimate.fixed_totals.monthly == pytest.approx(132.62, abs=0.01)  # not $56.40 (usage charges apart)
 
 
 def test_reserved_ip_of_a_droplet_with_a_domain_is_free_while_assigned():
@@ -129,39 +140,69 @@ def test_reserved_ip_of_a_droplet_with_a_domain_is_free_while_assigned():
     assert lone.monthly == pytest.approx(5.0)
 
 
-def test_gke_cost_per_million_uses_sustained_vcpus_and_the_hpa_target(capsys, tmp_path, plans):
-    bench = tmp_path / "latest.json"
-    bench.write_text(json.dumps({"requests_per_second_per_vcpu": 20.0}))
-    code, out, _ = run_cli(capsys, "gke", "--json", "--benchmark", str(bench))
+def test_gke_capacity_follows_the_hpa_steps_relative_to_the_cpu_request(capsys, tmp_path, plans):
+    code, out, _ = run_cli(capsys, "gke", "--json", "--capacity", capacity_file(tmp_path, 20.0))
     assert code == 0
     (row,) = json.loads(out)["comparison"]
     hpa = plans["gke"].one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")
     target = hpa.inputs["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] / 100
+    # two pods of 250m + the sidecar's 50m hold 2 x 0.3 x target x 1.1 (tolerance) vCPUs before the HPA adds one
+    assert row["serving_vcpus"] == pytest.approx(2 * 0.3 * target * 1.1)
+    assert row["capacity_rps"] == pytest.approx(20.0 * 2 * 0.3 * target * 1.1)
     sustained = CAT.find("machine", "e2-medium").extra["sustained_vcpus"]
-    assert row["serving_vcpus"] == 2 * sustained  # two nodes (after pods-fit) x 1 sustained vCPU, not 2 x 2
-    assert row["capacity_rps"] == pytest.approx(20.0 * 2 * sustained * target)
-    assert row["cost_per_million"] == pytest.approx(row["hourly"] / (row["capacity_rps"] * 3600) * 1e6)
-    nominal = row["hourly"] / (20.0 * 4 * 3600) * 1e6  # the old figure: nominal vCPUs at 100 %
-    assert row["cost_per_million"] > 2.5 * nominal
+    assert row["capacity_rps_max"] == pytest.approx(20.0 * 3 * sustained)  # 4 pods on 3 nodes: the nodes' CPU
+    assert row["cost_per_million"] == pytest.approx(row["hourly"] / (row["capacity_rps"] * 3600) * 1e6, rel=0.01)
 
 
 def test_break_even_table_for_the_repo_stacks(capsys, plans):
     code, out, _ = run_cli(capsys, "--json")
     report = json.loads(out)
-    rate = report["benchmark"]["requests_per_second_per_vcpu"]
+    rate = report["capacity"]["requests_per_second_per_vcpu"]
     result = report["break_even"]
-    droplet = rate * 1.0  # s-1vcpu-1gb at full load
+    droplet = rate * 1.0  # s-1vcpu-1gb: one vCPU at the record's rate
     first, second = result["ranges"]
     assert (first["stack"], second["stack"]) == ("dev", "gke")
-    assert first["to_rps"] == pytest.approx(droplet) and first["monthly"] == pytest.approx(6.0)
+    assert first["to_rps"] == pytest.approx(droplet) and first["monthly"] == pytest.approx(11.0)  # droplet + basic
     assert second["from_rps"] == pytest.approx(droplet)
-    assert second["monthly"] == pytest.approx(94.51, abs=0.01) and second["monthly_max"] == pytest.approx(
-        132.62, abs=0.01
-    )
-    assert result["max_rps"] == pytest.approx(rate * 3 * 1.0 * 0.7)  # three e2-medium nodes at the 70% target
-    assert [level["costs"]["dev"] is None for level in result["levels"]] == [False, True, True]
+    assert second["monthly"] == pytest.approx(132.62, abs=0.01)  # three nodes from the start (system pods)
+    assert result["max_rps"] == pytest.approx(rate * 3 * 1.0)  # three e2-medium nodes, one sustained vCPU each
+    gke_steps = [level["costs"]["gke"] for level in result["levels"]]
+    assert gke_steps == pytest.approx([132.62] * len(gke_steps), abs=0.01)
     code, text, _ = run_cli(capsys)
-    assert "Break-even" in text and f"dev (droplet) is the cheapest up to {droplet:.1f} req/s at $6.00/month" in text
+    assert "Break-even" in text and f"dev (droplet) is the cheapest up to {droplet:.1f} req/s at $11.00/month" in text
+
+
+def test_a_capacity_record_for_other_weights_is_refused_in_one_line(capsys, tmp_path):
+    other = capacity_file(tmp_path, 100.0, weights={"path": "x.npz", "sha256": "0" * 64})
+    code, _, err = run_cli(capsys, "dev", "--capacity", other)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "measured for weights sha256 000000000000" in err and "make bench-capacity" in err
+    code, _, _ = run_cli(capsys, "train", "--capacity", other)  # a training stack serves nothing: not checked
+    assert code == 0
+
+
+def test_the_committed_capacity_record_is_of_the_shipped_weights_through_caddy():
+    from infra.costs.measured import sha256_of
+    from robojam_format.layout import SHIPPED_WEIGHTS
+
+    assert RECORD["weights"]["sha256"] == sha256_of(SHIPPED_WEIGHTS)
+    assert RECORD["vcpus"] == 1 and "Caddy" in RECORD["setup"] and RECORD["cpu"]
+    held = [row for row in RECORD["levels"] if row["holds_objective"]]
+    assert RECORD["requests_per_second"] == max(row["req_per_s"] for row in held)
+    assert all(row["p99_ms"] <= RECORD["objective"]["p99_ms_at_most"] and row["shed_share"] == 0 for row in held)
+
+
+def test_sizes_break_even_covers_droplet_sizes_and_gke_node_counts(capsys, tmp_path):
+    target = tmp_path / "sizes.png"
+    code, out, _ = run_cli(capsys, "dev", "gke", "--json", "--sizes", "--plot", str(target))
+    assert code == 0 and target.read_bytes()[:8] == PNG_MAGIC
+    result = json.loads(out)["break_even_sizes"]
+    names = set(result["levels"][0]["costs"])
+    droplets = {i.name for i in CAT.items if i.kind == "droplet"}
+    assert droplets | {"gke-8-nodes"} == names and {"s-4vcpu-8gb", "c-2"} <= names
+    rate = json.loads(out)["capacity"]["requests_per_second_per_vcpu"]
+    at = {level["rps"]: level["costs"] for level in result["levels"]}
+    assert at[round(rate * 4, 6)]["s-4vcpu-8gb"] == pytest.approx(48.0 + 5.0)  # 4 vCPUs; the basic registry
 
 
 def test_unknown_resource_type_in_a_real_plan_shows_unpriced(plans):
@@ -213,8 +254,12 @@ def test_json_output_round_trips(capsys, plans):
     code, out, _ = run_cli(capsys, "--json")
     assert code == 0
     data = json.loads(out)
-    bench = read_benchmark(REPO_ROOT / "benchmarks" / "latest.json")  # what the CLI reads by default
-    expected = build_report([price_plan(plans[name], CAT) for name in STACKS], CAT, bench, today=TODAY)
+    path = REPO_ROOT / "benchmarks" / "capacity.json"  # what the CLI reads by default
+    record = read_capacity(path, "benchmarks/capacity.json")
+    wire = {"request_bytes": record.request_bytes, "reply_bytes": record.reply_bytes}
+    values = {**effective_assumptions(CAT), **wire}
+    estimates = [price_plan(plans[name], CAT, values) for name in STACKS]
+    expected = build_report(estimates, CAT, record, today=TODAY)
     assert data == expected
     assert [s["stack"] for s in data["stacks"]] == STACKS
 
@@ -236,18 +281,15 @@ def test_plot_writes_a_png(capsys, tmp_path):
     assert target.stat().st_size > 5000
 
 
-def test_cost_per_million_predictions_uses_the_benchmark(capsys, tmp_path):
-    bench = tmp_path / "latest.json"
-    bench.write_text(json.dumps({"requests_per_second_per_vcpu": 250.0}))
-    code, out, _ = run_cli(capsys, "dev", "--json", "--benchmark", str(bench))
+def test_cost_per_million_predictions_uses_the_capacity_record(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "dev", "--json", "--capacity", capacity_file(tmp_path, 250.0))
     assert code == 0
     (row,) = json.loads(out)["comparison"]
-    assert row["serving_vcpus"] == 1 and row["capacity_rps"] == pytest.approx(250.0)  # a droplet at full load
-    expected = row["hourly"] / (250.0 * row["serving_vcpus"] * 3600) * 1e6
+    assert row["serving_vcpus"] == 1 and row["capacity_rps"] == pytest.approx(250.0)  # a droplet at the record's rate
+    expected = (11.0 / 730) / (250.0 * row["serving_vcpus"] * 3600) * 1e6  # the month's list price over 730 h
     assert row["cost_per_million"] == pytest.approx(expected)
-    bench.write_text(json.dumps({"requests_per_second_per_vcpu": -3}))
-    code, _, err = run_cli(capsys, "dev", "--benchmark", str(bench))
-    assert code == 2 and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(capsys, "dev", "--capacity", capacity_file(tmp_path, -3))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "requests_per_second" in err
 
 
 # --- bad input -----------------------------------------------------------------------------------------
@@ -262,12 +304,13 @@ def test_cost_per_million_predictions_uses_the_benchmark(capsys, tmp_path):
         (["--train-hours", "0"], "must be > 0"),
         (["--catalogue", "/nonexistent/cat.json"], "does not exist"),
         (
-            ["--benchmark", "/nonexistent/latest.json"],
-            "benchmark file /nonexistent/latest.json does not exist",
+            ["--capacity", "/nonexistent/capacity.json"],
+            "capacity file /nonexistent/capacity.json does not exist",
         ),
         (["--plot", "/nonexistent/dir/costs.png"], "folder /nonexistent/dir does not exist"),
         (["--registry-gb", "-1"], "must be >= 0"),
         (["--runs-per-month", "-1"], "must be >= 0"),
+        (["--requests-per-month", "-1"], "must be >= 0"),
         (["--frobnicate"], "unrecognized arguments"),
     ],
 )

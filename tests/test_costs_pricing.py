@@ -279,7 +279,10 @@ def test_sustained_vcpus_of_shared_core_types():
     assert capacity.sustained_vcpus(CAT.find("machine", "e2-standard-2")) == 2.0
     assert capacity.sustained_vcpus(CAT.find("machine", "n1-standard-4")) == 4.0
     est = price_plan(plan(cluster(), pool("e2-medium", 2, 3), *deployment(2)), CAT)
-    assert [s.serving_vcpus for s in est.serving.steps] == [2.0, 3.0]  # 1 sustained vCPU a node, not 2
+    # the HPA's steps: n pods of 250m at 70 % (+10 % tolerance) hold n x 0.1925 vCPUs; the last (4 fit on 3 nodes)
+    # serves what the nodes sustain: 3 x 1 vCPU, not 3 x 2
+    assert [s.serving_vcpus for s in est.serving.steps] == pytest.approx([0.385, 0.5775, 3.0])
+    assert [(s.replicas, s.units) for s in est.serving.steps] == [(2, 2), (3, 3), (4, 3)]
 
 
 def test_gke_allocatable_follows_the_documented_reservations():
@@ -296,7 +299,7 @@ def test_gke_allocatable_follows_the_documented_reservations():
 def test_pods_fit_raises_the_minimum_node_count_with_a_note():
     est = price_plan(plan(cluster(), pool("e2-medium", 1, 3), *deployment(2)), CAT)
     nodes = est.lines[next(i for i, line in enumerate(est.lines) if line.component == "e2-medium")]
-    assert (nodes.quantity, nodes.quantity_max) == (2, 3)  # 2 x 250m + 620m of system pods > 940m
+    assert (nodes.quantity, nodes.quantity_max) == (2, 3)  # 2 x 250m + 716m of system pods > 940m
     assert "minimum raised from 1 to 2" in nodes.note
     small = price_plan(plan(cluster(), pool("e2-medium", 1, 3), *deployment(1, cpu="100m")), CAT)
     assert next(line for line in small.lines if line.component == "e2-medium").quantity == 1
@@ -309,8 +312,8 @@ def test_pods_fit_counts_every_container_of_the_pod():
     with_proxy = price_plan(
         plan(cluster(), pool("e2-standard-2", 1, 3), *deployment(3, cpu="250m", sidecar={"cpu": "200m"})), CAT
     )
-    assert next(line for line in alone.lines if line.category == "compute").quantity == 1  # 750m + 620m <= 1930m
-    assert next(line for line in with_proxy.lines if line.category == "compute").quantity == 2  # 1350m + 620m
+    assert next(line for line in alone.lines if line.category == "compute").quantity == 1  # 750m + 716m <= 1930m
+    assert next(line for line in with_proxy.lines if line.category == "compute").quantity == 2  # 1350m + 716m
 
 
 def test_pods_that_never_fit_are_a_warning():
@@ -321,14 +324,16 @@ def test_pods_that_never_fit_are_a_warning():
 def test_forwarding_rules_first_five_share_one_rate_then_each_extra_costs_less():
     services = [PlannedResource(SERVICE, f"svc{i}", {"spec": {"type": "LoadBalancer"}}) for i in range(7)]
     internal = PlannedResource(SERVICE, "internal", {"spec": {"type": "ClusterIP"}})
-    credit_only = totals(price_plan(plan(cluster()), CAT))["hourly"]
+    credit_only = price_plan(plan(cluster()), CAT).fixed_totals.hourly  # usage charges follow traffic, not rules
     one = price_plan(plan(cluster(), services[0], internal), CAT)
-    assert totals(one)["hourly"] - credit_only == pytest.approx(0.025)
+    assert one.fixed_totals.hourly - credit_only == pytest.approx(0.025)
     assert [f.name for f in one.free] == ["internal"]
     five = price_plan(plan(cluster(), *services[:5]), CAT)
-    assert totals(five)["hourly"] - credit_only == pytest.approx(0.025)
+    assert five.fixed_totals.hourly - credit_only == pytest.approx(0.025)
     seven = price_plan(plan(cluster(), *services), CAT)
-    assert totals(seven)["hourly"] - credit_only == pytest.approx(0.025 + 2 * 0.01)
+    assert seven.fixed_totals.hourly - credit_only == pytest.approx(0.025 + 2 * 0.01)
+    traffic = [(line.name, line.component) for line in seven.lines if line.category == "usage" and line.type == SERVICE]
+    assert traffic == [("svc0", "internet-egress (usage)"), ("svc0", "lb-data-processing (usage)")]  # counted once
 
 
 # --- storage and DigitalOcean ----------------------------------------------------------------------------

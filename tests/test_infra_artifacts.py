@@ -159,6 +159,14 @@ def test_rendered_droplet_deploy_scripts_pass_shellcheck(tmp_path):
         assert result.returncode == 0, result.stdout
 
 
+def test_the_registry_garbage_collection_script_passes_shellcheck(tmp_path):
+    path = tmp_path / "gc.sh"
+    (gc,) = plans_for("droplet", DROPLET_VARIANTS)[0].of_type("command:local:Command")
+    path.write_text("#!/bin/sh\n" + gc.inputs["create"])
+    result = shellcheck(path)
+    assert result.returncode == 0, result.stdout
+
+
 def test_every_shell_script_in_the_repo_passes_shellcheck():
     scripts = repo_shell_scripts()
     assert REPO_ROOT / ".ci" / "run" in scripts

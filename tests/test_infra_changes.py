@@ -50,7 +50,11 @@ def test_the_docs_change_table_is_the_generated_one(effects):
         ("robojam:terminationAction", changes.IN_PLACE),
         ("robojam:gpuType", changes.REPLACES),
         ("robojam:epochs", changes.REPLACES),
-        ("digitalocean:token", changes.NONE),
+        ("digitalocean:token", changes.IN_PLACE),  # only the registry's garbage collection (its token) reruns
+        ("robojam:weights", changes.ROLLOUT),
+        ("robojam:registryTier", changes.IN_PLACE),
+        ("robojam:maxRestarts", changes.IN_PLACE),
+        ("robojam:maxTotalHours", changes.REPLACES),
     ],
 )
 def test_each_config_change_lands_in_its_class(effects, key, kind):

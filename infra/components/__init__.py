@@ -15,6 +15,7 @@ with warnings.catch_warnings():
     import pulumi_tls
 
     _USED = (
+        pulumi_command.local.Command,
         pulumi_command.remote.Command,
         pulumi_digitalocean.Droplet,
         pulumi_digitalocean.SshKey,

@@ -13,6 +13,7 @@ import os
 from typing import TYPE_CHECKING
 
 import pulumi
+import pulumi_command as command
 import pulumi_digitalocean as digitalocean
 import pulumi_docker_build as docker_build
 import pulumi_gcp as gcp
@@ -30,6 +31,15 @@ DOCR_SERVER = "registry.digitalocean.com"
 # issues a new token once the old one has expired (terraform-provider-digitalocean,
 # updateExpiredDockerCredentials); pulumi-docker-build ignores a changed password, the rollout step reruns.
 REGISTRY_TOKEN_SECONDS = 24 * 3600
+# Garbage collection of a DigitalOcean registry (POST /v2/registry/NAME/garbage-collection, the API behind
+# `doctl registry garbage-collection start --include-untagged-manifests`): frees the images no tag names.
+GC_TYPE = "untagged manifests and unreferenced blobs"
+GC_SCRIPT = f"""set -u
+token="${{DIGITALOCEAN_TOKEN:-${{DIGITALOCEAN_ACCESS_TOKEN:-}}}}"
+curl -fsS -X POST -H "Authorization: Bearer $token" -H "Content-Type: application/json" \\
+  -d '{{"type": "{GC_TYPE}"}}' "https://api.digitalocean.com/v2/registry/$REGISTRY/garbage-collection" >/dev/null \\
+  || echo "registry garbage collection not started (one may be running); the next push starts another" >&2
+"""
 
 
 def build_paths(cwd: str | None = None) -> tuple[str, str]:
@@ -142,6 +152,7 @@ class DoServiceImage(pulumi.ComponentResource):
         prebuilt: str = "",
         opts: pulumi.ResourceOptions | None = None,
         weights: ServedWeights | None = None,
+        tier: str = "starter",
     ):
         super().__init__("robojam:infra:DoServiceImage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -150,7 +161,7 @@ class DoServiceImage(pulumi.ComponentResource):
         registry = pulumi.Output.from_input(registry_name) if registry_name else default_registry_name(self)
         if needs_registry and create_registry:
             created = digitalocean.ContainerRegistry(
-                f"{name}-registry", name=registry, subscription_tier_slug="starter", opts=child
+                f"{name}-registry", name=registry, subscription_tier_slug=tier, opts=child
             )
             registry = created.name
         self.pull_config = None
@@ -177,4 +188,23 @@ class DoServiceImage(pulumi.ComponentResource):
             tag = registry.apply(lambda reg: f"{DOCR_SERVER}/{reg}/{IMAGE_NAME}:latest")
             image = _build(f"{name}-build", tag, DOCR_SERVER, login[0], login[1], child, weights)
             self.ref = image.ref
+            if create_registry:
+                _collect_garbage(f"{name}-gc", registry, image, child)
         self.register_outputs({"ref": self.ref})
+
+
+def _collect_garbage(name: str, registry: pulumi.Input[str], image, opts: pulumi.ResourceOptions) -> None:
+    """After each push, free what `latest` no longer names, so the registry holds the running image and, until the
+    next collection, the one before it (infra.tables.registry.KEEP_IMAGES), whatever the number of pushes. The
+    droplet keeps its previous image locally for a rollback; a collection makes the registry read-only for a
+    while, which pulls do not mind."""
+    token = pulumi.Config("digitalocean").get_secret("token")  # else the deployer's DIGITALOCEAN_TOKEN
+    environment = {"REGISTRY": registry, **({"DIGITALOCEAN_TOKEN": token} if token is not None else {})}
+    command.local.Command(
+        name,
+        create=GC_SCRIPT,
+        interpreter=["/bin/sh", "-c"],
+        environment=environment,
+        triggers=[image.ref],
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[image])),
+    )

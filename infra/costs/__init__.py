@@ -2,8 +2,9 @@
 
 `python -m infra.costs` plans each stack with the shared mock runner (`infra.mock_plan.plan_stack`, the same one
 the infra tests use), prices the recorded resources (`pricing.price_plan`) and prints Infracost-style tables,
-a comparison with the capacity model's cost per 1M predictions, a break-even table and chart (`--plot`),
-JSON (`--json`) and a budget verdict (`--max-monthly`).
+a comparison with the capacity model's cost per 1M predictions (capacity from `make bench-capacity`'s record,
+`measured`; usage charges from `usage`), a break-even table and chart (`--plot`; `--sizes` across droplet sizes and
+GKE node counts, `sizes`), JSON (`--json`) and a budget verdict (`--max-monthly`). The rules: docs/costs.md.
 
 Values, not dicts: each pricer (`gcp`, `digitalocean`) reads a frozen `PricingContext` and returns a `Priced`
 (its `PriceLine`s, the `ServingCapacity` of `CapacityStep`s it provides, warnings); `price_plan` gathers them

@@ -1,7 +1,7 @@
 """Break-even between serving targets: at each traffic level, which stack serves it for the least money.
 
-Each serving stack has capacity steps (`infra.costs.serving`: a droplet, one; a GKE pool, one per node count
-from its effective minimum to its maximum), each with the requests/s it serves and its monthly cost. A stack
+Each serving stack has capacity steps (`infra.costs.serving`: a droplet, one; a GKE pool, one per replica count
+its HPA runs), each with the requests/s it serves and its monthly cost without usage charges. A stack
 serves a level with its first step whose capacity reaches it; past its last step it cannot serve it as configured.
 """
 
@@ -68,5 +68,5 @@ def summary(result: dict, targets: dict[str, str]) -> str:
         parts.append(f"{name} {head} {r['to_rps']:.1f} req/s at {cost}/month" if i == 0 else
                      f"{head} {name} up to {r['to_rps']:.1f} req/s at {cost}/month")  # fmt: skip
     if not parts:
-        return "no stack serves (no benchmark rate or no serving stack)"
+        return "no stack serves (no capacity record or no serving stack)"
     return "; ".join(parts) + f"; above {result['max_rps']:.1f} req/s no stack serves as configured (raise its maximum)"

@@ -8,9 +8,14 @@
 - System pods: the kube-system pods GKE runs (`capacity.gke_system_pods`), per node and per cluster.
 - Pods fit when replicas x pod requests + system pods <= allocatable x nodes (CPU and memory) and one pod fits
   beside a node's own system pods; the smallest node count that fits is the effective minimum.
-- Serving vCPUs at n nodes = min(n x sustained vCPUs, replicas that fit x the serving container's CPU limit);
-  the autoscaler holds CPU near its target, so requests/s = benchmark rate per vCPU x serving vCPUs x target.
-  A sidecar's requests count for the fit; its own CPU use is not taken off the serving capacity.
+- The HPA (Kubernetes' formula, https://kubernetes.io/docs/tasks/run-application/horizontal-pod-autoscale/#algorithm-details):
+  desired replicas = ceil(current x utilisation / target), utilisation being the pods' CPU use over their CPU
+  *request* (every container's, the sidecar's included), and nothing changes while utilisation / target is within
+  the 0.1 tolerance. So n replicas hold a load of up to n x request x target x 1.1 vCPUs; past it the (n+1)th pod
+  starts, on the smallest node count where n+1 pods fit. The last replica count that fits (the HPA's maximum, or
+  fewer when the nodes run out) serves up to min(nodes x sustained vCPUs, replicas x the serving CPU limit).
+- One headroom rule for every target (HEADROOM_RULE): a vCPU serves the capacity record's rate, which already is
+  the highest load that held the latency objective through Caddy; requests/s = that rate x the step's vCPUs.
 """
 
 from __future__ import annotations
@@ -26,6 +31,12 @@ from infra.tables import resource_types as types
 DEPLOYMENT = types.K8S_DEPLOYMENT
 HPA = types.K8S_HPA
 MIB = 2**20
+HPA_TOLERANCE = 0.1  # kube-controller-manager's --horizontal-pod-autoscaler-tolerance default
+HEADROOM = 1.0
+HEADROOM_RULE = (
+    "every target serves up to the capacity record's rate (the highest load that held the latency objective) per "
+    "vCPU that serves; an autoscaler's target decides when more is paid for, not what a vCPU serves"
+)
 
 
 def sustained_vcpus(item: Item) -> float:
@@ -155,8 +166,31 @@ class NodeFit:
     note: str
 
 
+def hpa_holds(work: Workload, replicas: int) -> float:
+    """vCPUs of load `replicas` pods carry before the HPA adds one: replicas x request x target x (1 + tolerance)."""
+    if work.cpu_target >= 1.0 and work.max_replicas == work.replicas:
+        return math.inf  # no autoscaler: the replicas carry what their CPUs can
+    return replicas * work.cpu_request_m / 1000 * work.cpu_target * (1 + HPA_TOLERANCE)
+
+
+def hpa_steps(node_steps: list[CapacityStep], work: Workload, sustained: float) -> tuple[CapacityStep, ...]:
+    """One step per replica count the HPA runs, on the fewest nodes where that many pods fit (smallest first)."""
+    placed = []
+    for replicas in range(work.replicas, work.max_replicas + 1):
+        where = next((s for s in node_steps if s.room >= replicas), None)
+        if where is None:
+            break
+        placed.append((replicas, where))
+    steps = []
+    for i, (replicas, where) in enumerate(placed):
+        physical = min(where.units * sustained, replicas * work.cpu_limit)
+        vcpus = physical if i == len(placed) - 1 else min(physical, hpa_holds(work, replicas))
+        steps.append(CapacityStep(units=where.units, serving_vcpus=vcpus, replicas=replicas, room=where.room))
+    return tuple(steps)
+
+
 def gke_fit(item: Item, catalogue: Catalogue, work: Workload, lo: int, hi: int) -> NodeFit:
-    """Where the workload's pods fit between `lo` and `hi` nodes, and the serving vCPUs at each node count."""
+    """Where the workload's pods fit between `lo` and `hi` nodes, and the HPA's steps: replicas, nodes, vCPUs."""
     alloc = gke_allocatable(item, catalogue)
     sustained = sustained_vcpus(item)
     steps = []
@@ -188,16 +222,16 @@ def gke_fit(item: Item, catalogue: Catalogue, work: Workload, lo: int, hi: int) 
         during = next((s.units for s in steps if s.room >= rollout), None)
         where = f"{during} nodes while it lasts" if during else f"more than {hi} nodes"
         note += f"; a rollout (maxSurge {work.surge}) runs {rollout} pods: {where}"
-    fitting_steps = tuple(s for s in steps if effective is not None and s.units >= effective)
-    return NodeFit(effective, fitting_steps, note)
+    fitting = [s for s in steps if effective is not None and s.units >= effective]
+    return NodeFit(effective, hpa_steps(fitting, work, sustained), note)
 
 
-def serving(unit: str, item: Item, utilisation: float, why: str, steps) -> ServingCapacity:
-    """What a stack serves with: its capacity steps and the utilisation it runs at."""
+def serving(unit: str, item: Item, steps) -> ServingCapacity:
+    """What a stack serves with: its capacity steps, at the one headroom rule every target shares."""
     return ServingCapacity(
         unit=unit,
         sustained_vcpus_each=sustained_vcpus(item),
-        utilisation=utilisation,
-        utilisation_from=why,
+        utilisation=HEADROOM,
+        utilisation_from=HEADROOM_RULE,
         steps=tuple(steps),
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CATALOGUE_PATH = Path(__file__).with_name("catalogue.json")
-UNITS = ("hour", "month", "GB-month", "fraction")
+UNITS = ("hour", "month", "GB-month", "fraction", "GB")  # GB: per GiB transferred or ingested
 PRICINGS = ("on-demand", "spot")
 REQUIRED = ("id", "provider", "kind", "name", "pricing", "price", "unit", "region", "source", "date")
 
@@ -39,12 +39,12 @@ class Item:
 
     @property
     def price_hourly(self) -> float | None:
-        """Hourly rate of a monthly item (DigitalOcean bills per second up to the monthly cap)."""
+        """DigitalOcean's per-second rate for a part month (capped at the list price at 672 h); unused for a month."""
         return self.extra.get("price_hourly")
 
     @property
     def indicative(self) -> bool:
-        """Spot prices "can change up to once every 30 days" (cloud.google.com/skus): only an indication."""
+        """Google: "Spot prices are dynamic and can change up to once every 30 days": only an indication."""
         return self.pricing == "spot"
 
     @property

@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 
 from infra.costs.catalogue import CATALOGUE_PATH, CatalogueError, load_catalogue
+from infra.costs.measured import CapacityError, CapacityRecord, check_weights, read_capacity, sha256_of
 from infra.costs.pricing import effective_assumptions, price_plan
 from infra.costs.refresh import RefreshUnavailable, refresh
-from infra.costs.report import BenchmarkError, budget_failures, build_report, read_benchmark
-from infra.costs.stack import ConfigError
+from infra.costs.report import budget_failures, build_report, shown
+from infra.costs.sizes import droplet_variants, gke_variant
+from infra.costs.stack import ConfigError, served_weights
 from infra.costs.table import render
 
 PROG = "python -m infra.costs"
@@ -51,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--plot", type=Path, metavar="PNG", help="write the break-even chart (PNG) here")
     p.add_argument(
+        "--sizes",
+        action="store_true",
+        help="break-even across every catalogued droplet size and the GKE pool up to more nodes (table and --plot)",
+    )
+    p.add_argument(
         "--train-hours",
         type=_number(0, strict=True),
         metavar="H",
@@ -65,11 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--registry-gb", type=_number(0), metavar="GB", help="assumed container registry storage")
     p.add_argument("--bucket-gb", type=_number(0), metavar="GB", help="assumed storage bucket contents")
     p.add_argument(
-        "--benchmark",
+        "--requests-per-month",
+        type=_number(0),
+        metavar="N",
+        help="traffic the usage charges (egress, load balancing, logging, transfer) are priced for (default 1M)",
+    )
+    p.add_argument(
+        "--capacity",
         type=Path,
         default=None,
         metavar="JSON",
-        help="benchmark result with requests_per_second_per_vcpu (default: benchmarks/latest.json)",
+        help="capacity record of `make bench-capacity` (default: benchmarks/capacity.json)",
     )
     p.add_argument("--catalogue", type=Path, default=CATALOGUE_PATH, metavar="JSON", help="price catalogue file")
     p.add_argument(
@@ -99,13 +112,21 @@ def _stack_paths(names: list[str]) -> list[Path]:
     return list(dict.fromkeys(paths))  # naming a stack twice prices it once
 
 
-def _benchmark(path: Path | None) -> dict | None:
-    """The file named by --benchmark (which must exist), else benchmarks/latest.json when there is one."""
+def _capacity(path: Path | None) -> CapacityRecord | None:
+    """The file named by --capacity (which must exist), else benchmarks/capacity.json when there is one."""
     from robojam_format.layout import REPO_ROOT
 
     if path is not None and not path.is_file():
-        raise UsageError(f"benchmark file {path} does not exist")
-    return read_benchmark(path or REPO_ROOT / "benchmarks" / "latest.json")
+        raise UsageError(f"capacity file {path} does not exist")
+    path = path or REPO_ROOT / "benchmarks" / "capacity.json"
+    return read_capacity(path, shown(path))
+
+
+def _check_weights(record: CapacityRecord | None, plan) -> None:
+    """A serving stack is priced from the record only when the record measured the weights it serves."""
+    weights = served_weights(plan)
+    if record is not None and weights.is_file():
+        check_weights(record, plan.stack, shown(weights), sha256_of(weights))
 
 
 def _plan(path: Path):
@@ -134,18 +155,28 @@ def run(argv: list[str] | None = None) -> int:
             "registry_storage_gb": args.registry_gb,
             "bucket_storage_gb": args.bucket_gb,
             "runs_per_month": args.runs_per_month,
+            "requests_per_month": args.requests_per_month,
         },
     )
-    benchmark = _benchmark(args.benchmark)  # every input is checked before the (slower) planning starts
-    estimates = [
-        price_plan(_plan(path), catalogue, assumptions, args.train_hours) for path in _stack_paths(args.stacks)
-    ]
-    report = build_report(estimates, catalogue, benchmark, args.max_monthly)
+    record = _capacity(args.capacity)  # every input is checked before the (slower) planning starts
+    if record is not None:
+        assumptions.update(request_bytes=record.request_bytes, reply_bytes=record.reply_bytes)
+    estimates, variants = [], []
+    for path in _stack_paths(args.stacks):
+        plan = _plan(path)
+        estimate = price_plan(plan, catalogue, assumptions, args.train_hours)
+        if estimate.serving is not None:
+            _check_weights(record, plan)
+        estimates.append(estimate)
+        if args.sizes:
+            variants += [price_plan(v, catalogue, assumptions) for v in droplet_variants(plan, catalogue)]
+            variants += [price_plan(v, catalogue, assumptions) for v in gke_variant(plan)]
+    report = build_report(estimates, catalogue, record, args.max_monthly, sizes=variants or None)
     print(json.dumps(report, indent=2) if args.json else render(report))
     if args.plot:
         from infra.costs.plot import plot_break_even
 
-        plot_break_even(report, estimates, args.plot)
+        plot_break_even(report, variants or estimates, args.plot, key="break_even_sizes" if variants else "break_even")
         print(f"chart written to {args.plot}", file=sys.stderr if args.json else sys.stdout)
     failures = budget_failures(report)
     for line in failures:
@@ -159,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every expected failure is one line on stderr (exit 2 for bad input), never a traceback."""
     try:
         return run(argv)
-    except (UsageError, CatalogueError, BenchmarkError) as exc:
+    except (UsageError, CatalogueError, CapacityError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from infra.costs import capacity
+from infra.costs import capacity, usage
 from infra.costs.context import PricingContext
 from infra.costs.estimate import Priced, line
 from infra.costs.serving import CapacityStep
@@ -12,7 +12,8 @@ RESERVED_IP_ASSIGNMENT = types.DO_RESERVED_IP_ASSIGNMENT
 
 
 def droplet_lines(res, ctx: PricingContext) -> Priced:
-    """A droplet at its size's monthly cap, and its one capacity step; backups add a fraction of its price.
+    """A droplet at its size's list price, its one capacity step and its transfer beyond the included allowance;
+    backups add a fraction of its price.
 
     Backups are daily unless the backup policy says weekly.
     """
@@ -23,7 +24,8 @@ def droplet_lines(res, ctx: PricingContext) -> Priced:
     serving = None
     if item is not None:
         steps = [CapacityStep(units=1, serving_vcpus=capacity.sustained_vcpus(item))]
-        serving = capacity.serving("droplet", item, 1.0, "no autoscaler: full load", steps)
+        serving = capacity.serving("droplet", item, steps)
+        lines.append(usage.droplet_transfer(res, ctx, float(item.extra.get("transfer_gib", 0))))
     if res.inputs.get("backups"):
         plan = str((res.inputs.get("backupPolicy") or {}).get("plan") or "daily")  # DigitalOcean's default
         rate = ctx.find("droplet-backups", plan)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from infra.costs.training import TrainingRun
 
 PRICED, UNPRICED, INCLUDED, CREDIT = "priced", "unpriced", "included", "credit"
+USAGE = "usage"  # the category of a charge that grows with traffic (infra.costs.usage), not with the stack's size
 COUNTED = (PRICED, INCLUDED, CREDIT)
 
 
@@ -44,7 +45,7 @@ class PriceLine:
     source: str | None = None  # the price's source URL
     source_label: str | None = None  # its short name for the table
     price_date: str | None = None  # when the price was current (ISO date)
-    indicative: bool = False  # a spot price: Google may change it up to once every 30 days
+    indicative: bool = False  # a spot price: "dynamic and can change up to once every 30 days" (Google)
     note: str = ""  # the pricer's own explanation, always shown
 
     @property
@@ -57,10 +58,9 @@ def amounts(item: Item, quantity: float, hours_per_month: float, hours: float | 
     if item.unit == "hour":
         hourly = item.price * quantity
         return hourly, hourly * (hours_per_month if hours is None else hours)
-    if item.unit == "month":
+    if item.unit == "month":  # a month that runs throughout: the list price, and per hour price / hours a month
         monthly = item.price * quantity
-        hourly_rate = item.price_hourly if item.price_hourly is not None else item.price / hours_per_month
-        return hourly_rate * quantity, monthly
+        return monthly / hours_per_month, monthly
     if item.unit == "GB-month":
         hourly = item.price * quantity / hours_per_month
         return hourly, hourly * (hours_per_month if hours is None else hours)
@@ -178,6 +178,11 @@ class StackEstimate:
     @property
     def totals(self) -> Totals:
         return Totals.of(self.lines)
+
+    @property
+    def fixed_totals(self) -> Totals:
+        """What the stack costs whatever its traffic: the totals without the usage charges."""
+        return Totals.of(tuple(line for line in self.lines if line.category != USAGE))
 
     @property
     def unpriced(self) -> list[PriceLine]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from infra.costs import capacity
+from infra.costs import capacity, usage
 from infra.costs.context import PricingContext
 from infra.costs.estimate import CREDIT, INCLUDED, Priced, PriceLine, line
 from infra.costs.stack import basename, region_of_location
@@ -151,7 +151,10 @@ def node_pool_lines(res, ctx: PricingContext) -> Priced:
             warnings = (f"{res.name}: {fit.note}",)
         else:
             lo = fit.effective_min
-        serving = capacity.serving("node", item, work.cpu_target, "the HPA's CPU target", fit.steps)
+        if fit.steps and fit.steps[-1].units < hi:  # no pending pod ever asks the autoscaler for more nodes
+            note += f"; the HPA's {fit.steps[-1].replicas} replicas fit on {fit.steps[-1].units}: never {hi} nodes"
+            hi = fit.steps[-1].units
+        serving = capacity.serving("node", item, fit.steps)
     counts = {"quantity": lo, "quantity_max": hi}
     lines = machine_lines(
         ctx, res, machine, pricing, cfg.get("guestAccelerators"), unit="node", category="compute", **counts
@@ -208,8 +211,9 @@ def cluster_lines(res, ctx: PricingContext) -> Priced:
     credit = ctx.find("gke", "free-tier-credit")
     account_credit = ctx.catalogue.find("gke", "free-tier-credit")  # $/month the billing account gets
     allowance = account_credit.price if account_credit and ctx.before(res, _is_cluster) == 0 else 0.0
+    logging = usage.gke_logging(res, ctx)
     if not fee.counted or credit is None or allowance <= 0:
-        return Priced((fee,))
+        return Priced((fee, logging))
     amount = min(allowance, fee.monthly)
     hours = ctx.catalogue.hours_per_month
     grant = line(
@@ -224,7 +228,7 @@ def cluster_lines(res, ctx: PricingContext) -> Priced:
         note=f"${credit.price:.2f}/month per billing account for one zonal cluster, capped at the fee; "
         "assumes no other zonal cluster uses it",
     )
-    return Priced((fee, grant))
+    return Priced((fee, grant, logging))
 
 
 def _is_load_balancer(res) -> bool:
@@ -232,7 +236,8 @@ def _is_load_balancer(res) -> bool:
 
 
 def service_lines(res, ctx: PricingContext) -> Priced:
-    """A `type: LoadBalancer` Service on GKE makes one network load balancer forwarding rule.
+    """A `type: LoadBalancer` Service on GKE makes one network load balancer forwarding rule; the first one also
+    carries the usage charges of the assumed traffic (egress, data processing).
 
     Google charges one flat rate for the first five rules of a project and region, then a rate per extra rule;
     rules are numbered in billing order.
@@ -247,12 +252,15 @@ def service_lines(res, ctx: PricingContext) -> Priced:
     component = f"LoadBalancer Service: forwarding rule #{nth}"
     fields = {"component": component, "unit": "rule", "category": "network"}
     if nth == 1:
-        return Priced((ctx.priced(res, "forwarding-rule", "first-five", note="flat rate for rules 1-5", **fields),))
-    if nth <= 5:
+        rule = ctx.priced(res, "forwarding-rule", "first-five", note="flat rate for rules 1-5", **fields)
+    elif nth <= 5:
         first = ctx.find("forwarding-rule", "first-five")
         note = "inside the flat rate for the first five rules"
-        return Priced((line(res, catalogue=ctx.catalogue, item=first, amount=(0.0, 0.0), note=note, **fields),))
-    return Priced((ctx.priced(res, "forwarding-rule", "additional", note="beyond the first five rules", **fields),))
+        rule = line(res, catalogue=ctx.catalogue, item=first, amount=(0.0, 0.0), note=note, **fields)
+    else:
+        rule = ctx.priced(res, "forwarding-rule", "additional", note="beyond the first five rules", **fields)
+    traffic = usage.gke_load_balancer(res, ctx) if nth == 1 else ()  # the traffic is counted once, on rule #1
+    return Priced((rule, *traffic))
 
 
 def bucket_lines(res, ctx: PricingContext) -> Priced:

@@ -8,17 +8,18 @@ from infra.costs.breakeven import options
 from infra.costs.estimate import StackEstimate
 
 
-def plot_break_even(report: dict, estimates: list[StackEstimate], path: str | Path) -> Path:
-    """Write a PNG: one step line per serving stack (of the report's `estimates`), ending where its capacity ends."""
+def plot_break_even(report: dict, estimates: list[StackEstimate], path: str | Path, key: str = "break_even") -> Path:
+    """Write a PNG: one step line per serving stack (of `estimates`, the report's `key` result), ending where its
+    capacity ends."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    result = report["break_even"]
+    result = report[key]
     fig, ax = plt.subplots(figsize=(7.5, 4.5), layout="constrained")
-    targets = {row["stack"]: row["target"] for row in report["comparison"]}
+    targets = {e.stack: e.target for e in estimates}
     if result:
         for name, steps in options(estimates, result["rate_per_vcpu"]).items():
             xs, ys, low = [], [], 0.0
@@ -29,7 +30,7 @@ def plot_break_even(report: dict, estimates: list[StackEstimate], path: str | Pa
             drawn = ax.plot(xs, ys, linewidth=2, label=f"{name} ({targets[name]})")
             ax.plot([xs[-1]], [ys[-1]], "o", color=drawn[0].get_color())
             ax.annotate(
-                rf"\${ys[-1]:,.2f} up to {xs[-1]:.1f} req/s",  # a literal dollar, not matplotlib mathtext
+                rf"\${ys[-1]:,.0f}: {xs[-1]:.0f} req/s",  # a literal dollar, not matplotlib mathtext
                 (xs[-1], ys[-1]),
                 xytext=(4, 4),
                 textcoords="offset points",
@@ -37,10 +38,10 @@ def plot_break_even(report: dict, estimates: list[StackEstimate], path: str | Pa
             )
         for r in result["ranges"][1:]:
             ax.axvline(r["from_rps"], color="grey", linestyle=":", linewidth=1)
-        ax.legend(fontsize=8, loc="upper left")
+        ax.legend(fontsize=7, loc="upper left")
         ax.set_xlim(0, result["max_rps"] * 1.25)
     else:
-        ax.text(0.5, 0.5, "no benchmark: no capacity to compare", ha="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, "no capacity record: no capacity to compare", ha="center", transform=ax.transAxes)
     ax.set_xlabel(f"requests/s served ({result['rate_per_vcpu']:g} req/s per vCPU measured)" if result else "req/s")
     ax.set_ylabel(f"{report['currency']} per month")
     ax.set_title("RoboJam: cheapest serving target by traffic (break-even)")

@@ -71,6 +71,7 @@ def price_plan(
     estimate = StackEstimate(stack=plan.stack, target=ctx.stack.target, lines=tuple(lines), free=tuple(free))
     totals = estimate.totals
     runs = tuple(training_run(res, ctx).with_month(totals.monthly) for res in vms)
-    if serving is not None:
-        serving = serving.priced((totals.hourly, totals.hourly_max), (totals.monthly, totals.monthly_max))
+    if serving is not None:  # each size's cost without the usage charges, which follow the traffic instead
+        fixed = estimate.fixed_totals
+        serving = serving.priced((fixed.hourly, fixed.hourly_max), (fixed.monthly, fixed.monthly_max))
     return replace(estimate, training_runs=runs, serving=serving, warnings=tuple(warnings), assumptions=values)

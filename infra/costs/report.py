@@ -6,36 +6,17 @@ The text tables and the chart are drawn from this dict, so `--json` and the tabl
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 
 from infra.costs.breakeven import break_even
 from infra.costs.catalogue import Catalogue
-from infra.costs.estimate import StackEstimate
+from infra.costs.estimate import USAGE, StackEstimate
+from infra.costs.measured import CapacityRecord
 
-BENCHMARK_KEY = "requests_per_second_per_vcpu"
 STALE_DAYS = 90  # older prices get a one-line warning suggesting --refresh
 
 
-class BenchmarkError(ValueError):
-    """The benchmark result file exists but has no usable requests/s per vCPU."""
-
-
-def read_benchmark(path: Path) -> dict | None:
-    """{'path', 'requests_per_second_per_vcpu'} from the benchmark file, or None when there is none."""
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BenchmarkError(f"benchmark file {path} is not readable JSON ({exc})") from None
-    rate = data.get(BENCHMARK_KEY) if isinstance(data, dict) else None
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0:
-        raise BenchmarkError(f"benchmark file {path} has no positive number under {BENCHMARK_KEY!r}")
-    return {"path": _shown(path), BENCHMARK_KEY: float(rate)}
-
-
-def _shown(path: Path) -> str:
+def shown(path: Path) -> str:
     """Paths inside the repository are shown relative to it, so the README table reads the same anywhere."""
     from robojam_format.layout import REPO_ROOT
 
@@ -70,8 +51,13 @@ def _comparison_row(estimate: StackEstimate, rate: float | None) -> dict:
         "capacity_rps_max": None,
         "cost_per_million": None,  # a training stack does not serve, so it has no cost per prediction
         "cost_per_million_max": None,
+        "usage_per_million": None,  # usage charges (egress, load balancing, logging) per 1M at the assumed traffic
         "training_run": runs[0].to_dict() if runs else None,
     }
+    requests = estimate.assumptions.get("requests_per_month")
+    if serving and requests:
+        usage = sum(line.monthly for line in estimate.lines if line.category == USAGE and line.counted)
+        row["usage_per_million"] = usage / requests * 1e6
     if serving and serving.steps:
         low, high = serving.steps[0], serving.steps[-1]
         row.update(serving_vcpus=low.serving_vcpus, serving_vcpus_max=high.serving_vcpus)
@@ -102,14 +88,15 @@ def catalogue_age(catalogue: Catalogue, today: dt.date) -> dict:
 def build_report(
     estimates: list[StackEstimate],
     catalogue: Catalogue,
-    benchmark: dict | None = None,
+    capacity: CapacityRecord | None = None,
     max_monthly: float | None = None,
     today: dt.date | None = None,
+    sizes: list[StackEstimate] | None = None,
 ) -> dict:
     """Everything the CLI prints, as plain JSON types (json.loads(json.dumps(report)) == report)."""
     today = today or dt.date.today()
     stacks = [e.to_dict() for e in estimates]
-    rate = benchmark[BENCHMARK_KEY] if benchmark else None
+    rate = capacity.rate_per_vcpu if capacity else None
     comparison = [_comparison_row(e, rate) for e in estimates]
     assumptions = {
         k: {
@@ -123,12 +110,13 @@ def build_report(
         "currency": catalogue.currency,
         "hours_per_month": catalogue.hours_per_month,
         "today": today.isoformat(),
-        "catalogue": {"path": _shown(catalogue.path), "updated": catalogue.updated, **catalogue_age(catalogue, today)},
+        "catalogue": {"path": shown(catalogue.path), "updated": catalogue.updated, **catalogue_age(catalogue, today)},
         "assumptions": assumptions,
-        "benchmark": benchmark,
+        "capacity": capacity.to_dict() if capacity else None,
         "stacks": stacks,
         "comparison": comparison,
         "break_even": break_even(estimates, rate) if rate else None,
+        "break_even_sizes": break_even(sizes, rate) if rate and sizes else None,  # --sizes: droplet sizes, GKE nodes
         "budget": None,
     }
     if max_monthly is not None:

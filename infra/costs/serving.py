@@ -1,9 +1,10 @@
 """What a serving stack serves with: its capacity steps, as typed values a pricer returns.
 
-A droplet has one step; a GKE node pool one per node count from its effective minimum to its maximum. A step
-knows its size (units: droplets or nodes), the vCPUs that serve at that size and, once the stack is priced,
-its hourly and monthly cost. The requests/s a step serves is `ServingCapacity.requests_per_second`: the one
-place the capacity rule lives (measured rate x serving vCPUs x the utilisation the stack runs at).
+A droplet has one step; a GKE node pool one per replica count its HPA runs (on the fewest nodes that hold them,
+`infra.costs.capacity`). A step knows its size (units: droplets or nodes), the vCPUs of load it carries before the
+next step and, once the stack is priced, its hourly and monthly cost. The requests/s a step serves is
+`ServingCapacity.requests_per_second`: the one place the capacity rule lives (the capacity record's rate per vCPU
+x the step's vCPUs x the headroom every target shares).
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ class ServingCapacity:
 
     unit: str  # "droplet" or "node"
     sustained_vcpus_each: float
-    utilisation: float  # share of the serving vCPUs in use at full capacity (an HPA's CPU target; 1.0 without)
-    utilisation_from: str  # why that utilisation
+    utilisation: float  # the headroom: share of a step's vCPUs planned to serve (capacity.HEADROOM, every target)
+    utilisation_from: str  # the headroom rule, stated
     steps: tuple[CapacityStep, ...]
 
     @property
@@ -53,7 +54,7 @@ class ServingCapacity:
         return self.steps[-1].units if self.steps else 0
 
     def requests_per_second(self, step: CapacityStep, rate_per_vcpu: float) -> float:
-        """Requests/s a step serves: measured rate x sustained serving vCPUs x target utilisation."""
+        """Requests/s a step serves: measured rate per vCPU x the step's vCPUs x the headroom."""
         return rate_per_vcpu * step.serving_vcpus * self.utilisation
 
     def priced(self, hourly: tuple[float, float], monthly: tuple[float, float]) -> ServingCapacity:

@@ -11,6 +11,7 @@ reshaped config changes this file only.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from infra import config, stack_config
@@ -74,3 +75,14 @@ def region_of_location(location: Any) -> str | None:
     if config.ZONE_PATTERN.match(loc):
         return config.region_of(loc)
     return loc if config.REGION_PATTERN.match(loc) else None
+
+
+WEIGHTS_KEY = "robojam:weights"  # issue 18's key: the weights file a stack serves (relative to the repository)
+
+
+def served_weights(plan: Any) -> Path:
+    """Access point: the weights file the stack's image serves: `robojam:weights` when set, else the shipped ones."""
+    from robojam_format.layout import REPO_ROOT, SHIPPED_WEIGHTS
+
+    value = str((getattr(plan, "config", None) or {}).get(WEIGHTS_KEY) or "").strip()
+    return (REPO_ROOT / value) if value else SHIPPED_WEIGHTS

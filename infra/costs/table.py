@@ -7,7 +7,7 @@ import datetime as dt
 from infra.costs.breakeven import summary
 from infra.costs.estimate import INCLUDED, UNPRICED
 
-PRICE_UNITS = {"hour": "/h", "month": "/mo", "GB-month": "/GB-mo"}
+PRICE_UNITS = {"hour": "/h", "month": "/mo", "GB-month": "/GB-mo", "GB": "/GB"}
 SPOT_MARK = "~"  # before an indicative (spot) price
 
 
@@ -148,9 +148,9 @@ def preemption_sentence(preemption: dict | None) -> str:
 
 def comparison_table(report: dict) -> list[str]:
     """All stacks side by side: cost, serving capacity, cost per million predictions, training runs."""
-    bench = report["benchmark"]
+    record = report["capacity"]
     head = ["Stack", "Target", "Monthly", "Unpriced", "Serving vCPUs", "Capacity req/s", "$ per 1M (min / max)",
-            "Training runs"]  # fmt: skip
+            "+ usage per 1M", "Training runs"]  # fmt: skip
     rows = [head]
     for row in report["comparison"]:
         run = row["training_run"]
@@ -158,14 +158,15 @@ def comparison_table(report: dict) -> list[str]:
         if run and run["monthly"] is not None:
             cost, spot = _money(run["on_demand"]["cost"]), _money(run["spot"]["cost"])
             run_text = f"{run['runs_per_month']:g} x {run['hours']:g} h; a run {cost} / {SPOT_MARK}{spot} spot"
+        usage = "-" if row["usage_per_million"] is None else f"${row['usage_per_million']:.4f}"
         if row["serving_vcpus"] is None:
             vcpus = capacity = per_million = "-"
         else:
             vcpus = _pair(row["serving_vcpus"], row["serving_vcpus_max"], "{:g}", "-")
             capacity = _pair(row["capacity_rps"], row["capacity_rps_max"], "{:.1f}", "-")
             per_million = _pair(row["cost_per_million"], row["cost_per_million_max"], "${:.4f}", " / ")
-            if bench is None:
-                capacity = per_million = "no benchmark"
+            if record is None:
+                capacity = per_million = "no capacity record"
         rows.append(
             [
                 row["stack"],
@@ -175,18 +176,21 @@ def comparison_table(report: dict) -> list[str]:
                 vcpus,
                 capacity,
                 per_million,
+                usage,
                 run_text,
             ]
         )
-    out = ["Comparison"] + _render(rows, right={2, 3, 4, 5, 6})
-    if bench:
+    out = ["Comparison"] + _render(rows, right={2, 3, 4, 5, 6, 7})
+    if record:
         out.append(
-            f" Capacity = {bench['requests_per_second_per_vcpu']:g} requests/s per vCPU ({bench['path']}) x "
-            "sustained serving vCPUs x target utilisation (GKE: the HPA's CPU target; a droplet: full load); "
-            "$ per 1M = hourly cost / (capacity x 3600) x 1e6. Training stacks do not serve."
+            f" Capacity = {record['requests_per_second_per_vcpu']:g} requests/s per vCPU ({record['path']}: "
+            f"{record['objective']}, {record['cpu']}, {record['date'][:10]}) x the vCPUs that serve at each size "
+            "(one headroom rule for every target: the measured objective-holding rate, no further margin); "
+            "$ per 1M = hourly cost without usage / (capacity x 3600) x 1e6; usage charges per 1M come on top. "
+            "Training stacks do not serve."
         )
     else:
-        out.append(" Capacity and $ per 1M predictions need a benchmark (benchmarks/latest.json, or --benchmark).")
+        out.append(" Capacity and $ per 1M predictions need a capacity record (`make bench-capacity`, or --capacity).")
     return out
 
 
@@ -196,18 +200,19 @@ def _pair(lo, hi, fmt: str, sep: str) -> str:
     return fmt.format(lo) if lo == hi else f"{fmt.format(lo)}{sep}{fmt.format(hi)}"
 
 
-def break_even_table(report: dict) -> list[str]:
+def break_even_table(report: dict, key: str = "break_even", title: str = "Break-even") -> list[str]:
     """Each traffic level where some stack's capacity ends: every stack's monthly cost, and the cheapest."""
-    result = report["break_even"]
+    result = report.get(key)
     if not result or not result["levels"]:
         return []
     names = list(result["levels"][0]["costs"])
     targets = {row["stack"]: row["target"] for row in report["comparison"]}
+    targets.update({n: targets.get(n, "droplet" if n[:2] in ("s-", "c-") else "gke") for n in names})
     rows = [["Up to req/s", *[f"{n} ({targets[n]})" for n in names], "Cheapest"]]
     for level in result["levels"]:
         costs = [_money(level["costs"][n]) if level["costs"][n] is not None else "cannot serve" for n in names]
         rows.append([f"{level['rps']:.1f}", *costs, level["cheapest"] or "-"])
-    out = ["Break-even (monthly cost to serve each traffic level)"] + _render(rows, right=set(range(len(names) + 1)))
+    out = [f"{title} (monthly cost to serve each traffic level)"] + _render(rows, right=set(range(len(names) + 1)))
     out.append(" " + summary(result, targets) + ".")
     return out
 
@@ -219,7 +224,7 @@ def render(report: dict) -> str:
     out = [
         f"Prices: {cat['path']} (updated {cat['updated']}), {report['currency']}, monthly = "
         f"{report['hours_per_month']:g} h unless a line says otherwise; {SPOT_MARK} = spot price, indicative "
-        '(Google: spot prices "can change up to once every 30 days")'
+        '(Google: "Spot prices are dynamic and can change up to once every 30 days")'
     ]
     if cat["warning"]:
         out.append(cat["warning"])
@@ -231,7 +236,7 @@ def render(report: dict) -> str:
         out += [""] + stack_table(stack, today)
     if report["stacks"]:
         out += [""] + comparison_table(report)
-    table = break_even_table(report)
-    if table:
-        out += [""] + table
+    for table in (break_even_table(report), break_even_table(report, "break_even_sizes", "Break-even across sizes")):
+        if table:
+            out += [""] + table
     return "\n".join(out)

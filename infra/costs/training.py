@@ -21,7 +21,7 @@ class RunPrice:
     hourly: float | None
     cost: float | None  # hourly x the run's hours; None without a run length or a price
     unpriced: tuple[str, ...]  # 'component: why' for each part without a price
-    indicative: bool  # a spot price: Google may change it up to once every 30 days
+    indicative: bool  # a spot price: "dynamic and can change up to once every 30 days" (Google)
 
 
 @dataclass(frozen=True)

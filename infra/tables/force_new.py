@@ -60,8 +60,14 @@ FACTS = (
         ("write", "expirySeconds"),
         f"{DIGITALOCEAN}, digitalocean/registry/resource_container_registry_docker_credentials.go",
     ),
-    Facts(types.DOCKER_IMAGE, (), ("tags", "context", "dockerfile", "registries", "platforms"), DOCKER_BUILD),
+    Facts(
+        types.DOCKER_IMAGE,
+        (),
+        ("tags", "context", "dockerfile", "registries", "platforms", "buildArgs", "labels"),
+        DOCKER_BUILD,
+    ),
     Facts(types.REMOTE_COMMAND, ("triggers",), ("stdin", "create", "connection"), COMMAND),
+    Facts(types.LOCAL_COMMAND, ("triggers",), ("create", "environment", "interpreter"), COMMAND),
     Facts(
         types.GCP_CLUSTER,
         ("location", "name", "network", "subnetwork"),
@@ -117,6 +123,12 @@ FACTS = (
         ("project", "location", "repository", "role", "member"),
         (),
         f"{GOOGLE}, google/services/artifactregistry/iam_artifact_registry_repository.go, tpgiamresource",
+    ),
+    Facts(
+        types.GCP_RUN_JOB,
+        ("name", "location", "project"),
+        ("template",),
+        f"{GOOGLE}, google/services/cloudrunv2/resource_cloud_run_v2_job.go",
     ),
     Facts(types.K8S_DEPLOYMENT, ("metadata.name",), ("spec.template",), KUBERNETES),
     Facts(types.K8S_HPA, ("metadata.name",), ("spec",), KUBERNETES),

@@ -15,12 +15,14 @@ from infra.config import (
     ConfigError,
     Key,
     boolean,
+    choice,
     entry,
     optional,
     optional_boolean,
     pattern,
     string_list,
 )
+from infra.tables import registry
 from infra.tables import resource_types as types
 from infra.tables.image_contract import HEALTH_PATH
 from infra.targets.target import Target
@@ -109,6 +111,14 @@ KEYS = (
         "create the registry (`false`: it exists already; DigitalOcean allows one per account)",
         boolean,
     ),
+    Key(
+        "robojam:registryTier",
+        "registry_tier",
+        "",
+        f"registry subscription tier ({', '.join(registry.TIERS)}); empty = the smallest that holds "
+        f"{registry.KEEP_IMAGES} images of ~{registry.IMAGE_MIB} MiB (`{registry.tier_for()}`)",
+        optional(choice(tuple(registry.TIERS))),
+    ),
 )
 
 
@@ -123,6 +133,7 @@ class DropletSettings:
     acme_email: str
     registry_name: str  # "" = derived from the account (see infra.components.image)
     create_registry: bool
+    registry_tier: str
     weights: ServedWeights | None = None
 
 
@@ -140,6 +151,7 @@ def check(v: dict, key: Mapping[str, str]) -> None:
         raise ConfigError(
             f"{key['registry_name']} must name your existing registry when {key['create_registry']} is false."
         )
+    v["registry_tier"] = v["registry_tier"] or registry.tier_for()  # the image must fit, or pushes fail
     if v["reserved_ip"] is None:
         v["reserved_ip"] = bool(v["domain"])  # a domain's A record must survive a replaced droplet
 
@@ -148,7 +160,12 @@ def build(cfg) -> None:
     """The image (pushed to DOCR unless prebuilt elsewhere), the droplet service, and their exports."""
     settings = cfg.settings
     image = DoServiceImage(
-        "image", settings.registry_name, settings.create_registry, prebuilt=cfg.image, weights=settings.weights
+        "image",
+        settings.registry_name,
+        settings.create_registry,
+        prebuilt=cfg.image,
+        weights=settings.weights,
+        tier=settings.registry_tier,
     )
     pulumi.export("model", settings.weights.output() if not cfg.image else PREBUILT_MODEL)
     service = DropletService("web", settings, image.ref, image.pull_config, stack=cfg.stack)
