@@ -25,7 +25,7 @@ import yaml
 
 from staging import client
 from staging.context import Context
-from staging.engine import StagingError
+from staging.errors import StagingError
 
 DROPLET_MEMORY = 1024**3  # s-1vcpu-1gb
 CGROUP_ROOT = Path("/sys/fs/cgroup/memory")
