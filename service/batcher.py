@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from service.engine import CHUNK, MAX_STEPS, Engine, Sampler, _Workspace
+from service.engine import CHUNK, MAX_STEPS, Engine, Sampler, _Workspace, hard_sigmoid_cell
 
 F32 = np.float32
 
@@ -343,8 +343,11 @@ class Batcher:
     def _cell(self, batch: _Batch, layer: int, n: int) -> None:
         """Vectorised LSTM cell for rows 0..n-1: the engine `_Workspace.cell`'s operations, in its order."""
         g, c, tmp = batch.g, batch.c[layer], batch.tmp
-        np.tanh(g[:n], out=g[:n])
-        self._kernels.gates_rows(g, c, n)
+        if self.engine.recurrent_activation == "hard_sigmoid":  # Keras 2's gates: the engine's own NumPy code
+            hard_sigmoid_cell(g[:n], c[:n], tmp[:n], self.engine.units)
+        else:
+            np.tanh(g[:n], out=g[:n])
+            self._kernels.gates_rows(g, c, n)
         np.tanh(c[:n], out=tmp[:n])
         self._kernels.output_rows(g, tmp, batch.z, batch.h[layer][0], n)
 

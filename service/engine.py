@@ -4,7 +4,8 @@ Why it is fast without a framework:
 - Weights are rearranged once at load: each layer's `[kernel; recurrent_kernel]` is stacked so a generation step is
   one matrix-vector product per layer (`[x, h] @ W`), gates are reordered to `i, f, o, c` so the three sigmoids are
   one contiguous slice, and the sigmoid columns are pre-halved so `sigmoid(x) = 0.5 * tanh(x / 2) + 0.5` needs one
-  `tanh` over all four gates (halving by a power of two is exact in floating point).
+  `tanh` over all four gates (halving by a power of two is exact in floating point). An artifact whose gates use
+  Keras 2's hard_sigmoid keeps them unscaled and takes `hard_sigmoid_cell` instead (ARTIFACT.md).
 - Conditioning runs layer by layer: each layer's input projection for all conditioning events is one
   matrix-matrix product (per CHUNK events, to bound memory on huge inputs), only the recurrent part is stepped.
 - A call allocates its buffers once (state vector laid out as `[x, h_0, ..., h_{L-1}]`, so each layer's
@@ -21,6 +22,7 @@ import os
 
 import numpy as np
 
+from robojam_format.performance import DIMENSION
 from service.artifact import Artifact, load_artifact
 
 MAX_STEPS = 1000  # RoboJam's cap on generated touches per continuation
@@ -46,15 +48,37 @@ def _check_number(name: str, value: object, *, allow_zero: bool) -> None:
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}.")
 
 
-def _gates_into(keras: np.ndarray, out: np.ndarray, units: int) -> None:
-    """Copy Keras gate blocks `i, f, c, o` (last axis) into `out` as `i/2, f/2, o/2, c`.
+# What the stored i, f, o gate columns are multiplied by, per recurrent activation (see _gates_into).
+GATE_SCALE = {"sigmoid": 0.5, "hard_sigmoid": 1.0}
 
-    The order puts the three sigmoid gates in one slice; halving them lets the cell use
-    sigmoid(x) = 0.5 * tanh(x / 2) + 0.5 with a single tanh over all gates (exact: a power-of-two scale).
+
+def _gates_into(keras: np.ndarray, out: np.ndarray, units: int, gate_scale: float = 0.5) -> None:
+    """Copy Keras gate blocks `i, f, c, o` (last axis) into `out` as `i, f, o, c`, the gates times `gate_scale`.
+
+    The order puts the three gates in one slice. For sigmoid they are halved, which lets the cell use
+    sigmoid(x) = 0.5 * tanh(x / 2) + 0.5 with a single tanh over all gates (exact: a power-of-two scale);
+    hard_sigmoid keeps them as they are (1.0).
     """
-    for src, dst, factor in ((0, 0, 0.5), (1, 1, 0.5), (3, 2, 0.5), (2, 3, 1.0)):
+    for src, dst, factor in ((0, 0, gate_scale), (1, 1, gate_scale), (3, 2, gate_scale), (2, 3, 1.0)):
         block = keras[..., src * units : (src + 1) * units]
         np.multiply(block, F32(factor), out=out[..., dst * units : (dst + 1) * units])
+
+
+def hard_sigmoid_cell(g: np.ndarray, c: np.ndarray, tmp: np.ndarray, units: int) -> None:
+    """The cell state update for Keras 2's hard_sigmoid gates, in place, for one row or a batch of rows (last axis).
+
+    `g` holds the unscaled pre-activations `[i, f, o, c~]` (gate_scale 1.0): the gates become
+    clip(0.2 * x + 0.5, 0, 1), the candidate tanh(c~), then c = f * c + i * c~. `tmp` is scratch of c's shape.
+    The engine's cell and the batcher both call it, so their hard_sigmoid paths are the same arithmetic.
+    """
+    gates, i, f, cand = g[..., : 3 * units], g[..., :units], g[..., units : 2 * units], g[..., 3 * units :]
+    np.tanh(cand, out=cand)
+    np.multiply(gates, F32(0.2), out=gates)
+    np.add(gates, F32(0.5), out=gates)
+    np.clip(gates, F32(0.0), F32(1.0), out=gates)
+    np.multiply(f, c, out=c)
+    np.multiply(i, cand, out=tmp)
+    np.add(c, tmp, out=c)
 
 
 class _Workspace:
@@ -62,6 +86,7 @@ class _Workspace:
 
     def __init__(self, engine: Engine, rows: int):
         u, d, layers = engine.units, engine.dimension, engine.layers
+        self.units, self.hard_sigmoid = u, engine.recurrent_activation == "hard_sigmoid"
         self.z = np.zeros(d + layers * u, dtype=F32)  # [x, h_0, ..., h_{L-1}]
         self.x = self.z[:d]
         self.h = [self.z[d + i * u : d + (i + 1) * u] for i in range(layers)]
@@ -80,12 +105,15 @@ class _Workspace:
         """Finish an LSTM step for `layer` from pre-activations in `g` (already `x@K + h@R + b`)."""
         g, c, h, tmp = self.g, self.c[layer], self.h[layer], self.tmp
         sig, i, f, o, cand = self.gate_views
-        np.tanh(g, out=g)
-        np.multiply(sig, 0.5, out=sig)
-        np.add(sig, 0.5, out=sig)
-        np.multiply(f, c, out=c)
-        np.multiply(i, cand, out=tmp)
-        np.add(c, tmp, out=c)
+        if self.hard_sigmoid:
+            hard_sigmoid_cell(g, c, tmp, self.units)
+        else:
+            np.tanh(g, out=g)
+            np.multiply(sig, 0.5, out=sig)
+            np.add(sig, 0.5, out=sig)
+            np.multiply(f, c, out=c)
+            np.multiply(i, cand, out=tmp)
+            np.add(c, tmp, out=c)
         np.tanh(c, out=tmp)
         np.multiply(o, tmp, out=h)
 
@@ -147,13 +175,17 @@ class Sampler:
 
 
 class Engine:
-    """A loaded RoboJam model. Build with `Engine.load(path)`."""
+    """A loaded RoboJam model. Build with `Engine.load(path)` (the service's: MicroJam's 3-D input only), or
+    `Engine(robojam_format.artifact.load(path))` for an artifact of any input dimension (conformance, benchmarks):
+    `mdn_outputs` runs any, `continue_performance` samples `[x, y, dt]` touches only."""
 
     def __init__(self, artifact: Artifact):
         self.metadata = dict(artifact.metadata)
         self.units, self.layers, self.mixtures = artifact.units, artifact.layers, artifact.mixtures
         self.dimension, self.scale = artifact.dimension, artifact.scale
         self.sigma_epsilon = artifact.sigma_epsilon
+        self.recurrent_activation = artifact.recurrent_activation
+        gate_scale = GATE_SCALE[self.recurrent_activation]
         u, md = self.units, self.mixtures * self.dimension
         self.output_size = 2 * md + self.mixtures
         arrays = artifact.arrays
@@ -161,10 +193,10 @@ class Engine:
         for i in range(self.layers):
             n_in = self.dimension if i == 0 else u
             stacked = np.empty((n_in + u, 4 * u), dtype=F32)  # filled block by block: no full-size temporaries
-            _gates_into(arrays[f"lstm_{i}_kernel"], stacked[:n_in], u)
-            _gates_into(arrays[f"lstm_{i}_recurrent_kernel"], stacked[n_in:], u)
+            _gates_into(arrays[f"lstm_{i}_kernel"], stacked[:n_in], u, gate_scale)
+            _gates_into(arrays[f"lstm_{i}_recurrent_kernel"], stacked[n_in:], u, gate_scale)
             bias = np.empty(4 * u, dtype=F32)
-            _gates_into(arrays[f"lstm_{i}_bias"], bias, u)
+            _gates_into(arrays[f"lstm_{i}_bias"], bias, u, gate_scale)
             self._stacked.append(_frozen(stacked))
             self._kernels.append(stacked[:n_in])  # views: no extra memory
             self._recurrent.append(stacked[n_in:])
@@ -258,6 +290,10 @@ class Engine:
 
     def check_request(self, events, seconds, temperature, sigma_temperature, rng) -> np.ndarray:
         """The checked events of a continue_performance call; raises on any bad argument (the batcher shares it)."""
+        if self.dimension != DIMENSION:
+            raise ValueError(
+                f"sampling needs a {DIMENSION}-D [x, y, dt] model; this one's dimension is {self.dimension}."
+            )
         events = self._check_events(events, "events")
         _check_number("seconds", seconds, allow_zero=False)
         _check_number("temperature", temperature, allow_zero=False)

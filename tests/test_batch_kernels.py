@@ -151,11 +151,16 @@ def test_feeding_gives_conditioning_rows_their_next_event_and_lists_the_rows_tha
     assert list(pos) == [1, 4, 3, 5]
 
 
-def test_the_batched_cell_is_the_engine_cell_bit_for_bit(engine):
-    """numpy tanh around the compiled gate and output steps: every row equals the engine's `_Workspace.cell`."""
+@pytest.mark.parametrize("gates", ["sigmoid", "hard_sigmoid"])
+def test_the_batched_cell_is_the_engine_cell_bit_for_bit(tmp_path, gates):
+    """numpy tanh around the compiled gate and output steps (sigmoid), or the engine's own hard_sigmoid cell: every
+    row equals the engine's `_Workspace.cell`."""
     from service.batcher import Batcher, _Batch
     from service.engine import _Workspace
 
+    path = write_random_artifact(tmp_path / "w.npz", units=16, mixtures=5, lstm_recurrent_activation=gates)
+    engine = Engine.load(path)
+    assert engine.recurrent_activation == gates
     rng = np.random.default_rng(8)
     batcher, batch, n = Batcher(engine, max_batch=8), _Batch(engine, 8), 6
     u = engine.units
