@@ -270,7 +270,7 @@ def plot(report: dict, out: Path) -> None:
     for k, system in enumerate(SYSTEMS):
         d = report["systems"][system]["distance"]
         mean, low, high = (np.array([d[n][k] or 0.0 for n in FEATURES]) for k in ("mean", "low", "high"))
-        err = np.array([mean - low, high - mean])
+        err = np.maximum(0.0, np.array([mean - low, high - mean]))  # rounding can put the mean a hair outside
         ax.bar(np.arange(len(FEATURES)) + k * width, mean, width, yerr=err, label=system)
     ax.set_xticks(np.arange(len(FEATURES)) + 0.4 - width / 2, FEATURES, rotation=30, ha="right")
     ax.set_ylabel("W1 to human reference / reference std")
