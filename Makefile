@@ -8,13 +8,14 @@ PY := $(VENV)/bin/python
 ROBOJAM_DATA ?= $(abspath ../shared/data)
 export ROBOJAM_DATA
 
-.PHONY: help venv serve-venv tools serve test bench bench-load lint costs policy-venv staging clean
+.PHONY: help venv serve-venv tools serve test bench bench-load quality lint costs policy-venv staging clean
 
 help:
 	@echo "make serve  - serve the shipped model on http://127.0.0.1:5000 (NumPy only, no TensorFlow)"
 	@echo "make test   - install everything (dev venv + tools) and run the whole test suite"
 	@echo "make bench  - inference benchmark (Keras vs NumPy engine): benchmarks/latest.json (see benchmarks/README.md)"
 	@echo "make bench-load - the service under 1-64 concurrent clients, batching off vs on (benchmarks/load.json)"
+	@echo "make quality - the shipped model's replies against human touch statistics and baselines (benchmarks/quality.json)"
 	@echo "make costs  - price every Pulumi stack offline from the bundled catalogue"
 	@echo "make lint   - ruff check + ruff format --check (fails on either)"
 	@echo "make staging - build the image with buildah and run each target's container with podman (root, Debian)"
@@ -56,6 +57,10 @@ bench: venv
 # Server pinned to one core, clients on another, loopback only; about 3 minutes.
 bench-load: venv
 	$(PY) -m benchmarks.load
+
+# The continuation-quality evaluation on the shipped weights (model/MODEL_CARD.md); a few minutes on 2 cores.
+quality: venv
+	$(PY) -m benchmarks.quality --out benchmarks/quality.json --plot model/weights/robojam-quality.png
 
 lint: venv
 	$(VENV)/bin/ruff check .
