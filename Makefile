@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 ROBOJAM_DATA ?= $(abspath ../shared/data)
 export ROBOJAM_DATA
 
-.PHONY: help venv serve-venv tools serve test bench bench-load bench-capacity lint costs policy-venv staging clean
+.PHONY: help venv serve-venv tools serve test bench bench-load bench-capacity quality lint costs policy-venv staging clean
 
 help:
 	@echo "make serve  - serve the shipped model on http://127.0.0.1:5000 (NumPy only, no TensorFlow)"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench  - inference benchmark (Keras vs NumPy engine): benchmarks/latest.json (see benchmarks/README.md)"
 	@echo "make bench-load - the service under 1-64 concurrent clients, batching off vs on (benchmarks/load.json)"
 	@echo "make bench-capacity - the deployed service's capacity on one core through Caddy (benchmarks/capacity.json)"
+	@echo "make quality - the shipped model's replies against human touch statistics and baselines (benchmarks/quality.json)"
 	@echo "make costs  - price every Pulumi stack offline from the bundled catalogue"
 	@echo "make lint   - ruff check + ruff format --check (fails on either)"
 	@echo "make staging - build the image with buildah and run each target's container with podman (root, Debian)"
@@ -61,6 +62,10 @@ bench-load: venv
 # The service as the droplet runs it (defaults, Caddy in front) on one core: the record infra.costs prices from.
 bench-capacity: venv
 	$(PY) -m benchmarks.capacity
+
+# The continuation-quality evaluation on the shipped weights (model/MODEL_CARD.md); a few minutes on 2 cores.
+quality: venv
+	$(PY) -m benchmarks.quality --out benchmarks/quality.json --plot model/weights/robojam-quality.png
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -33,9 +33,9 @@ def random_metadata(units: int, layers: int, mixtures: int, **overrides) -> dict
 
 
 def random_arrays(
-    units: int, layers: int, mixtures: int, *, seed: int = 0, dt_mean: float = 0.05
+    units: int, layers: int, mixtures: int, *, seed: int = 0, dt_mean: float = 0.05, dimension: int = DIMENSION
 ) -> dict[str, np.ndarray]:
-    """Glorot-uniform-like float32 weights for every array key of the format."""
+    """Glorot-uniform-like float32 weights for every array key of the format (the last input column is dt)."""
     rng = np.random.default_rng(seed)
 
     def uniform(rows: int, cols: int) -> np.ndarray:
@@ -45,22 +45,21 @@ def random_arrays(
     arrays: dict[str, np.ndarray] = {}
     for i in range(layers):
         kernel, recurrent, bias_key = spec.lstm_keys(i)
-        arrays[kernel] = uniform(DIMENSION if i == 0 else units, 4 * units)
+        arrays[kernel] = uniform(dimension if i == 0 else units, 4 * units)
         arrays[recurrent] = uniform(units, 4 * units)
         bias = np.zeros(4 * units, dtype=np.float32)
         bias[units : 2 * units] = 1.0  # Keras' unit_forget_bias
         arrays[bias_key] = bias
-    width = mixtures * DIMENSION
+    width = mixtures * dimension
     arrays["mdn_mus_kernel"] = uniform(units, width)
-    mus_bias = np.zeros(width, dtype=np.float32)
-    mus_bias[0::DIMENSION] = mus_bias[1::DIMENSION] = 0.5 * SCALE  # x, y near the centre
-    mus_bias[2::DIMENSION] = dt_mean * SCALE
+    mus_bias = np.full(width, 0.5 * SCALE, dtype=np.float32)  # x, y near the centre
+    mus_bias[dimension - 1 :: dimension] = dt_mean * SCALE
     arrays["mdn_mus_bias"] = mus_bias
     arrays["mdn_sigmas_kernel"] = uniform(units, width)
     arrays["mdn_sigmas_bias"] = np.zeros(width, dtype=np.float32)
     arrays["mdn_pi_kernel"] = uniform(units, mixtures)
     arrays["mdn_pi_bias"] = np.zeros(mixtures, dtype=np.float32)
-    assert {key: a.shape for key, a in arrays.items()} == spec.expected_shapes(units, layers, mixtures)
+    assert {key: a.shape for key, a in arrays.items()} == spec.expected_shapes(units, layers, mixtures, dimension)
     return arrays
 
 
@@ -77,8 +76,11 @@ def write_random_artifact(
     mixtures: int = 5,
     seed: int = 0,
     dt_mean: float = 0.05,
+    dimension: int = DIMENSION,
     **metadata_overrides,
 ) -> Path:
-    """A random, valid artifact of any size at `path` (default size: RoboJam's 2 x 512, 5 mixtures)."""
-    metadata = random_metadata(units, layers, mixtures, **metadata_overrides)
-    return write_artifact(path, metadata, random_arrays(units, layers, mixtures, seed=seed, dt_mean=dt_mean))
+    """A random, valid artifact of any size at `path` (default size: RoboJam's 2 x 512, 5 mixtures; metadata
+    overrides such as lstm_recurrent_activation="hard_sigmoid")."""
+    metadata = random_metadata(units, layers, mixtures, dimension=dimension, **metadata_overrides)
+    arrays = random_arrays(units, layers, mixtures, seed=seed, dt_mean=dt_mean, dimension=dimension)
+    return write_artifact(path, metadata, arrays)

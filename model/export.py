@@ -37,7 +37,7 @@ def export_artifact(model, path, extra_metadata: dict | None = None) -> Path:
     """Write `model`'s weights and metadata as an artifact at `path` (robojam_format.artifact's format)."""
     import keras
 
-    from model.mdrnn import architecture
+    from model.mdrnn import architecture, recurrent_activation_name
 
     arch = architecture(model)
     lstm = model.get_layer("lstm_0")
@@ -46,8 +46,9 @@ def export_artifact(model, path, extra_metadata: dict | None = None) -> Path:
         arch["layers"],
         arch["mixtures"],
         # What the model really computes, so a reader refuses a model its engine would mis-run.
+        dimension=model.get_layer("mdn").layer.output_dim,
         lstm_activation=keras.activations.serialize(lstm.activation),
-        lstm_recurrent_activation=keras.activations.serialize(lstm.recurrent_activation),
+        lstm_recurrent_activation=recurrent_activation_name(lstm),
         keras_version=keras.__version__,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         **(extra_metadata or {}),
@@ -62,11 +63,18 @@ def read_artifact(path) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def model_from_artifact(path):
-    """A fresh Keras model built from the artifact's metadata and loaded with its weights."""
+    """A fresh Keras model built from the artifact's metadata (sizes, input dimension, gate activation) and loaded
+    with its weights."""
     from model.mdrnn import build_model
 
     metadata, arrays = read_artifact(path)
-    model = build_model(metadata["units"], metadata["layers"], metadata["mixtures"])
+    model = build_model(
+        metadata["units"],
+        metadata["layers"],
+        metadata["mixtures"],
+        dimension=metadata["dimension"],
+        recurrent_activation=spec.recurrent_activation(metadata),
+    )
     for i in range(metadata["layers"]):
         model.get_layer(f"lstm_{i}").set_weights([arrays[key] for key in spec.lstm_keys(i)])
     head = model.get_layer("mdn").layer

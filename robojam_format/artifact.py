@@ -34,6 +34,11 @@ SETTINGS = {
     "lstm_recurrent_activation": "sigmoid",
     "mdn_sigma_activation": "elu_plus_one_plus_epsilon",
 }
+# The LSTM gates' activation is the one setting with a choice: Keras 3's default, or Keras 2's (IMPSY's, EMPI's and
+# RoboJam's .h5 files), whose hard_sigmoid is clip(0.2 * x + 0.5, 0, 1) (Keras 3's own hard_sigmoid is x / 6 + 0.5,
+# clipped: another function). A file without the key predates the choice and means "sigmoid".
+RECURRENT_ACTIVATION = "lstm_recurrent_activation"
+RECURRENT_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
 
 
 class ArtifactError(ValueError):
@@ -71,6 +76,16 @@ class Artifact:
     @property
     def sigma_epsilon(self) -> float:
         return float(self.metadata["mdn_sigma_epsilon"])
+
+    @property
+    def recurrent_activation(self) -> str:
+        """The LSTM gates' activation, one of RECURRENT_ACTIVATIONS."""
+        return recurrent_activation(self.metadata)
+
+
+def recurrent_activation(metadata: dict) -> str:
+    """The metadata's LSTM gate activation ("sigmoid" when the key is absent, as in files that predate it)."""
+    return metadata.get(RECURRENT_ACTIVATION, SETTINGS[RECURRENT_ACTIVATION])
 
 
 def lstm_keys(layer: int) -> tuple[str, str, str]:
@@ -119,8 +134,10 @@ def expected_shapes(units: int, layers: int, mixtures: int, dimension: int = DIM
     return shapes
 
 
-def check_metadata(metadata: object, where: os.PathLike | str) -> dict:
-    """`metadata` if it names this format, a supported version, positive sizes and the engine's settings."""
+def check_metadata(metadata: object, where: os.PathLike | str, dimension: int | None = None) -> dict:
+    """`metadata` if it names this format, a supported version, positive sizes and settings the engine implements.
+
+    The format holds any input dimension; a reader that needs one (the service: MicroJam's 3) passes `dimension`."""
     if not isinstance(metadata, dict):
         raise ArtifactError(f"{where}: metadata must be a JSON object.")
     if metadata.get("format") != FORMAT:
@@ -134,15 +151,21 @@ def check_metadata(metadata: object, where: os.PathLike | str) -> dict:
         value = metadata.get(key)
         if type(value) is not int or value < 1:
             raise ArtifactError(f"{where}: metadata '{key}' must be a positive integer, got {value!r}.")
-    if metadata["dimension"] != DIMENSION:
-        raise ArtifactError(f"{where}: dimension is {metadata['dimension']}, expected {DIMENSION} (x, y, dt).")
+    if dimension is not None and metadata["dimension"] != dimension:
+        meaning = " (x, y, dt)" if dimension == DIMENSION else ""
+        raise ArtifactError(f"{where}: dimension is {metadata['dimension']}, expected {dimension}{meaning}.")
     for key in ("scale", "mdn_sigma_epsilon"):
         value = metadata.get(key)
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
             raise ArtifactError(f"{where}: metadata '{key}' must be a positive finite number, got {value!r}.")
     for key, expected in SETTINGS.items():
-        if metadata.get(key) != expected:
+        if key != RECURRENT_ACTIVATION and metadata.get(key) != expected:
             raise ArtifactError(f"{where}: metadata '{key}' is {metadata.get(key)!r}, expected {expected!r}.")
+    if recurrent_activation(metadata) not in RECURRENT_ACTIVATIONS:
+        raise ArtifactError(
+            f"{where}: metadata '{RECURRENT_ACTIVATION}' is {metadata[RECURRENT_ACTIVATION]!r}, "
+            f"expected one of {RECURRENT_ACTIVATIONS}."
+        )
     return metadata
 
 
@@ -210,10 +233,10 @@ def read(path: os.PathLike | str) -> tuple[object, dict[str, np.ndarray]]:
     return metadata, arrays
 
 
-def load(path: os.PathLike | str) -> Artifact:
-    """Read and fully validate the artifact at `path`."""
+def load(path: os.PathLike | str, dimension: int | None = None) -> Artifact:
+    """Read and fully validate the artifact at `path` (of input dimension `dimension`, if given)."""
     where = Path(path)
     metadata, arrays = read(where)
-    metadata = check_metadata(metadata, where)
+    metadata = check_metadata(metadata, where, dimension)
     check_arrays(arrays, metadata, where)
     return Artifact(path=where, metadata=metadata, arrays=arrays)

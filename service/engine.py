@@ -5,7 +5,8 @@ Why it is fast without a framework:
 - Weights are rearranged once at load: each layer's `[kernel; recurrent_kernel]` is stacked so a generation step is
   one matrix-vector product per layer (`[x, h] @ W`), gates are reordered to `i, f, o, c` so the three sigmoids are
   one contiguous slice, and the sigmoid columns are pre-halved so `sigmoid(x) = 0.5 * tanh(x / 2) + 0.5` needs one
-  `tanh` over all four gates (halving by a power of two is exact in floating point).
+  `tanh` over all four gates (halving by a power of two is exact in floating point). An artifact whose gates use
+  Keras 2's hard_sigmoid keeps them unscaled and takes `hard_sigmoid_cell` instead (ARTIFACT.md).
 - Conditioning runs layer by layer: each layer's input projection for all conditioning events is one
   matrix-matrix product (per CHUNK events, to bound memory on huge inputs), only the recurrent part is stepped.
 - State lives in a `BatchState`, allocated once: per row the LSTM state laid out as `[x, h_0, ..., h_{L-1}]` (so
@@ -36,6 +37,7 @@ from types import ModuleType
 import numpy as np
 
 from robojam_format.artifact import Artifact
+from robojam_format.performance import DIMENSION
 from service.weights import configured_weights, load_weights
 
 MAX_STEPS = 1000  # RoboJam's cap on generated touches per continuation
@@ -61,15 +63,37 @@ def _check_number(name: str, value: object, *, allow_zero: bool) -> None:
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}.")
 
 
-def _gates_into(keras: np.ndarray, out: np.ndarray, units: int) -> None:
-    """Copy Keras gate blocks `i, f, c, o` (last axis) into `out` as `i/2, f/2, o/2, c`.
+# What the stored i, f, o gate columns are multiplied by, per recurrent activation (see _gates_into).
+GATE_SCALE = {"sigmoid": 0.5, "hard_sigmoid": 1.0}
 
-    The order puts the three sigmoid gates in one slice; halving them lets the cell use
-    sigmoid(x) = 0.5 * tanh(x / 2) + 0.5 with a single tanh over all gates (exact: a power-of-two scale).
+
+def _gates_into(keras: np.ndarray, out: np.ndarray, units: int, gate_scale: float = 0.5) -> None:
+    """Copy Keras gate blocks `i, f, c, o` (last axis) into `out` as `i, f, o, c`, the gates times `gate_scale`.
+
+    The order puts the three gates in one slice. For sigmoid they are halved, which lets the cell use
+    sigmoid(x) = 0.5 * tanh(x / 2) + 0.5 with a single tanh over all gates (exact: a power-of-two scale);
+    hard_sigmoid keeps them as they are (1.0).
     """
-    for src, dst, factor in ((0, 0, 0.5), (1, 1, 0.5), (3, 2, 0.5), (2, 3, 1.0)):
+    for src, dst, factor in ((0, 0, gate_scale), (1, 1, gate_scale), (3, 2, gate_scale), (2, 3, 1.0)):
         block = keras[..., src * units : (src + 1) * units]
         np.multiply(block, F32(factor), out=out[..., dst * units : (dst + 1) * units])
+
+
+def hard_sigmoid_cell(g: np.ndarray, c: np.ndarray, tmp: np.ndarray, units: int) -> None:
+    """The cell state update for Keras 2's hard_sigmoid gates, in place, for one row or a batch of rows (last axis).
+
+    `g` holds the unscaled pre-activations `[i, f, o, c~]` (gate_scale 1.0): the gates become
+    clip(0.2 * x + 0.5, 0, 1), the candidate tanh(c~), then c = f * c + i * c~. `tmp` is scratch of c's shape.
+    The one-row `cell` and the batched `cell_rows` both call it, so their hard_sigmoid paths are the same arithmetic.
+    """
+    gates, i, f, cand = g[..., : 3 * units], g[..., :units], g[..., units : 2 * units], g[..., 3 * units :]
+    np.tanh(cand, out=cand)
+    np.multiply(gates, F32(0.2), out=gates)
+    np.add(gates, F32(0.5), out=gates)
+    np.clip(gates, F32(0.0), F32(1.0), out=gates)
+    np.multiply(f, c, out=c)
+    np.multiply(i, cand, out=tmp)
+    np.add(c, tmp, out=c)
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,8 +111,9 @@ class Request:
 class _RowViews:
     """One row of a BatchState as the row path reads it: views made once per row, so a step creates none."""
 
-    def __init__(self, state: BatchState, row: int, dimension: int, units: int):
+    def __init__(self, state: BatchState, row: int, dimension: int, units: int, hard_sigmoid: bool):
         u, starts = units, zip(state.input_starts, state.h_starts, strict=True)
+        self.units, self.hard_sigmoid = u, hard_sigmoid
         self.z = state.z[row]
         self.x = self.z[:dimension]
         self.h = [self.z[start : start + u] for start in state.h_starts]
@@ -103,12 +128,15 @@ class _RowViews:
         """Finish an LSTM step for `layer` from pre-activations in `g` (already `x@K + h@R + b`)."""
         g, c, h, tmp = self.g, self.c[layer], self.h[layer], self.tmp
         sig, i, f, o, cand = self.gate_views
-        np.tanh(g, out=g)
-        np.multiply(sig, 0.5, out=sig)
-        np.add(sig, 0.5, out=sig)
-        np.multiply(f, c, out=c)
-        np.multiply(i, cand, out=tmp)
-        np.add(c, tmp, out=c)
+        if self.hard_sigmoid:
+            hard_sigmoid_cell(g, c, tmp, self.units)
+        else:
+            np.tanh(g, out=g)
+            np.multiply(sig, 0.5, out=sig)
+            np.add(sig, 0.5, out=sig)
+            np.multiply(f, c, out=c)
+            np.multiply(i, cand, out=tmp)
+            np.add(c, tmp, out=c)
         np.tanh(c, out=tmp)
         np.multiply(o, tmp, out=h)
 
@@ -149,7 +177,7 @@ class BatchState:
         self.temperature, self.inv_temperature = np.zeros(slots), np.zeros(slots)
         self.finished = np.zeros(capacity, dtype=bool)  # rows marked by the batched draw
         self.sampling = np.zeros(capacity, dtype=np.int64)  # the rows that draw in this iteration
-        self._sizes = (d, u)
+        self._view_args = (d, u, engine.recurrent_activation == "hard_sigmoid")
         self._views: list[_RowViews | None] = [None] * capacity
 
     def add(self, request: Request) -> int:
@@ -196,7 +224,7 @@ class BatchState:
     def _row(self, row: int) -> _RowViews:
         views = self._views[row]
         if views is None:
-            views = self._views[row] = _RowViews(self, row, *self._sizes)
+            views = self._views[row] = _RowViews(self, row, *self._view_args)
         return views
 
 
@@ -266,13 +294,17 @@ class _RowKernels:
 
 
 class Engine:
-    """A loaded RoboJam model. Build with `Engine.load(path)`."""
+    """A loaded RoboJam model. Build with `Engine.load(path)` (the service's: MicroJam's 3-D input only), or
+    `Engine(robojam_format.artifact.load(path))` for an artifact of any input dimension (conformance, benchmarks):
+    `mdn_outputs` runs any, `continue_performance` samples `[x, y, dt]` touches only."""
 
     def __init__(self, artifact: Artifact):
         self.metadata = dict(artifact.metadata)
         self.units, self.layers, self.mixtures = artifact.units, artifact.layers, artifact.mixtures
         self.dimension, self.scale = artifact.dimension, artifact.scale
         self.sigma_epsilon = artifact.sigma_epsilon
+        self.recurrent_activation = artifact.recurrent_activation
+        gate_scale = GATE_SCALE[self.recurrent_activation]
         u, md = self.units, self.mixtures * self.dimension
         self.output_size = 2 * md + self.mixtures
         arrays = artifact.arrays
@@ -280,10 +312,10 @@ class Engine:
         for i in range(self.layers):
             n_in = self.dimension if i == 0 else u
             stacked = np.empty((n_in + u, 4 * u), dtype=F32)  # filled block by block: no full-size temporaries
-            _gates_into(arrays[f"lstm_{i}_kernel"], stacked[:n_in], u)
-            _gates_into(arrays[f"lstm_{i}_recurrent_kernel"], stacked[n_in:], u)
+            _gates_into(arrays[f"lstm_{i}_kernel"], stacked[:n_in], u, gate_scale)
+            _gates_into(arrays[f"lstm_{i}_recurrent_kernel"], stacked[n_in:], u, gate_scale)
             bias = np.empty(4 * u, dtype=F32)
-            _gates_into(arrays[f"lstm_{i}_bias"], bias, u)
+            _gates_into(arrays[f"lstm_{i}_bias"], bias, u, gate_scale)
             stacked = _frozen(stacked)
             self._stacked.append(stacked)
             self._input_weights.append(stacked[:n_in])  # read-only views: no extra memory
@@ -403,6 +435,10 @@ class Engine:
     def prepare(self, events, seconds, temperature, sigma_temperature, rng) -> Request:
         """The checked, scaled and drawn `Request` of a continue_performance call (same arguments); raises on any
         bad argument. All randomness comes up front, one vectorised draw each from the caller's Generator."""
+        if self.dimension != DIMENSION:
+            raise ValueError(
+                f"sampling needs a {DIMENSION}-D [x, y, dt] model; this one's dimension is {self.dimension}."
+            )
         events = self._check_events(events, "events")
         _check_number("seconds", seconds, allow_zero=False)
         _check_number("temperature", temperature, allow_zero=False)
@@ -528,7 +564,10 @@ class Engine:
 
     def _cell_rows(self, kernels: ModuleType, state: BatchState, layer: int, n: int) -> None:
         g, c, tmp = state.g, state.c[layer], state.tmp
-        np.tanh(g[:n], out=g[:n])
-        kernels.gates_rows(g, c, n)
+        if self.recurrent_activation == "hard_sigmoid":  # Keras 2's gates: the one-row cell's own NumPy code
+            hard_sigmoid_cell(g[:n], c[:n], tmp[:n], self.units)
+        else:
+            np.tanh(g[:n], out=g[:n])
+            kernels.gates_rows(g, c, n)
         np.tanh(c[:n], out=tmp[:n])
         kernels.output_rows(g, tmp, state.z, state.h_starts[layer], n)

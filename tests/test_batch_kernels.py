@@ -154,10 +154,15 @@ def test_feeding_gives_conditioning_rows_their_next_event_and_lists_the_rows_tha
 
 
 @pytest.mark.exact
-def test_the_batched_cell_is_the_engine_cell_bit_for_bit(engine):
-    """numpy tanh around the compiled gate and output steps: every row equals the engine's one-row `cell`."""
+@pytest.mark.parametrize("gates", ["sigmoid", "hard_sigmoid"])
+def test_the_batched_cell_is_the_engine_cell_bit_for_bit(tmp_path, gates):
+    """numpy tanh around the compiled gate and output steps (sigmoid), or the engine's own hard_sigmoid cell: every
+    row equals the engine's one-row `cell`."""
     from service.engine import BatchState
 
+    path = write_random_artifact(tmp_path / "w.npz", units=16, mixtures=5, lstm_recurrent_activation=gates)
+    engine = Engine.load(path)
+    assert engine.recurrent_activation == gates
     rng = np.random.default_rng(8)
     state, n = BatchState(engine, 8), 6
     u, lo = engine.units, state.h_starts[1]

@@ -21,6 +21,18 @@ def engine(tmp_path_factory) -> Engine:
     return Engine.load(write_random_artifact(tmp_path_factory.mktemp("b") / "w.npz", units=64, mixtures=5))
 
 
+@pytest.fixture(scope="module")
+def hard_engine(tmp_path_factory) -> Engine:
+    """The same weights with Keras 2's hard_sigmoid gates."""
+    path = tmp_path_factory.mktemp("h") / "w.npz"
+    return Engine.load(write_random_artifact(path, units=64, mixtures=5, lstm_recurrent_activation="hard_sigmoid"))
+
+
+@pytest.fixture(params=["sigmoid", "hard_sigmoid"])
+def either_engine(request) -> Engine:
+    return request.getfixturevalue("engine" if request.param == "sigmoid" else "hard_engine")
+
+
 def mixed_requests(count: int = 16) -> list[tuple[np.ndarray, dict]]:
     """Performances of 1 to ~250 rows and options that differ, so requests join and leave at different times."""
     requests = []
@@ -53,8 +65,9 @@ def run_concurrently(batcher: Batcher, requests, seeds) -> list[np.ndarray]:
     return results
 
 
-def test_sixteen_concurrent_mixed_requests_equal_the_unbatched_engine(engine):
+def test_sixteen_concurrent_mixed_requests_equal_the_unbatched_engine(either_engine):
     """Within float32 rounding, not bit for bit: same touches, same count, values to 1e-4 (see batcher.py)."""
+    engine = either_engine
     requests, seeds = mixed_requests(), list(range(500, 516))
     assert len({len(events) for events, _ in requests}) >= 12  # mixed lengths
     expected = [
@@ -89,8 +102,9 @@ def test_a_lone_request_is_bit_identical_to_the_engine(engine):
         assert np.array_equal(batcher.generate(events, rng=np.random.default_rng(seed)), expected)
 
 
-def test_batched_mdn_outputs_match_the_engine_within_the_keras_tolerance(engine):
+def test_batched_mdn_outputs_match_the_engine_within_the_keras_tolerance(either_engine):
     """Teacher-forced: rows joining at different iterations give the engine's MDN outputs to 1e-5."""
+    engine = either_engine
     rng = np.random.default_rng(3)
     sequences = [rng.uniform(0, 1, size=(40, 3)).astype(np.float32) for _ in range(6)]
     joins = [0, 0, 3, 7, 7, 12]
@@ -113,6 +127,16 @@ def test_batched_mdn_outputs_match_the_engine_within_the_keras_tolerance(engine)
         assert len(mine) == len(sequences[i])
         engine.activate_sigmas(mine)
         np.testing.assert_allclose(mine, engine.mdn_outputs(sequences[i], stepwise=True), rtol=0, atol=1e-5)
+
+
+def test_the_gate_activation_changes_the_replies(engine, hard_engine):
+    """Same weights, same seed: sigmoid and hard_sigmoid gates play differently, batched as alone."""
+    events = clean(parse_csv(random_performance(seed=4)))
+    soft, hard = (
+        Batcher(e, BatchPolicy(max_batch=4)).generate(events, rng=np.random.default_rng(1))
+        for e in (engine, hard_engine)
+    )
+    assert soft.shape != hard.shape or np.abs(soft - hard).max() > 1e-2
 
 
 def test_a_subnormal_temperature_picks_the_top_mixture_like_a_tiny_one(engine):

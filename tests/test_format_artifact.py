@@ -13,6 +13,8 @@ from devtools.random_weights import random_arrays, random_metadata, write_artifa
 from robojam_format.artifact import ArtifactError, load
 from service.engine import Engine
 
+HARD = {"lstm_recurrent_activation": "hard_sigmoid"}
+
 
 def corrupt(tmp_path, metadata_changes=None, drop=None, replace=None, add=None) -> Path:
     metadata = random_metadata(16, 2, 3)
@@ -39,6 +41,10 @@ def corrupt(tmp_path, metadata_changes=None, drop=None, replace=None, add=None) 
         (lambda p: corrupt(p, {"scale": -1}), "'scale' must be a positive finite number"),
         (lambda p: corrupt(p, {"lstm_activation": "relu"}), "'lstm_activation' is 'relu'"),
         (lambda p: corrupt(p, {"lstm_gate_order": "icfo"}), "'lstm_gate_order'"),
+        (
+            lambda p: corrupt(p, {"lstm_recurrent_activation": "keras3_hard_sigmoid"}),
+            "'lstm_recurrent_activation' is 'keras3_hard_sigmoid', expected one of ('sigmoid', 'hard_sigmoid')",
+        ),
         (lambda p: corrupt(p, drop="lstm_1_recurrent_kernel"), "missing arrays lstm_1_recurrent_kernel"),
         (lambda p: corrupt(p, drop="mdn_pi_bias"), "missing arrays mdn_pi_bias"),
         (lambda p: corrupt(p, {"units": 32}), "'lstm_0_kernel' has shape (3, 64), expected (3, 128)"),
@@ -92,3 +98,26 @@ def test_helper_artifact_round_trips_through_the_loader(tmp_path):
     artifact = load(path)
     assert (artifact.units, artifact.layers, artifact.mixtures, artifact.metadata["val_nll"]) == (24, 3, 4, -1.5)
     assert json.loads(json.dumps(Engine.load(path).metadata)) == artifact.metadata
+
+
+def test_the_recurrent_activation_is_a_field_and_a_file_without_it_means_sigmoid(tmp_path):
+    hard = load(write_random_artifact(tmp_path / "hard.npz", units=8, layers=1, mixtures=2, **HARD))
+    assert hard.recurrent_activation == "hard_sigmoid" and Engine(hard).recurrent_activation == "hard_sigmoid"
+    old = corrupt(tmp_path, {"lstm_recurrent_activation": ...})  # written before the field was a choice
+    assert "lstm_recurrent_activation" not in load(old).metadata
+    assert load(old).recurrent_activation == "sigmoid" and Engine.load(old).recurrent_activation == "sigmoid"
+
+
+def test_any_input_dimension_loads_through_the_contract_but_the_service_refuses_it_in_one_line(tmp_path):
+    path = write_random_artifact(tmp_path / "dim9.npz", units=16, layers=2, mixtures=5, dimension=9)
+    artifact = load(path)
+    assert artifact.dimension == 9 and artifact.arrays["lstm_0_kernel"].shape == (9, 64)
+    engine = Engine(artifact)  # conformance tests and benchmarks run any dimension
+    assert engine.mdn_outputs(np.ones((4, 9), np.float32)).shape == (4, 2 * 5 * 9 + 5)
+    with pytest.raises(ValueError, match=r"sampling needs a 3-D \[x, y, dt\] model; this one's dimension is 9"):
+        engine.continue_performance(np.ones((4, 9), np.float32), rng=np.random.default_rng(0))
+    with pytest.raises(ArtifactError) as err:
+        Engine.load(path)  # the service's loader
+    text = str(err.value)
+    assert "dimension is 9, expected 3 (x, y, dt)" in text and str(path) in text
+    assert "\n" not in text and text.endswith(".")
