@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from infra.config import ConfigError, Key
 from robojam_format import artifact
 from robojam_format.layout import REPO_ROOT, SHIPPED_WEIGHTS
+from robojam_format.performance import DIMENSION
 
 WEIGHTS_DIR = SHIPPED_WEIGHTS.parent
 LABEL = "org.robojam.weights.sha256"
@@ -47,7 +48,7 @@ def parse_weights(key: str, raw: str) -> ServedWeights:
             "copy it there first (gcloud storage cp URI model/weights/)."
         )
     try:
-        loaded = artifact.load(path)
+        loaded = artifact.load(path, dimension=DIMENSION)  # the service serves MicroJam's 3-D input only
     except artifact.ArtifactError as exc:
         raise ConfigError(f"{key} is not a usable weights artifact: {exc}") from None
     meta = loaded.metadata

@@ -134,7 +134,7 @@ def _size(text: str) -> int:
 
 def log_burst(ctx: Context, container: str, url: str, droplet_opts: dict, month_requests: int) -> dict:
     """Bytes one request adds to the container's log, and the log's size after a burst (it must stay bounded)."""
-    log = Path(ctx.engine.podman("inspect", "--format", "{{.HostConfig.LogConfig.Path}}", container).stdout.strip())
+    log = Path(ctx.containers.podman("inspect", "--format", "{{.HostConfig.LogConfig.Path}}", container).stdout.strip())
     before = log.stat().st_size
     for _ in range(20):
         requests.get(f"{url}/", timeout=10)
@@ -162,16 +162,16 @@ def simulated_reboot(ctx: Context, names: list[str], stop_timeout: float, restar
     """Stop every slot as a shutdown does, start what Docker starts at boot, restart Caddy; time to ready."""
     policies = {}
     for name in names:
-        found = ctx.engine.podman("inspect", "--format", "{{.HostConfig.RestartPolicy.Name}}", name, check=False)
+        found = ctx.containers.podman("inspect", "--format", "{{.HostConfig.RestartPolicy.Name}}", name, check=False)
         if found.returncode == 0:
             policies[name] = found.stdout.strip()
-            ctx.engine.podman("stop", "--time", str(int(stop_timeout)), name, timeout=stop_timeout + 30)
+            ctx.containers.podman("stop", "--time", str(int(stop_timeout)), name, timeout=stop_timeout + 30)
     if not policies:
         raise StagingError("no rollout slot existed to reboot.")
     started = time.monotonic()
     for name, policy in policies.items():
         if policy in BOOT_POLICIES:
-            ctx.engine.podman("start", name)
+            ctx.containers.podman("start", name)
     restart_caddy()
     try:
         back = client.wait_for(ready_url, timeout=120)
