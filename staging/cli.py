@@ -23,7 +23,8 @@ Step = Callable[[Context], tuple[str, dict]]
 
 
 def steps() -> dict[str, tuple[Step, bool]]:
-    """Step name -> (function, needs the image): the image, then each target's steps (staging/step_<name>.py).
+    """Step name -> (function, needs the image): the image, then each target's steps (staging/step_<name>.py),
+    the training targets' first: the droplet step promotes the artifact the training step made.
 
     Imported here so `--help` stays fast; a serving target's steps need the image.
     """
@@ -31,7 +32,7 @@ def steps() -> dict[str, tuple[Step, bool]]:
     from staging import step_image
 
     chosen: dict[str, tuple[Step, bool]] = {"image": (step_image.build, False)}
-    for target in TARGETS.values():
+    for target in sorted(TARGETS.values(), key=lambda t: t.serves):  # stable: the registry's order otherwise
         for name in target.staging_steps:
             chosen[name] = (importlib.import_module(f"staging.step_{name}").run, target.serves)
     return chosen

@@ -1,12 +1,16 @@
-"""Step 2: the droplet's container, deployed the way the program deploys it (read from the recorded `dev` plan).
+"""Step 3: the droplet's container, deployed the way the program deploys it (read from the recorded `dev` plan).
 
 The program's deploy step runs robojam-rollout (blue/green behind Caddy) with the container's run flags. Here:
-Caddy in front with the droplet's rendered Caddyfile; a first rollout; /readyz, a MicroJam-format /api/predict
-and the image's HEALTHCHECK on the serving slot; a rollout to a second image tag while one client polls /healthz
-through Caddy every 50 ms and another keeps POSTing /api/predict: failed polls, the longest outage and failed
-predictions are measured and reported (the rollout's behaviour; staging fails only if nothing got through); a
-rerun with the serving image does nothing; then a stop the way the rollout stops a slot, with requests in flight:
-they all complete and the container exits 0 within the rollout's stop timeout. Then a month unattended
+the training step's artifact (a random stand-in when that step did not run) is promoted as a user promotes it
+(staging.promotion: robojam:weights names it, the image is built with the plan's build arguments and label);
+Caddy in front with the droplet's rendered Caddyfile; a first rollout of the shipped image; /readyz, a
+MicroJam-format /api/predict and the image's HEALTHCHECK on the serving slot; a rollout to the promoted image
+while one client polls /healthz through Caddy every 50 ms and another keeps POSTing /api/predict: failed polls,
+the longest outage and failed predictions are measured and reported (the rollout's behaviour; staging fails only
+if nothing got through); GET /api/model through Caddy must report the promoted artifact's sha256 (the plan's
+`model` output's and the image label's) and run metadata; a rerun with the serving image does nothing; a rollback
+to the shipped image (/api/model: the shipped sha256); then a stop the way the rollout stops a slot, with requests
+in flight: they all complete and the container exits 0 within the rollout's stop timeout. Then a month unattended
 (staging.droplet_month): the rollout's memory peak under a 1 GB cgroup, the droplet's log rotation and the
 bytes per request, and a simulated reboot that must bring the serving slot back through Caddy.
 """
@@ -18,6 +22,7 @@ import contextlib
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -26,7 +31,8 @@ from infra.components.droplet import installed_caddyfile
 from infra.mock_plan import plan_stack
 from infra.tables import resource_types as types
 from infra.tables.image_contract import HEALTH_PATH, READY_PATH
-from staging import caddy, client
+from robojam_format.layout import REPO_ROOT
+from staging import caddy, client, promotion
 from staging import droplet_month as month
 from staging.client import POLL_SECONDS, Poller
 from staging.context import IMAGE_NEXT, Context
@@ -36,6 +42,7 @@ from staging.errors import StagingError
 STACK = "dev"
 DROPLET = types.DO_DROPLET
 CADDYFILE = "/etc/caddy/Caddyfile"
+MODEL_PATH = "/api/model"
 IN_FLIGHT_REQUESTS = 2  # fewer than the service's threads, so /metrics can still answer while they run
 
 
@@ -141,23 +148,45 @@ def predict_loop(url: str, stop: threading.Event, outcomes: list) -> None:
         stop.wait(max(POLL_SECONDS - (time.monotonic() - started), 0))
 
 
-def second_image(ctx: Context) -> str:
-    """The same image under a second tag with its own ID (a label), as a new build would be."""
-    work = ctx.containers.buildah("from", "--pull-never", ctx.facts["image"]).stdout.strip().splitlines()[-1]
+def served_model(url: str) -> dict:
+    """GET /api/model's body."""
     try:
-        ctx.containers.buildah("config", "--label", "robojam.staging.rollout=next", work)
-        ctx.containers.buildah("commit", "--quiet", work, IMAGE_NEXT, timeout=300)
-    finally:
-        ctx.containers.buildah("rm", work, check=False)
-    return IMAGE_NEXT
+        reply = requests.get(f"{url}{MODEL_PATH}", timeout=10)
+    except requests.RequestException as exc:
+        raise StagingError(f"GET {MODEL_PATH} through Caddy failed: {type(exc).__name__}") from None
+    if reply.status_code != 200:
+        raise StagingError(f"GET {MODEL_PATH} through Caddy answered {reply.status_code}: {reply.text[:200]}")
+    return reply.json()
 
 
-def run_rollout(ctx: Context, recorded, rollout: Rollout) -> tuple[str, dict]:
+def check_model(url: str, what: str, model: dict, artifact_sha256: str, label: str | None = None) -> dict:
+    """GET /api/model must show `model` (the plan's output); StagingError with one line otherwise."""
+    served = served_model(url)
+    why = promotion.mismatch(served, model, artifact_sha256, label)
+    if why:
+        raise StagingError(f"{what}: {why}")
+    return served
+
+
+def image_of(ctx: Context, container: str) -> str:
+    return ctx.containers.podman("inspect", "--format", "{{.Config.Image}}", container).stdout.strip()
+
+
+def weights_to_promote(ctx: Context) -> tuple[Path, str]:
+    """The artifact to promote and where it came from: the training step's, else a random stand-in."""
+    trained = ctx.facts.get("trained_weights")
+    if trained:
+        return Path(trained), f"the training step's weights/{Path(trained).name}"
+    stand_in = promotion.stand_in_artifact(ctx.path("droplet") / "stand-in.npz")
+    return stand_in, "a random stand-in from devtools.random_weights since no training step ran"
+
+
+def run_rollout(ctx: Context, recorded, rollout: Rollout, promoted: promotion.Promoted) -> tuple[str, dict]:
     caddyfile = caddyfile_of(recorded, rollout)
     if caddyfile is None:
         path = rollout.env.get("PROXY_CONFIG") or CADDYFILE
         raise StagingError(f"the droplet's user-data writes no {path}; nothing is in front of gunicorn.")
-    next_image = second_image(ctx)
+    next_image, shipped = promoted.image, recorded.outputs["model"]
     log_args, log_opts = month.log_run_args(files_of(recorded).get(month.DAEMON_JSON))
     with month.memory_cgroup(ctx) as cgroup, slots(ctx, rollout) as runner, contextlib.ExitStack() as boot:
         runner.run_args = f"{month.cgroup_parent_args(cgroup)} {log_args}".strip()
@@ -189,12 +218,20 @@ def run_rollout(ctx: Context, recorded, rollout: Rollout) -> tuple[str, dict]:
             if not outcomes or len(failed) == len(outcomes):
                 raise StagingError(f"no /api/predict through Caddy succeeded during the rollout: {failed[:1]}")
             container, port = runner.serving()
-            image = ctx.containers.podman("inspect", "--format", "{{.Config.Image}}", container).stdout.strip()
+            image = image_of(ctx, container)
             if image != next_image:
                 raise StagingError(f"after the rollout {container} runs {image}, not {next_image}.")
+            served = check_model(front, "after the promotion", promoted.model, promoted.sha256, promoted.label)
             again = runner.deploy(next_image)
             if "nothing to do" not in again or runner.serving() != (container, port):
                 raise StagingError(f"a second rollout of the serving image changed something: {again.strip()}")
+            # roll back: the previous image again (the user sets the previous robojam:weights and runs pulumi up)
+            runner.deploy(ctx.facts["image"])
+            container, port = runner.serving()
+            if image_of(ctx, container) != ctx.facts["image"]:
+                raise StagingError(f"after the rollback {container} runs {image_of(ctx, container)}.")
+            client.wait_for(f"{front}{READY_PATH}", timeout=30)
+            check_model(front, "after the rollback", shipped, promotion.sha256_of(REPO_ROOT / shipped["path"]))
             memory = month.peak(cgroup, rss[0], month.swap_bytes(recorded.one(DROPLET).inputs["userData"]))
             ctx.log(f"month: rollout memory {memory}")
             logs = month.log_burst(
@@ -226,12 +263,18 @@ def run_rollout(ctx: Context, recorded, rollout: Rollout) -> tuple[str, dict]:
     measured.update(memory, **logs, **reboot)
     measured.update(stopped, stop_timeout=rollout.stop_timeout, rollout_seconds=round(rollout_seconds, 1), **downtime)
     measured.update(predicts_during_rollout=len(outcomes), failed_predicts_during_rollout=len(failed))
+    measured.update(promoted_sha256=served["sha256"], promoted_run=served["run"], rolled_back_sha256=shipped["sha256"])
+    measured.update(promoted_build_seconds=promoted.build_seconds)
     dropped = (
         f"{len(failed)} of {len(outcomes)} /api/predict FAILED (see the log)"
         if failed
         else (f"{len(outcomes)} /api/predict all ok")
     )
     detail = (
+        f"(run {served['run']}, sha256 {promotion.short(served['sha256'])}, image built in "
+        f"{promoted.build_seconds:.0f} s): {MODEL_PATH} through Caddy reports it as the plan's `model` output and the "
+        f"image label do; rollback: {MODEL_PATH} reports the shipped "
+        f"{promotion.short(shipped['sha256'])}; "
         f"rollout {ctx.facts['image']} -> {next_image} in {rollout_seconds:.1f} s: {downtime['failed_polls']} of "
         f"{downtime['polls']} {HEALTH_PATH} polls (50 ms) failed through Caddy, longest outage "
         f"{downtime['longest_outage_s'] * 1000:.0f} ms, {dropped}; rerun did nothing; "
@@ -246,4 +289,8 @@ def run(ctx: Context) -> tuple[str, dict]:
     rollout = rollout_of(recorded)
     if rollout is None:
         raise StagingError("the dev stack's plan has no droplet rollout (a remote command running robojam-rollout).")
-    return run_rollout(ctx, recorded, rollout)
+    source, origin = weights_to_promote(ctx)
+    promoted = promotion.promote(ctx, source, plan, IMAGE_NEXT)
+    ctx.log(f"promoted {origin}: {promoted.model}, image {promoted.image} built in {promoted.build_seconds} s")
+    detail, measured = run_rollout(ctx, recorded, rollout, promoted)
+    return f"promoted {origin} {detail}", {**measured, "promoted_from": origin}

@@ -1,4 +1,4 @@
-"""Step 4: the program's own GKE Deployment (the `gke` stack's recorded plan) under `podman kube play`.
+"""Step 5: the program's own GKE Deployment (the `gke` stack's recorded plan) under `podman kube play`.
 
 Checks that the read-only root filesystem is enforced (a write outside /tmp fails, /tmp is writable), that the
 process runs as the manifest's non-root UID, that every probe's path answers, that /api/predict works, and that

@@ -1,4 +1,4 @@
-"""Step 3: Caddy with the droplet's rendered Caddyfile (a stack with a domain) in front of the running service.
+"""Step 4: Caddy with the droplet's rendered Caddyfile (a stack with a domain) in front of the running service.
 
 The Caddyfile as rendered must pass `caddy validate`. Then Caddy runs it, changed only as staging.adapt says
 (internal CA instead of ACME, loopback ports), and curl, resolving the domain to 127.0.0.1 and trusting only that

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from staging import base
+from staging.build import BuildInputs, bud_args
 from staging.context import IMAGE, Context
 
 
@@ -15,10 +16,7 @@ def build(ctx: Context) -> tuple[str, dict]:
     tarball = base.rootfs_tarball(ctx.build_dir, ctx.log)
     base.import_base(ctx.containers, tarball, name, ctx.log)
     start = time.monotonic()
-    done = ctx.containers.buildah(
-        "bud", "--pull-never", "--layers", "--format", "docker", "-f", str(dockerfile), "-t", IMAGE, str(ctx.repo),
-        timeout=1200,
-    )  # fmt: skip
+    done = ctx.containers.buildah(*bud_args(BuildInputs(ctx.repo, dockerfile), IMAGE), timeout=1200)
     seconds = time.monotonic() - start
     ctx.log(done.stdout + done.stderr)
     size = int(ctx.containers.podman("image", "inspect", "--format", "{{.Size}}", IMAGE).stdout.strip())

@@ -1,4 +1,4 @@
-"""Step 5: the training VM's rendered startup script, three boots, in a sandbox with stand-in cloud tools.
+"""Step 2: the training VM's rendered startup script, three boots, in a sandbox with stand-in cloud tools.
 
 The script runs as the VM runs it (bash, as root) but in a private mount namespace whose /opt and /var are
 overlays with their writes in the sandbox folder, so /opt/robojam, /var/lib/robojam and /var/log stay there.
@@ -272,4 +272,5 @@ def run(ctx: Context) -> tuple[str, dict]:
         "units), log, done marker in the bucket, shutdown called once; boot 3 did not retrain; failed training "
         "uploaded its log, marked the run failed and powered off"
     )
-    return detail, {"resumed_after_epoch": done_epochs, "seconds": round(seconds, 1), "bucket": objects}
+    trained = {"trained_sha256": hashlib.sha256(Path(ctx.facts["trained_weights"]).read_bytes()).hexdigest()}
+    return detail, {"resumed_after_epoch": done_epochs, "seconds": round(seconds, 1), "bucket": objects, **trained}

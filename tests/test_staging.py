@@ -21,9 +21,12 @@ import pytest
 from support import require
 
 from infra.components.droplet import installed_caddyfile
-from robojam_format.layout import REPO_ROOT
-from staging import adapt, caddy, cli
+from infra.weights import LABEL, WEIGHTS_DIR
+from robojam_format import artifact
+from robojam_format.layout import REPO_ROOT, SHIPPED_WEIGHTS
+from staging import adapt, caddy, cli, promotion
 from staging import droplet_month as month
+from staging.build import BuildInputs, bud_args, build_inputs
 from staging.context import Context
 from staging.droplet_rollout import REMOTE_COMMAND, rollout_of
 from staging.errors import StagingError
@@ -35,7 +38,7 @@ from staging.step_training import STANDINS, uv_wheel
 
 pytestmark = pytest.mark.staging
 
-STEPS = ["image", "droplet", "https", "gke", "training"]
+STEPS = ["image", "training", "droplet", "https", "gke"]
 
 
 # --- what staging reads from the plan, and the changes it makes -------------------------------------------
@@ -140,6 +143,48 @@ class FakePlan:
 
     def of_type(self, type_token: str):
         return [SimpleNamespace(inputs={"stdin": self.stdin})] if type_token == REMOTE_COMMAND else []
+
+
+def test_a_promoted_artifact_is_built_with_the_plans_build_args_and_label_and_leaves_the_repo(tmp_path):
+    source = promotion.stand_in_artifact(tmp_path / "trained.npz")
+    assert artifact.load(source).metadata["run"] == promotion.STAND_IN_RUN
+    staged = WEIGHTS_DIR / f"{promotion.STAGED_PREFIX}{os.getpid()}.npz"
+    with promotion.staged_copy(source) as value:
+        assert value == f"model/weights/{staged.name}" and staged.read_bytes() == source.read_bytes()
+        recorded = plan({"robojam:weights": value})
+    assert not staged.exists()
+    inputs = build_inputs(recorded)
+    sha = promotion.sha256_of(source)
+    assert inputs == BuildInputs(REPO_ROOT, REPO_ROOT / "Dockerfile", {"WEIGHTS": value}, {LABEL: sha})
+    assert recorded.outputs["model"]["sha256"] == sha and recorded.outputs["model"]["run"] == promotion.STAND_IN_RUN
+    args = bud_args(inputs, "localhost/x:y")
+    assert args[:5] == ["bud", "--pull-never", "--layers", "--format", "docker"]
+    assert args[5:9] == ["--build-arg", f"WEIGHTS={value}", "--label", f"{LABEL}={sha}"]
+    assert args[9:] == ["-f", str(REPO_ROOT / "Dockerfile"), "-t", "localhost/x:y", str(REPO_ROOT)]
+    assert bud_args(BuildInputs(REPO_ROOT, REPO_ROOT / "Dockerfile"), "t")[5:7] == ["-f", str(REPO_ROOT / "Dockerfile")]
+    with pytest.raises(RuntimeError), promotion.staged_copy(source):  # removed whatever happened
+        raise RuntimeError
+    assert not staged.exists()
+
+
+def test_api_model_must_show_the_promoted_artifacts_sha256_and_run_metadata():
+    sha, other = "a" * 64, "b" * 64
+    model = {"path": "model/weights/x.npz", "sha256": sha, "run": "gpu", "val_nll": -1.5, "created": "2026"}
+    served = {"units": 64, "sha256": sha, "run": "gpu", "val_nll": -1.5, "created": "2026"}
+    assert promotion.mismatch(served, model, sha, label=sha) is None
+    assert promotion.mismatch(served, model, sha) is None  # an image without the plan's labels: no label check
+    for why in (
+        promotion.mismatch({**served, "sha256": other}, model, sha, label=sha),
+        promotion.mismatch(served, {**model, "sha256": other}, sha, label=sha),
+        promotion.mismatch(served, model, sha, label=other),
+        promotion.mismatch(served, model, other, label=sha),
+    ):
+        assert why is not None and why.count("\n") == 0 and why.startswith("the promoted artifact's sha256 is ")
+        assert "bbbbbbbbbbbb…" in why
+    assert promotion.mismatch(served, model, sha, label="") is not None  # an unlabelled image is a mismatch
+    why = promotion.mismatch({**served, "run": "staging"}, model, sha, label=sha)
+    assert why == "GET /api/model reports run 'staging' (output 'gpu')."
+    assert promotion.mismatch({**served, "val_nll": None}, model, sha) is not None
 
 
 def test_gke_manifest_changes_are_exactly_the_listed_ones():
@@ -369,6 +414,17 @@ def test_droplet_holds_a_month_unattended(staging_run):
     assert measured["log_bytes_after_burst"] <= measured["staged_log_max_bytes"] + 4096
     assert measured["droplet_log_cap_mib"] == 30 and measured["reboot_ready_s"] > 0
     assert set(measured["reboot_restart_policies"]) <= set(month.BOOT_POLICIES)
+
+
+@pytest.mark.timeout(1800)
+def test_droplet_serves_the_trained_artifact_promoted_through_robojam_weights_and_rolls_back(staging_run):
+    """Issue 18 item 4: the artifact the training step made, promoted through robojam:weights; /api/model through
+    Caddy reports its sha256 (the step checks it equals the plan's `model` output and the image label)."""
+    trained, measured = step(staging_run, "training"), step(staging_run, "droplet")
+    assert measured["promoted_sha256"] == trained["trained_sha256"] and measured["promoted_run"] == "staging"
+    assert measured["promoted_from"] == "the training step's weights/staging.npz"
+    assert measured["rolled_back_sha256"] == promotion.sha256_of(SHIPPED_WEIGHTS) != measured["promoted_sha256"]
+    assert not list(WEIGHTS_DIR.glob(f"{promotion.STAGED_PREFIX}*"))  # the promoted copy is never left in the repo
 
 
 @pytest.mark.timeout(1800)
