@@ -443,6 +443,7 @@ def test_gke_deployment_runs_under_kube_play_as_configured(staging_run):
 def test_training_vm_script_trains_uploads_and_powers_off(staging_run):
     measured = step(staging_run, "training")
     assert {"weights/staging.npz", "runs/staging/best.keras"} <= set(measured["bucket"])
+    assert measured["resumed_after_epoch"] >= 1  # boot 1 was killed after a completed epoch; boot 2 resumed
 
 
 @pytest.mark.timeout(1800)
