@@ -1,8 +1,9 @@
 """`make staging`: the image built with buildah and each target run under podman, as deployed (staging/).
 
 The fast tests pin what staging reads from the plan and the few changes it makes (staging.adapt); the
-end-to-end tests run `python -m staging` once (about 4 minutes cold, 2 warm; root, Debian's podman, buildah,
-debootstrap, runc, catatonit, caddy and curl, which .ci/run installs) and check each step's result.
+end-to-end tests run `python -m staging` once (about 7 minutes, 5 of them the training step's three epochs;
+root, Debian's podman, buildah, debootstrap, runc, catatonit, caddy and curl, which .ci/run installs) and check
+each step's result.
 """
 
 from __future__ import annotations
