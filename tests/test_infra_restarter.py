@@ -232,7 +232,10 @@ def plan_in(root: Path, corpus: Path) -> list:
 
 
 def test_the_plan_changes_only_when_what_training_reads_changes(tmp_path):
-    corpus = (REPO_ROOT / plan_stack("train").config["robojam:corpusPath"]).resolve()
+    shipped_corpus = (REPO_ROOT / plan_stack("train").config["robojam:corpusPath"]).resolve()
+    corpus = tmp_path / "corpus" / shipped_corpus.name  # a copy, edited in place below
+    corpus.parent.mkdir()
+    shutil.copyfile(shipped_corpus, corpus)
     copy = tmp_path / "repo"
     shutil.copytree(REPO_ROOT, copy, ignore=COPY_IGNORED, symlinks=True)
     before = plan_in(copy, corpus)
@@ -246,6 +249,11 @@ def test_the_plan_changes_only_when_what_training_reads_changes(tmp_path):
     after = plan_in(copy, corpus)
     changed = {name for (kind, name, inputs), old in zip(after, before, strict=True) if inputs != old[2]}
     assert {"train-vm", "train-source"} <= changed
+    with corpus.open("ab") as f:  # the same path, other contents: a new run
+        f.write(b"\0")
+    edited = plan_in(copy, corpus)
+    changed = {name for (kind, name, inputs), old in zip(edited, after, strict=True) if inputs != old[2]}
+    assert {"train-vm", "train-corpus"} <= changed and "train-source" not in changed
 
 
 def test_the_source_archive_holds_only_what_training_reads():
