@@ -42,3 +42,17 @@ def test_the_load_table_compares_on_with_off_from_the_same_run():
 def test_rewriting_replaces_only_the_block_between_the_markers():
     stale = f"before\n{results.BEGIN}\n| old |\n{results.END}\nafter\n"
     assert results.with_tables(stale, "| new |") == f"before\n{results.BEGIN}\n| new |\n{results.END}\nafter\n"
+
+
+def test_the_peers_tables_divide_each_method_by_the_projects_fp32_engine():
+    peers = json.loads(results.PEERS_RESULTS.read_text())
+    model = copy.deepcopy(next(iter(peers["models"].values())))
+    for method, result in model["request_ms"].items():
+        result.update(median=20.0 if method == "project_fp32" else 10.0, min=9.0, max=11.0)
+    model["step_us"] = {"16": {m: {"median": 100.0, "min": 90.0, "max": 110.0, "peak_fraction": 0.5}
+                               for m in model["request_ms"]}}  # fmt: skip
+    peers["models"] = {"2x9 test": model}
+    lines = results.peers_tables(peers).splitlines()
+    assert lines[4] == "| project engine (fp32) | 20.00 (±5%) | 1.00 |"
+    assert lines[5].endswith("| 10.00 (±10%) | 0.50 |")
+    assert "| project engine (fp32) | 100.0 (±10%) · 50% |" in lines
