@@ -31,6 +31,11 @@ def cpu_model() -> str:
     return cpuinfo_field("model name") or platform.processor() or "unknown CPU"
 
 
+def family_model() -> str:
+    """`family/model` from CPUID (e.g. AMD 25/17 is Zen 4): a virtual machine's model name often omits it."""
+    return f"{cpuinfo_field('cpu family')}/{cpuinfo_field('model')}"
+
+
 def vector_extensions() -> dict[str, bool]:
     """Which of EXTENSIONS the CPU reports (the kernels a runtime that dispatches by CPUID may pick)."""
     flags = set((cpuinfo_field("flags") or "").split())

@@ -12,6 +12,7 @@ optimizations.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 
@@ -134,10 +135,15 @@ def quantized(model: onnx.ModelProto) -> onnx.ModelProto:
     at run time."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    root, level = logging.getLogger(), logging.getLogger().level
     with tempfile.TemporaryDirectory() as tmp:
         source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         onnx.save(model, source)
-        quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+        root.setLevel(logging.ERROR)  # its advice to pre-process (shape inference) first, on the root logger
+        try:
+            quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+        finally:
+            root.setLevel(level)
         return onnx.load(target)
 
 

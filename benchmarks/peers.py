@@ -34,14 +34,14 @@ from __future__ import annotations
 import os
 import sys
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
-             "TF_NUM_INTEROP_THREADS", "NUMBA_NUM_THREADS"):  # fmt: skip
-    os.environ[_var] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if __name__ == "__main__":  # run as a program: one thread everywhere, before NumPy loads (not when a test imports it)
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+                 "TF_NUM_INTEROP_THREADS", "NUMBA_NUM_THREADS"):  # fmt: skip
+        os.environ[_var] = "1"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import logging  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
@@ -105,7 +105,6 @@ def build_peer(method: str, artifact: spec.Artifact) -> Peer:
     if runtime == "onnxruntime":
         from benchmarks.onnx_peer import OnnxPeer
 
-        logging.getLogger().setLevel(logging.ERROR)  # quantize_dynamic's advice to pre-process, once per model
         return OnnxPeer(artifact, int8=int8)
     from benchmarks.litert_peer import LiteRTPeer
 
@@ -114,8 +113,8 @@ def build_peer(method: str, artifact: spec.Artifact) -> Peer:
 
 @dataclass
 class Settings:
-    rounds: int = 15
-    round_seconds: float = 0.03  # each method's share of a round, in calls of about this much time
+    rounds: int = 21
+    round_seconds: float = 0.04  # each method's share of a round, in calls of about this much time
     batches: tuple[int, ...] = BATCHES
     peak_size: int = machine_limits.PEAK_SIZE
 
@@ -335,7 +334,7 @@ def measure_model(path: Path, settings: Settings, peak_gflops: float, log=print)
         before = {m: batch.headroom for m, batch in batches.items()}
         step_us[str(rows)] = timed = alternate(calls, settings, 1e6, before)
         for result in timed.values():
-            result["peak_fraction"] = round(flops * rows / (result["median"] * 1e-6) / (peak_gflops * 1e9), 3)
+            result["peak_fraction"] = float(f"{flops * rows / (result['median'] * 1e-6) / (peak_gflops * 1e9):.3g}")
         log(f"  B={rows} step, us: {json.dumps({m: s['median'] for m, s in timed.items()})}")
     sizes = weight_bytes(artifact)
     bandwidth = {p: round(machine_limits.read_bandwidth_gbps(n), 1) for p, n in sizes.items()}
@@ -395,6 +394,7 @@ def measure(models: dict[str, Path], settings: Settings, log=print) -> dict:
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": {
                 "cpu": machine_limits.cpu_model(),
+                "cpu_family_model": machine_limits.family_model(),
                 "vcpus": os.cpu_count(),
                 "extensions": machine_limits.vector_extensions(),
                 "platform": f"{platform.system()} {platform.release()}, Python {platform.python_version()}",

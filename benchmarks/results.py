@@ -90,63 +90,83 @@ def _spread(result: dict) -> str:
     return f"±{(result['max'] - result['min']) / 2 / result['median']:.0%}"
 
 
+def _table(title: str, columns: list[str], align: str, rows: list[tuple[str, list[str]]]) -> list[str]:
+    """A markdown table after a blank line: `title` heads the label column, one row per (label, cells)."""
+    lines = ["", f"| {title} | {' | '.join(columns)} |", "| --- |" + f" {align} |" * len(columns)]
+    return lines + [f"| {label} | {' | '.join(cells)} |" for label, cells in rows]
+
+
+def _request_cells(model: dict, method: str) -> list[str]:
+    result, project = model["request_ms"][method], model["request_ms"]["project_fp32"]["median"]
+    return [f"{result['median']:,.2f} ({_spread(result)})", f"{result['median'] / project:.2f}"]
+
+
+def _check_cell(found: dict) -> str:
+    return (
+        f"{found['mdn_max_abs_diff']:.1e} · {found['mixture_weights_max_abs_diff']:.1e} · "
+        f"{found['sigmas_max_abs_diff']:.1e} · {'yes' if found['same_touches'] else 'no'}"
+    )
+
+
+GOAL_ROWS = 16  # issue 20's batched goal is at B = 16
+
+
+def _goal_rows(models: dict, methods: list[str]) -> list[tuple[str, list[str]]]:
+    """Issue 20's goals, per model: the project's fp32 time over the best fp32 peer's (whole request, B = 16 step;
+    the goal is at most 0.95), and each other project precision's speed-up over fp32 (the goal for 2x512: at least
+    2 for a request, 2.5 at B = 16)."""
+    peers = [m for m in methods if not m.startswith("project_") and m.endswith("_fp32")]
+    others = [m for m in methods if m.startswith("project_") and m != "project_fp32"]
+    step = str(GOAL_ROWS)
+    measured = {"whole request": [model["request_ms"] for model in models.values()]}
+    if all(step in model["step_us"] for model in models.values()):
+        measured[f"B={step} step"] = [model["step_us"][step] for model in models.values()]
+    rows = []
+    for what, tables in measured.items():
+        best = [min(peers, key=lambda m, t=table: t[m]["median"]) for table in tables]
+        cells = [
+            f"{t['project_fp32']['median'] / t[b]['median']:.2f} ({method_label(b)})"
+            for t, b in zip(tables, best, strict=True)
+        ]
+        rows.append((f"project fp32 / best fp32 peer, {what} (goal ≤ 0.95)", cells))
+        for method in others:
+            cells = [f"{t['project_fp32']['median'] / t[method]['median']:.2f}×" for t in tables]
+            rows.append((f"{method_label(method)} speed-up over fp32, {what}", cells))
+    return rows
+
+
 def peers_tables(peers: dict) -> str:
     """`make bench-peers`'s tables: whole requests, batched steps (and their share of the sgemm peak, the B = 1
     floor), equality and drift, each method against the project's fp32 engine of the same run."""
     machine, settings, models = peers["machine"], peers["settings"], peers["models"]
     extensions = ", ".join(name for name, present in machine["extensions"].items() if present) or "none listed"
-    labels = list(models)
     methods = list(next(iter(models.values()))["request_ms"])
     lines = [
-        f"`make bench-peers` ({machine['cpu']}, {extensions}; one core, one thread, {settings['rounds']} alternating "
-        f"rounds; {peers['date'][:10]}). Project: {peers['targets']['project']}. Peers: {peers['targets']['peers']}. "
-        f"Single-core sgemm peak {machine['sgemm_peak_gflops']} GFLOP/s.",
-        "",
-        "| whole request (100 touches in, 5 s out), ms: median (spread) | "
-        + " | ".join(f"{label} | vs project" for label in labels)
-        + " |",
-        "| --- |" + " ---: | ---: |" * len(labels),
+        f"`make bench-peers` ({machine['cpu']}, family/model {machine['cpu_family_model']}, {extensions}; one core, "
+        f"one thread, {settings['rounds']} alternating rounds; {peers['date'][:10]}). "
+        f"Project: {peers['targets']['project']}. Peers: {peers['targets']['peers']}. "
+        f"Single-core sgemm peak {machine['sgemm_peak_gflops']} GFLOP/s."
     ]
-    for method in methods:
-        cells = []
-        for model in models.values():
-            result, project = model["request_ms"][method], model["request_ms"]["project_fp32"]["median"]
-            cells.append(f"{result['median']:,.2f} ({_spread(result)}) | {result['median'] / project:.2f}")
-        lines.append(f"| {method_label(method)} | {' | '.join(cells)} |")
+    columns = [column for label in models for column in (label, "vs project")]
+    rows = [(method_label(m), [c for model in models.values() for c in _request_cells(model, m)]) for m in methods]
+    lines += _table("whole request (100 touches in, 5 s out), ms: median (spread)", columns, "---:", rows)
     for label, model in models.items():
-        batches = list(model["step_us"])
-        floor = model["floor_us_b1"]
-        lines += [
-            "",
-            f"| {label}: one batched step, µs: median (spread) · share of the sgemm peak | "
-            + " | ".join(f"B={rows}" for rows in batches)
-            + " |",
-            "| --- |" + " ---: |" * len(batches),
-        ]
-        for method in methods:
-            cells = [model["step_us"][rows][method] for rows in batches]
-            row = " | ".join(f"{c['median']:,.1f} ({_spread(c)}) · {c['peak_fraction']:.0%}" for c in cells)
-            lines.append(f"| {method_label(method)} | {row} |")
-        lines.append(
-            f"| weight-streaming floor (weights' bytes / read bandwidth), fp32 / int8 weights | "
-            f"{floor['fp32']:,.1f} / {floor['int8']:,.1f} |" + " |" * (len(batches) - 1)
-        )
-    lines += [
-        "",
-        "| equality with the project's fp32 engine (MDN outputs; the same draws) | "
-        + " | ".join(f"{label}: max abs diff · mixture weights · sigmas · same touches" for label in labels)
-        + " |",
-        "| --- |" + " --- |" * len(labels),
-    ]
-    for method in methods:
-        cells = []
-        for model in models.values():
-            found = model["checks"][method]
-            cells.append(
-                f"{found['mdn_max_abs_diff']:.1e} · {found['mixture_weights_max_abs_diff']:.1e} · "
-                f"{found['sigmas_max_abs_diff']:.1e} · {'yes' if found['same_touches'] else 'no'}"
-            )
-        lines.append(f"| {method_label(method)} | {' | '.join(cells)} |")
+        batches, floor = list(model["step_us"]), model["floor_us_b1"]
+        rows = [
+            (method_label(method), [
+                f"{c['median']:,.1f} ({_spread(c)}) · {c['peak_fraction']:.0%}"
+                for c in (model["step_us"][b][method] for b in batches)
+            ])
+            for method in methods
+        ]  # fmt: skip
+        floor_cells = [f"{floor['fp32']:,.1f} / {floor['int8']:,.1f}"] + [""] * (len(batches) - 1)
+        rows.append(("weight-streaming floor (weights' bytes / read bandwidth), fp32 / int8 weights", floor_cells))
+        title = f"{label}: one batched step, µs: median (spread) · share of the sgemm peak"
+        lines += _table(title, [f"B={rows}" for rows in batches], "---:", rows)
+    columns = [f"{label}: max abs diff · mixture weights · sigmas · same touches" for label in models]
+    rows = [(method_label(m), [_check_cell(model["checks"][m]) for model in models.values()]) for m in methods]
+    lines += _table("equality with the project's fp32 engine (MDN outputs; the same draws)", columns, "---", rows)
+    lines += _table("issue 20's goals (medians of this run)", list(models), "---:", _goal_rows(models, methods))
     return "\n".join(lines)
 
 
