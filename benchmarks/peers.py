@@ -1,6 +1,6 @@
 """`make bench-peers`: the project's serving path against ONNX Runtime and LiteRT on the same artifact, one core.
 
-    python -m benchmarks.peers [--quick] [--rounds N] [--avx2] [--out benchmarks/peers.json]
+    python -m benchmarks.peers [--quick] [--rounds N] [--avx2] [--core N] [--out PATH]
 
 The same artifact for every method: the shipped 2x256 weights and a seeded random 2x512 (devtools.random_weights).
 Methods (METHODS): the project's engine in each of PROJECT_PRECISIONS (its whole request is
@@ -26,7 +26,8 @@ one-step model, XNNPACK), each in fp32 and in dynamic int8.
   tiles; OpenBLAS's Haswell kernels; NumPy without its AVX-512 loops); ONNX Runtime and LiteRT pick their kernels
   by CPUID and cannot be restricted, so the peers keep the host's best (the record says which).
 
-Writes benchmarks/peers.json; `python -m benchmarks.results` puts its tables in benchmarks/README.md.
+Writes benchmarks/peers.json (`--avx2`: peers-avx2.json); `python -m benchmarks.results` puts their tables in
+benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -55,11 +56,11 @@ import numpy as np  # noqa: E402
 
 from benchmarks import machine_limits  # noqa: E402
 from benchmarks.peer import Peer, continuation  # noqa: E402
-from benchmarks.results import peers_tables  # noqa: E402
+from benchmarks.results import PEERS_AVX2_RESULTS, PEERS_RESULTS, peers_tables  # noqa: E402
 from devtools.performances import typical_events  # noqa: E402
 from devtools.random_weights import write_random_artifact  # noqa: E402
 from robojam_format import artifact as spec  # noqa: E402
-from robojam_format.layout import REPO_ROOT, SHIPPED_WEIGHTS  # noqa: E402
+from robojam_format.layout import SHIPPED_WEIGHTS  # noqa: E402
 from service.engine import MAX_STEPS, BatchState, Engine  # noqa: E402
 
 # The project's precisions: the engine's options measured as methods `project_<precision>` ("fp32" is the plain
@@ -442,8 +443,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=Settings.rounds, help="alternating rounds per measurement")
     parser.add_argument("--avx2", action="store_true", help="build the project for an AVX2 target (see above)")
     parser.add_argument("--core", type=int, default=None, help="the core to pin to (default: the last allowed)")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "peers.json")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="default: benchmarks/peers.json (--avx2: peers-avx2.json)"
+    )
     args = parser.parse_args(argv)
+    args.out = args.out or (PEERS_AVX2_RESULTS if args.avx2 else PEERS_RESULTS)
     if args.avx2 and os.environ.get(AVX2_FLAG) != "1":  # the targets are read when NumPy and Numba load: re-run
         os.environ.update(AVX2_ENVIRONMENT)
         os.execv(sys.executable, [sys.executable, "-m", "benchmarks.peers", *(sys.argv[1:] if argv is None else argv)])
