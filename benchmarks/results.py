@@ -145,7 +145,7 @@ def peers_tables(peers: dict) -> str:
     methods = list(next(iter(models.values()))["request_ms"])
     lines = [
         f"`make bench-peers` ({machine['cpu']}, family/model {machine['cpu_family_model']}, {extensions}; one core, "
-        f"one thread, {settings['rounds']} alternating rounds; {peers['date'][:10]}). "
+        f"one thread, {settings['rounds']} alternating rounds, {settings['clock']} time; {peers['date'][:10]}). "
         f"Project: {peers['targets']['project']}. Peers: {peers['targets']['peers']}. "
         f"Single-core sgemm peak {machine['sgemm_peak_gflops']} GFLOP/s."
     ]
