@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -17,6 +20,7 @@ from benchmarks.peer import continuation
 from devtools.performances import typical_events
 from devtools.random_weights import write_random_artifact
 from robojam_format import artifact as spec
+from robojam_format.layout import REPO_ROOT
 from service.engine import Engine
 
 FP32 = [method for method in bench.PEERS if method.endswith("_fp32")]
@@ -108,3 +112,12 @@ def test_a_method_outside_the_tolerance_fails_the_run():
 def test_the_project_precisions_are_methods_first():
     assert bench.methods()[: len(bench.PROJECT_PRECISIONS)] == tuple(f"project_{p}" for p in bench.PROJECT_PRECISIONS)
     assert bench.precision_of("project_fp32") == "fp32" and bench.precision_of("onnxruntime_int8") == "int8"
+
+
+def test_the_avx2_mode_builds_the_project_for_an_avx2_target():
+    """`--avx2`'s environment: Numba compiles for haswell (4x3 tiles), OpenBLAS loads its Haswell kernels."""
+    code = "from benchmarks.peers import targets; print(targets()['project'])"
+    env = {**os.environ, **bench.AVX2_ENVIRONMENT}
+    run = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO_ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "AVX2 target" in run.stdout and "4x3 tiles" in run.stdout and "OpenBLAS Haswell kernels" in run.stdout
