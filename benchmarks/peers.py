@@ -158,7 +158,7 @@ def alternate(calls: dict[str, Callable[[], object]], settings: Settings, scale:
         for name in names[index % len(names) :] + names[: index % len(names)]:
             n, call = per_round[name], calls[name]
             before.get(name, lambda n: None)(n)
-            start_wall, start_cpu = time.perf_counter(), time.thread_time()
+            start_wall, start_cpu = time.perf_counter(), time.thread_time()  # machine_limits.CLOCKS
             for _ in range(n):
                 call()
             cpu[name].append((time.thread_time() - start_cpu) / n)
@@ -344,7 +344,7 @@ def measure_model(path: Path, settings: Settings, peak_gflops: float, log=print)
             result["peak_fraction"] = float(f"{flops * rows / (result['median'] * 1e-6) / (peak_gflops * 1e9):.3g}")
         log(f"  B={rows} step, us: {json.dumps({m: s['median'] for m, s in timed.items()})}")
     sizes = weight_bytes(artifact)
-    bandwidth = {p: round(machine_limits.read_bandwidth_gbps(n), 1) for p, n in sizes.items()}
+    bandwidth = {p: round(machine_limits.read_bandwidth_gbps(n, clock=settings.clock), 1) for p, n in sizes.items()}
     return {
         "units": artifact.units,
         "layers": artifact.layers,
@@ -395,7 +395,7 @@ def measure(models: dict[str, Path], settings: Settings, log=print) -> dict:
 
     with threadpool_limits(1):
         load_before = os.getloadavg()[0]
-        peak = machine_limits.sgemm_peak_gflops(settings.peak_size)
+        peak = machine_limits.sgemm_peak_gflops(settings.peak_size, clock=settings.clock)
         log(f"sgemm peak on one core: {peak:.1f} GFLOP/s")
         record = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
