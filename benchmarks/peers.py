@@ -141,28 +141,33 @@ def summary(wall: list[float], cpu: list[float], calls: int, scale: float, clock
     }
 
 
+def _nothing(calls: int) -> None:
+    return None
+
+
 def alternate(calls: dict[str, Callable[[], object]], settings: Settings, scale: float,
               before: dict[str, Callable[[int], None]] | None = None) -> dict[str, dict]:  # fmt: skip
     """Time every callable in rounds, all of them each round in a rotating order; `before[name](n)` runs untimed
     ahead of `name`'s n calls. Per-call summaries (seconds times `scale`)."""
     before, names = before or {}, list(calls)
-    per_round = {}
-    for name in names:  # warm up, then size each method's share of a round
+    wall_clock, cpu_clock = machine_limits.CLOCKS["wall"], machine_limits.CLOCKS["cpu"]
+    sizing, per_round = machine_limits.CLOCKS[settings.clock], {}
+    for name in names:  # warm up, then size each method's share of a round by the run's clock
         for _ in range(2):
-            before.get(name, lambda n: None)(1)
-            start = time.perf_counter()
+            before.get(name, _nothing)(1)
+            start = sizing()
             calls[name]()
-        per_round[name] = max(1, min(500, round(settings.round_seconds / (time.perf_counter() - start))))
+        per_round[name] = max(1, min(500, round(settings.round_seconds / max(sizing() - start, 1e-9))))
     wall, cpu = {name: [] for name in names}, {name: [] for name in names}
     for index in range(settings.rounds):
         for name in names[index % len(names) :] + names[: index % len(names)]:
             n, call = per_round[name], calls[name]
-            before.get(name, lambda n: None)(n)
-            start_wall, start_cpu = time.perf_counter(), time.thread_time()  # machine_limits.CLOCKS
+            before.get(name, _nothing)(n)
+            start_wall, start_cpu = wall_clock(), cpu_clock()
             for _ in range(n):
                 call()
-            cpu[name].append((time.thread_time() - start_cpu) / n)
-            wall[name].append((time.perf_counter() - start_wall) / n)
+            cpu[name].append((cpu_clock() - start_cpu) / n)
+            wall[name].append((wall_clock() - start_wall) / n)
     return {name: summary(wall[name], cpu[name], per_round[name], scale, settings.clock) for name in names}
 
 
