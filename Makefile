@@ -8,13 +8,14 @@ PY := $(VENV)/bin/python
 ROBOJAM_DATA ?= $(abspath ../shared/data)
 export ROBOJAM_DATA
 
-.PHONY: help venv serve-venv tools serve test bench bench-load bench-capacity quality lint costs policy-venv staging clean
+.PHONY: help venv serve-venv tools serve test bench bench-load bench-capacity bench-peers quality lint costs policy-venv staging clean
 
 help:
 	@echo "make serve  - serve the shipped model on http://127.0.0.1:5000 (NumPy only, no TensorFlow)"
 	@echo "make test   - install everything (dev venv + tools) and run the whole test suite"
 	@echo "make bench  - inference benchmark (Keras vs NumPy engine): benchmarks/latest.json (see benchmarks/README.md)"
 	@echo "make bench-load - the service under 1-64 concurrent clients, batching off vs on (benchmarks/load.json)"
+	@echo "make bench-peers - the engine against ONNX Runtime and LiteRT, fp32 and int8, one core (benchmarks/peers.json)"
 	@echo "make bench-capacity - the deployed service's capacity on one core through Caddy (benchmarks/capacity.json)"
 	@echo "make quality - the shipped model's replies against human touch statistics and baselines (benchmarks/quality.json)"
 	@echo "make costs  - price every Pulumi stack offline from the bundled catalogue"
@@ -26,7 +27,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[serve,train,infra,dev]'
+	$(VENV)/bin/pip install -q -e '.[serve,train,infra,dev,bench]'
 	touch $@
 
 # Serving alone: proves the service installs and runs without TensorFlow.
@@ -58,6 +59,11 @@ bench: venv
 # Server pinned to one core, clients on another, loopback only; about 3 minutes.
 bench-load: venv
 	$(PY) -m benchmarks.load
+
+# The engine against ONNX Runtime and LiteRT on the same artifacts, one core, alternating rounds; a few minutes.
+# `--avx2` builds the project for an AVX2 target: make bench-peers ARGS=--avx2
+bench-peers: venv
+	$(PY) -m benchmarks.peers $(ARGS)
 
 # The service as the droplet runs it (defaults, Caddy in front) on one core: the record infra.costs prices from.
 bench-capacity: venv

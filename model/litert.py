@@ -39,8 +39,9 @@ def output_state_names(layers: int) -> list[str]:
     return [name for i in range(layers) for name in (f"lstm_{i}", f"lstm_{i}_1")]
 
 
-def one_step_function(artifact: spec.Artifact):
-    """A tf.function computing one step of the artifact's network, with IMPSY's input and output names."""
+def one_step_function(artifact: spec.Artifact, batch: int | None = 1):
+    """A tf.function computing one step of the artifact's network, with IMPSY's input and output names, for `batch`
+    rows (`None`: any number, set by resizing the interpreter's inputs; benchmarks/peers.py steps B rows so)."""
     import tensorflow as tf
 
     u, arrays = artifact.units, artifact.arrays
@@ -53,12 +54,12 @@ def one_step_function(artifact: spec.Artifact):
         gate = tf.sigmoid
     lstms = [tuple(tf.constant(arrays[key]) for key in spec.lstm_keys(i)) for i in range(artifact.layers)]
     head = {part: tuple(tf.constant(arrays[key]) for key in spec.mdn_keys(part)) for part in spec.MDN_PARTS}
-    signature = [tf.TensorSpec((1, 1, artifact.dimension), tf.float32, name="inputs")]
-    signature += [tf.TensorSpec((1, u), tf.float32, name=name) for name in state_names(artifact.layers)]
+    signature = [tf.TensorSpec((batch, 1, artifact.dimension), tf.float32, name="inputs")]
+    signature += [tf.TensorSpec((batch, u), tf.float32, name=name) for name in state_names(artifact.layers)]
 
     @tf.function(input_signature=signature)
     def step(inputs, *states):
-        x, new_states = tf.reshape(inputs, (1, artifact.dimension)), []
+        x, new_states = tf.reshape(inputs, (batch or -1, artifact.dimension)), []
         for i, (kernel, recurrent, bias) in enumerate(lstms):
             h, c = states[2 * i], states[2 * i + 1]
             z = tf.matmul(x, kernel) + tf.matmul(h, recurrent) + bias
@@ -76,16 +77,20 @@ def one_step_function(artifact: spec.Artifact):
     return step
 
 
-def tflite_bytes(artifact: spec.Artifact) -> bytes:
-    """The `.tflite` flatbuffer of the artifact's one-step model; the converter refuses anything but built-in ops."""
+def tflite_bytes(artifact: spec.Artifact, *, batch: int | None = 1, dynamic_range_int8: bool = False) -> bytes:
+    """The `.tflite` flatbuffer of the artifact's one-step model (`batch` rows, as `one_step_function`); the converter
+    refuses anything but built-in ops. `dynamic_range_int8`: the converter's default optimisation, int8 weights with
+    activations quantized on the fly (LiteRT's dynamic-range quantization)."""
     import tensorflow as tf
 
     module = tf.Module()
-    module.step = one_step_function(artifact)
+    module.step = one_step_function(artifact, batch)
     with tempfile.TemporaryDirectory() as saved:  # a SavedModel carries the signature's names into the flatbuffer
         tf.saved_model.save(module, saved, signatures={"serving_default": module.step.get_concrete_function()})
         converter = tf.lite.TFLiteConverter.from_saved_model(saved)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if dynamic_range_int8:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
         return converter.convert()
 
 

@@ -42,3 +42,27 @@ def test_the_load_table_compares_on_with_off_from_the_same_run():
 def test_rewriting_replaces_only_the_block_between_the_markers():
     stale = f"before\n{results.BEGIN}\n| old |\n{results.END}\nafter\n"
     assert results.with_tables(stale, "| new |") == f"before\n{results.BEGIN}\n| new |\n{results.END}\nafter\n"
+
+
+def test_the_peers_tables_divide_each_method_by_the_projects_fp32_engine():
+    peers = json.loads(results.PEERS_RESULTS.read_text())
+    model = copy.deepcopy(next(iter(peers["models"].values())))
+    model["request_ms"]["project_int8"] = dict(model["request_ms"]["project_fp32"])  # a second project precision
+    model["checks"]["project_int8"] = model["checks"]["litert_int8"]
+    for method, result in model["request_ms"].items():
+        median = {"project_fp32": 20.0, "litert_fp32": 8.0, "project_int8": 4.0}.get(method, 10.0)
+        result.update(median=median, min=median * 0.9, max=median * 1.1)
+    model["step_us"] = {"16": {m: {"median": 100.0, "min": 90.0, "max": 110.0, "peak_fraction": 0.5}
+                               for m in model["request_ms"]}}  # fmt: skip
+    peers["models"] = {"2x9 test": model}
+    lines = results.peers_tables(peers).splitlines()
+    assert "| project engine (fp32) | 20.00 (±10%) | 1.00 |" in lines
+    assert "| ONNX Runtime, dynamic int8 | 10.00 (±10%) | 0.50 |" in lines
+    assert "| project engine (fp32) | 100.0 (±10%) · 50% |" in lines
+    goals = lines[lines.index("| issue 20's goals (medians of this run) | 2x9 test |") :]
+    assert (
+        "| project fp32 / best fp32 peer, whole request (goal ≤ 0.95) | 2.50 (LiteRT (XNNPACK), one-step model) |"
+        in goals
+    )
+    assert "| project engine (int8) speed-up over fp32, whole request | 5.00× |" in goals
+    assert "| project engine (int8) speed-up over fp32, B=16 step | 1.00× |" in goals
