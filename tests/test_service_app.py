@@ -125,6 +125,7 @@ def test_limits_come_from_env(engine, monkeypatch):
     [
         ("ROBOJAM_MAX_ROWS", "many", "ROBOJAM_MAX_ROWS must be an integer, got 'many'."),
         ("ROBOJAM_MAX_BODY_BYTES", "0", "ROBOJAM_MAX_BODY_BYTES must be at least 1, got 0."),
+        ("ROBOJAM_PRECISION", "int4", "ROBOJAM_PRECISION must be one of fp32, int8, got 'int4'."),
     ],
 )
 def test_bad_env_settings_fail_with_a_clear_message(engine, monkeypatch, name, value, message):
