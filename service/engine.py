@@ -20,6 +20,10 @@ same shapes, so the two replies are equal bit for bit by construction. Rows that
 (loaded by `enable_batching`), which sum in another order than BLAS (float32 rounding, not bit for bit); the batched
 cell and draw are the row path's operations (bit for bit, tests/test_batch_kernels.py).
 
+With `precision="int8"` (ROBOJAM_PRECISION) every product of both paths is service/int8_kernels.py's: the lone
+path then feeds conditioning events one step at a time, as `step_rows` does, and since int8 sums are exact integers
+a request's reply is the same bits alone or batched.
+
 The `Engine` is read-only after `load` (`enable_batching` adds the kernels' copy of the weights, once) and safe to
 share between threads: every call owns its state and uses the caller's `numpy.random.Generator`. A `BatchState`
 belongs to one thread at a time.

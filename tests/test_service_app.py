@@ -34,6 +34,7 @@ class GatedEngine:
 
     def __init__(self, engine: Engine, fail: bool = False):
         self.engine, self.fail = engine, fail
+        self.precision = engine.precision  # the app reports it (/api/model, /metrics)
         self.release, self.calls = threading.Event(), 0
 
     def continue_performance(self, events, **kwargs):
@@ -96,6 +97,8 @@ def test_readiness_is_per_process(monkeypatch):
 
 def test_unexpected_error_is_a_json_500_without_internals(engine):
     class Broken:
+        precision = "fp32"
+
         def continue_performance(self, events, **kwargs):
             raise RuntimeError("secret internal detail")
 
