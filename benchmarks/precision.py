@@ -146,19 +146,22 @@ def quality(weights: Path, data: Path, limit: int, repeats: int) -> dict:
         )  # fmt: skip
         for name in PRECISIONS
     }
-    rows, outside = {}, []
+    rows, nearer, farther = {}, [], []
     for feature in [*metric.FEATURES, "relatedness"]:
         pick = (lambda r: r["systems"]["model"]["relatedness"]) if feature == "relatedness" else (
             lambda r, f=feature: r["systems"]["model"]["distance"][f])  # fmt: skip
         fp32, int8 = pick(reports["fp32"]), pick(reports["int8"])
         rows[feature] = {"fp32": fp32, "int8": int8}
         if fp32["mean"] is not None and int8["mean"] is not None and not fp32["low"] <= int8["mean"] <= fp32["high"]:
-            outside.append(feature)
+            better = int8["mean"] > fp32["high"] if feature == "relatedness" else int8["mean"] < fp32["low"]
+            (nearer if better else farther).append(feature)
     return {
         "calls": reports["fp32"]["calls"],
         "repeats": repeats,
         "model": rows,
-        "int8_mean_outside_fp32_interval": outside,
+        # statistics where int8's mean leaves fp32's interval, nearer the humans (or more related) or farther
+        "int8_outside_fp32_interval": {"nearer": nearer, "farther": farther},
+        "within_fp32_noise": not nearer and not farther,
     }
 
 

@@ -562,6 +562,9 @@ class Engine:
             if self._row_kernels is None:
                 from service import batch_kernels
 
+                if self._int8 is not None:  # int8 computes from its own weights: no float32 copies
+                    self._row_kernels = _RowKernels(batch_kernels, (), self._head)
+                    return
                 layers = tuple(batch_kernels.transposed(w) for w in self._stacked)
                 self._row_kernels = _RowKernels(batch_kernels, layers, batch_kernels.transposed(self._head))
 

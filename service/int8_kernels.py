@@ -36,6 +36,7 @@ ROWS, COLUMNS = 4, 4  # batch rows x weight rows per register tile
 TAIL_COLUMNS = 8  # weight rows per step for a row outside the tiles (the lone row): more loads in flight
 OFFSET = 128  # activations are stored unsigned, as q + OFFSET
 LEVELS = 127  # symmetric int8: -127..127
+_TINY = np.float32(2.0**-100)  # a row this small quantizes as zero (127 / max|a| must stay finite)
 _MAGIC = np.float32(1.5 * 2**23)  # x + _MAGIC - _MAGIC rounds a float32 |x| < 2**22 to an integer, half to even
 _I32X16 = ir.VectorType(ir.IntType(32), 16)
 _I8X64 = ir.VectorType(ir.IntType(8), 64)
@@ -200,12 +201,15 @@ def compile_integer_sums(vnni: bool):
 )
 def quantize_rows(z, lo, k, rows, q, scales):  # pragma: no cover - compiled; tested through its results
     """Rows 0..rows-1 of `z[:, lo:lo+k]` to unsigned bytes `q[b, :k]` = round(a / scale) + OFFSET, scale =
-    max|a| / LEVELS per row (into `scales`; 0 for an all-zero row); the padding past k is OFFSET (zero)."""
+    max|a| / LEVELS per row (into `scales`; 0 for a row of zeros or all below _TINY); the padding past k is
+    OFFSET (zero)."""
     for b in range(rows):
         a = z[b, lo : lo + k]
         top = np.float32(0.0)
         for j in range(k):
             top = max(top, abs(a[j]))
+        if not top >= _TINY:  # also NaN: never divide by it
+            top = np.float32(0.0)
         scales[b] = top / np.float32(LEVELS)
         inverse = np.float32(LEVELS) / top if top > np.float32(0.0) else np.float32(0.0)
         row = q[b]

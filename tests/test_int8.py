@@ -16,9 +16,10 @@ from service.batcher import Batcher
 from service.engine import BatchState, Engine
 from service.settings import BatchPolicy, from_env
 
-# int8 against float32 over 200 teacher-forced steps (benchmarks/precision.json has the measured drift):
-# raw MDN outputs (means, activated sigmas, pi logits) and mixture weights at temperature 1.5.
-OUTPUT_BOUND, WEIGHT_BOUND = 0.25, 0.05
+# int8 against float32 over 200 teacher-forced steps: raw MDN outputs (means, activated sigmas, pi logits) and
+# mixture weights at temperature 1.5, at most about 3x the drift measured on the shipped 2x256 model (0.031 and
+# 0.0026; random 2x64 weights: 0.005 and 0.0004; benchmarks/precision.json has 600 steps of 2x256 and 2x512).
+OUTPUT_BOUND, WEIGHT_BOUND = 0.1, 0.01
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +54,7 @@ def test_the_integer_sums_are_the_same_with_and_without_vnni_and_in_any_batch(ro
     layer = int8_kernels.quantize_layer(weights, rng.standard_normal(4 * 70).astype(np.float32), 3)
     z = rng.uniform(-1, 1, size=(rows, 3 + 2 * 70)).astype(np.float32)
     z[0, 3:] = 0.0  # an all-zero row quantizes with scale 0
+    z[-1, 3:] *= np.float32(1e-32)  # a row too small to divide by quantizes as zeros (finite, never NaN)
     results = []
     for vnni in {False, int8_kernels.VNNI}:
         out = np.empty((rows, 4 * 70), dtype=np.float32)
@@ -63,6 +65,7 @@ def test_the_integer_sums_are_the_same_with_and_without_vnni_and_in_any_batch(ro
             int8_kernels.kernels(vnni).qmatmul_rows(z[row : row + 1], 0, 1, layer, alone)
             assert np.array_equal(alone[0], out[row])
     assert all(np.array_equal(results[0], other) for other in results[1:])
+    assert np.isfinite(results[0]).all()
     np.testing.assert_allclose(results[0], reference_product(z, 0, layer), rtol=0, atol=1e-4)
     np.testing.assert_allclose(results[0], z[:, :73] @ weights + layer.bias, rtol=0, atol=0.05)
 
