@@ -154,3 +154,20 @@ def test_the_precision_is_served_and_reported(random_path, monkeypatch, precisio
     assert f'robojam_model_precision_info{{precision="{precision}"}} 1.0' in metrics
     other = "int8" if precision == "fp32" else "fp32"
     assert f'robojam_model_precision_info{{precision="{other}"}} 0.0' in metrics
+
+
+def test_an_int8_engine_without_vnni_warns_once_at_start_and_answers_the_same_bits(engines, caplog):
+    fp32, int8 = engines
+    weights = (fp32.weight_arrays()[: fp32.layers], fp32.weight_arrays()[3 * fp32.layers : 4 * fp32.layers])
+    with caplog.at_level("WARNING", logger="service.int8_kernels"):
+        portable = int8_kernels.Products(
+            *weights, *fp32.weight_arrays()[-2:], fp32.dimension, int8_kernels.kernels(False)
+        )
+    assert [record.getMessage() for record in caplog.records] == [int8_kernels.PORTABLE_WARNING]
+    state = BatchState(int8, 3)
+    state.z[:] = np.random.default_rng(0).uniform(-1, 1, size=state.z.shape).astype(np.float32)
+    mine, theirs = np.empty_like(state.g), np.empty_like(state.g)
+    for layer in range(int8.layers):
+        portable.layer(layer, state.z, 3, mine)
+        int8_kernels.Products(*weights, *fp32.weight_arrays()[-2:], fp32.dimension).layer(layer, state.z, 3, theirs)
+        assert np.array_equal(mine, theirs)
