@@ -1,7 +1,8 @@
 """Continuation quality: do the engine's replies play like MicroJam performers, and like a reply to their call?
 
     python -m benchmarks.quality [--weights model/weights/robojam.npz] [--temperature 1.5 --sigma-temperature 0.01]
-        [--repeats 10] [--limit N] [--out benchmarks/quality.json] [--plot model/weights/quality.png]
+        [--repeats 10] [--limit N] [--precision fp32|int8] [--out benchmarks/quality.json]
+        [--plot model/weights/quality.png]
 
 Each held-out performance of the artifact's own training split (same corpus file, seed and fraction) is a call;
 every system answers each call with a ~5 s reply:
@@ -38,7 +39,7 @@ from model.data import DATA_ENV, load_corpus, split_by_performance
 from model.evaluate import fit_diagonal_gaussian
 from robojam_format.layout import REPO_ROOT, SHIPPED_WEIGHTS
 from robojam_format.performance import MOVING_GAP
-from service.engine import MIN_DT, Engine
+from service.engine import MIN_DT, PRECISIONS, Engine
 
 SECONDS = 5.0  # reply length, the service's default
 GRID = 8  # spatial coverage: share of a GRID x GRID grid's cells touched
@@ -164,9 +165,9 @@ def replies(system: str, calls, engine, rng, options, reference) -> list[np.ndar
 
 
 def evaluate(weights: Path, data: Path, *, temperature: float, sigma_temperature: float, repeats: int,
-             limit: int | None, seed: int) -> dict:  # fmt: skip
-    """The whole evaluation as a JSON-ready dict."""
-    engine = Engine.load(weights)
+             limit: int | None, seed: int, precision: str = "fp32") -> dict:  # fmt: skip
+    """The whole evaluation as a JSON-ready dict (the model in `precision`: service.engine.PRECISIONS)."""
+    engine = Engine.load(weights, precision)
     run = engine.metadata["training"]
     corpus = load_corpus(data)
     train_idx, val_idx = split_by_performance(corpus.performances, run["val_fraction"], run["seed"])
@@ -201,7 +202,7 @@ def evaluate(weights: Path, data: Path, *, temperature: float, sigma_temperature
         "corpus_sha256": corpus.sha256,
         "calls": len(calls),
         "reference_performances": len(train),
-        "settings": {**options, "seconds": SECONDS, "repeats": repeats, "seed": seed},
+        "settings": {**options, "seconds": SECONDS, "repeats": repeats, "seed": seed, "precision": precision},
         "human_mean": {name: float(np.mean(human[name])) for name in FEATURES},
         "systems": results,
     }
@@ -297,11 +298,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--limit", type=int, default=None, help="only the first N held-out calls (a quick slice)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="the engine's (ROBOJAM_PRECISION)")
     parser.add_argument("--out", type=Path, default=None, help="JSON report (default: print it)")
     parser.add_argument("--plot", type=Path, default=None, help="PNG of the distances")
     args = parser.parse_args(argv)
     report = evaluate(args.weights, args.data, temperature=args.temperature, sigma_temperature=args.sigma_temperature,
-                      repeats=args.repeats, limit=args.limit, seed=args.seed)  # fmt: skip
+                      repeats=args.repeats, limit=args.limit, seed=args.seed, precision=args.precision)  # fmt: skip
     text = json.dumps(report, indent=2)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

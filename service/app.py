@@ -67,7 +67,7 @@ def create_app(config: dict | None = None, *, engine: Engine | None = None) -> F
     weights = None  # the file this app loaded, if it loaded one (GET /api/model reports its checksum)
     if engine is None:
         weights = Path(app.config["ROBOJAM_WEIGHTS"])
-        engine = Engine.load(weights)
+        engine = Engine.load(weights, app.config["ROBOJAM_PRECISION"])
     batcher = Batcher(engine, app.config["ROBOJAM_BATCH_POLICY"], observe_batch=metrics.observe_batch)
     readiness = Readiness(lambda: _warm_up(batcher))
     admission = Admission(
@@ -89,7 +89,7 @@ def create_app(config: dict | None = None, *, engine: Engine | None = None) -> F
             send_wildcard=origins == ["*"],  # answer a literal "*" as the original server did
         )
 
-    metrics.init_app(app)  # first, so its timing covers the other hooks
+    metrics.init_app(app, engine.precision)  # first, so its timing covers the other hooks
     app.after_request(_security_headers)
     app.before_request(readiness.start)
     errors.register(app)

@@ -20,6 +20,10 @@ same shapes, so the two replies are equal bit for bit by construction. Rows that
 (loaded by `enable_batching`), which sum in another order than BLAS (float32 rounding, not bit for bit); the batched
 cell and draw are the row path's operations (bit for bit, tests/test_batch_kernels.py).
 
+With `precision="int8"` (ROBOJAM_PRECISION) every product of both paths is service/int8_kernels.py's: the lone
+path then feeds conditioning events one step at a time, as `step_rows` does, and since int8 sums are exact integers
+a request's reply is the same bits alone or batched.
+
 The `Engine` is read-only after `load` (`enable_batching` adds the kernels' copy of the weights, once) and safe to
 share between threads: every call owns its state and uses the caller's `numpy.random.Generator`. A `BatchState`
 belongs to one thread at a time.
@@ -38,6 +42,7 @@ import numpy as np
 
 from robojam_format.artifact import Artifact
 from robojam_format.performance import DIMENSION
+from service.settings import PRECISIONS
 from service.weights import configured_weights, load_weights
 
 MAX_STEPS = 1000  # RoboJam's cap on generated touches per continuation
@@ -123,6 +128,7 @@ class _RowViews:
         self.gate_views = (self.g[: 3 * u], self.g[:u], self.g[u : 2 * u], self.g[2 * u : 3 * u], self.g[3 * u :])
         self.tmp = state.tmp[row]
         self.out = state.out[row]
+        self.block = (state.z[row : row + 1], state.g[row : row + 1], state.out[row : row + 1])  # as 1-row batches
 
     def cell(self, layer: int) -> None:
         """Finish an LSTM step for `layer` from pre-activations in `g` (already `x@K + h@R + b`)."""
@@ -298,7 +304,10 @@ class Engine:
     `Engine(robojam_format.artifact.load(path))` for an artifact of any input dimension (conformance, benchmarks):
     `mdn_outputs` runs any, `continue_performance` samples `[x, y, dt]` touches only."""
 
-    def __init__(self, artifact: Artifact):
+    def __init__(self, artifact: Artifact, precision: str = "fp32"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
+        self.precision = precision
         self.metadata = dict(artifact.metadata)
         self.units, self.layers, self.mixtures = artifact.units, artifact.layers, artifact.mixtures
         self.dimension, self.scale = artifact.dimension, artifact.scale
@@ -327,11 +336,17 @@ class Engine:
         self._md = md
         self._row_kernels: _RowKernels | None = None
         self._row_kernels_lock = threading.Lock()
+        self._int8 = None  # int8: every product of both paths goes through service/int8_kernels.py
+        if precision == "int8":
+            from service import int8_kernels
+
+            self._int8 = int8_kernels.Products(self._stacked, self._biases, self._head, self._head_bias, self.dimension)
 
     @classmethod
-    def load(cls, path: str | os.PathLike | None = None) -> Engine:
-        """Load and validate an artifact (`None`: $ROBOJAM_WEIGHTS, else the shipped weights)."""
-        return cls(configured_weights() if path is None else load_weights(path))
+    def load(cls, path: str | os.PathLike | None = None, precision: str = "fp32") -> Engine:
+        """Load and validate an artifact (`None`: $ROBOJAM_WEIGHTS, else the shipped weights), to run in
+        `precision` (PRECISIONS)."""
+        return cls(configured_weights() if path is None else load_weights(path), precision)
 
     def weight_arrays(self) -> tuple[np.ndarray, ...]:
         """Every weight array the engine computes with, views included (all read-only)."""
@@ -348,6 +363,14 @@ class Engine:
         the sigma activation) for every event is written there.
         """
         views, size = state._row(row), len(state.proj)
+        if self._int8 is not None:  # int8: each event takes the generation step's products, as step_rows feeds it
+            for t, event in enumerate(scaled):
+                views.x[:] = event
+                self._int8_layers(views)
+                if head_out is not None:
+                    self._head_into(views)
+                    head_out[t] = views.out
+            return
         for start in range(0, len(scaled), CHUNK):
             layer_in = scaled[start : start + CHUNK]
             n = len(layer_in)
@@ -381,13 +404,27 @@ class Engine:
         state._row(row).cell(layer)
 
     def _step(self, views: _RowViews) -> None:
+        if self._int8 is not None:
+            self._int8_layers(views)
+            self._head_into(views)
+            return
         for layer in range(self.layers):
             np.matmul(views.inputs[layer], self._stacked[layer], out=views.g)
             np.add(views.g, self._biases[layer], out=views.g)
             views.cell(layer)
         self._head_into(views)
 
+    def _int8_layers(self, views: _RowViews) -> None:
+        z, g, _ = views.block
+        for layer in range(self.layers):
+            self._int8.layer(layer, z, 1, g)
+            views.cell(layer)
+
     def _head_into(self, views: _RowViews) -> None:
+        if self._int8 is not None:
+            z, _, out = views.block
+            self._int8.head(z, 1, out)
+            return
         np.matmul(views.h[-1], self._head, out=views.out)
         np.add(views.out, self._head_bias, out=views.out)
 
@@ -525,6 +562,9 @@ class Engine:
             if self._row_kernels is None:
                 from service import batch_kernels
 
+                if self._int8 is not None:  # int8 computes from its own weights: no float32 copies
+                    self._row_kernels = _RowKernels(batch_kernels, (), self._head)
+                    return
                 layers = tuple(batch_kernels.transposed(w) for w in self._stacked)
                 self._row_kernels = _RowKernels(batch_kernels, layers, batch_kernels.transposed(self._head))
 
@@ -539,9 +579,15 @@ class Engine:
         kernels = compiled.kernels
         drawing = kernels.feed_rows(state.z, state.slots, n, state.fed, state.length, state.scaled, state.sampling)
         for layer, lo in enumerate(state.input_starts):  # each reads the weights once for all n rows
-            kernels.matmul_rows(state.z, lo, n, compiled.layers[layer], self._biases[layer], state.g)
+            if self._int8 is not None:
+                self._int8.layer(layer, state.z, n, state.g)
+            else:
+                kernels.matmul_rows(state.z, lo, n, compiled.layers[layer], self._biases[layer], state.g)
             self._cell_rows(kernels, state, layer, n)
-        kernels.matmul_rows(state.z, state.h_starts[-1], n, compiled.head, self._head_bias, state.out)
+        if self._int8 is not None:
+            self._int8.head(state.z, n, state.out)
+        else:
+            kernels.matmul_rows(state.z, state.h_starts[-1], n, compiled.head, self._head_bias, state.out)
         if not drawing:
             return []
         rows = state.sampling[:drawing]

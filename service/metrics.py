@@ -1,4 +1,5 @@
-"""Prometheus metrics: requests by status, latency, requests in flight, batch sizes and the admission queue.
+"""Prometheus metrics: requests by status, latency, requests in flight, batch sizes, the admission queue and the
+engine's precision (an info-style gauge).
 
 Under gunicorn every worker is its own process, so the config module sets PROMETHEUS_MULTIPROC_DIR
 (service.settings.prepare_metrics_dir) before the app is imported; prometheus-client keeps values in per-process
@@ -25,6 +26,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+from service.settings import PRECISIONS
 
 REQUESTS = Counter(
     "robojam_http_requests_total",
@@ -57,6 +60,12 @@ QUEUE_COST = Gauge(
     "robojam_queue_cost_steps",
     "Cost of the admitted predict requests in LSTM steps, summed over workers.",
     multiprocess_mode="livesum",
+)
+PRECISION = Gauge(
+    "robojam_model_precision_info",
+    "The arithmetic the engine serves with (ROBOJAM_PRECISION): 1 for the precision in use.",
+    ["precision"],
+    multiprocess_mode="max",
 )
 SHED = Counter("robojam_requests_shed_total", "Predict requests refused by admission, by reason.", ["reason"])
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
@@ -113,7 +122,11 @@ def render(multiprocess_dir: str | None) -> Response:
     return Response(text, content_type=CONTENT_TYPE_LATEST)
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, precision: str) -> None:
+    if _state["enabled"]:
+        for name in PRECISIONS:
+            PRECISION.labels(name).set(1 if name == precision else 0)
+
     @app.before_request
     def _start():
         if not _state["enabled"]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 FILE_BYTES = 256 * 1024  # per metrics file; bounded labels need well under 100 KiB
-FILE_PREFIXES = ("counter", "histogram", "gauge_livesum")  # the files one process of this service writes
+FILE_PREFIXES = ("counter", "histogram", "gauge_livesum", "gauge_max")  # the files one process of this service writes
 PROBE_NAME = ".robojam-space-check"
 
 

@@ -1,4 +1,4 @@
-"""GET /api/model: what this server is serving (sizes, parameter count, validation NLL, artifact checksum).
+"""GET /api/model: what this server is serving (sizes, parameter count, validation NLL, artifact checksum, precision).
 
 The checksum is the sha256 of the weights file, computed once when the app loads it, so it can be compared with
 `sha256sum model/weights/robojam.npz` to tell which artifact a deployment runs. An engine handed to the app
@@ -32,6 +32,7 @@ class ModelInfo(BaseModel):
     sha256: str | None = Field(description="sha256 of the weights file as loaded; null for an in-process engine.")
     created: str | None = Field(description="When the artifact was exported (ISO 8601), if recorded.")
     run: str | None = Field(description="The training run it was exported from (runs/NAME), if recorded.")
+    precision: str = Field(description="The arithmetic the engine serves with: fp32, or int8 (ROBOJAM_PRECISION).")
 
 
 def file_sha256(path: Path) -> str:
@@ -48,7 +49,7 @@ def _finite_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def describe(metadata: dict, sha256: str | None) -> ModelInfo:
+def describe(metadata: dict, sha256: str | None, precision: str = "fp32") -> ModelInfo:
     """The served engine's metadata (validated by the contract at load) as the API's answer."""
     val_nll, created, run = metadata.get("val_nll"), metadata.get("created"), metadata.get("run")
     return ModelInfo(
@@ -60,13 +61,14 @@ def describe(metadata: dict, sha256: str | None) -> ModelInfo:
         sha256=sha256,
         created=created if isinstance(created, str) else None,
         run=run if isinstance(run, str) else None,
+        precision=precision,
     )
 
 
 @bp.get("/model")
 def model():
     engine = current_app.extensions["robojam"].engine
-    return jsonify(describe(engine.metadata, current_app.extensions[EXTENSION]).model_dump())
+    return jsonify(describe(engine.metadata, current_app.extensions[EXTENSION], engine.precision).model_dump())
 
 
 def init_app(app: Flask, weights: Path | None) -> None:

@@ -3,7 +3,8 @@ env alone and each variable has one parser.
 
 - `from_env()`: the Flask app's config (`create_app(config)` overrides keys for one app; tests use that instead of
   mutating os.environ).
-- `weights_path()`: where the weights are (ROBOJAM_WEIGHTS, else the shipped file).
+- `weights_path()`: where the weights are (ROBOJAM_WEIGHTS, else the shipped file); ROBOJAM_PRECISION (in the app
+  config) how the engine computes with them.
 - `batch_policy()`: the batching loop's knobs (`BatchPolicy`), also in the app config.
 - `listen()`: the addresses and TLS files, shared by the gunicorn config and the container healthcheck.
 - `gunicorn_settings()`: the rest of gunicorn's settings; `prepare_metrics_dir()`: prometheus-client's
@@ -39,6 +40,7 @@ DEFAULT_THREADS = 64  # request threads mostly wait on the batching loop; spares
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 SHM = "/dev/shm"
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+PRECISIONS = ("fp32", "int8")  # ROBOJAM_PRECISION: the engine's arithmetic; int8 is opt-in (service/int8_kernels.py)
 
 
 def _environ(env: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -62,6 +64,14 @@ def env_int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value}.")
     return value
+
+
+def env_choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    """One of `choices` (case ignored; unset or blank: `default`), anything else refused with one sentence."""
+    raw = env_str(env, name, default).lower()
+    if raw not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {raw!r}.")
+    return raw
 
 
 def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -103,6 +113,7 @@ def from_env(env: Mapping[str, str] | None = None) -> dict:
     env = _environ(env)
     return {
         "ROBOJAM_WEIGHTS": weights_path(env),
+        "ROBOJAM_PRECISION": env_choice(env, "ROBOJAM_PRECISION", PRECISIONS, PRECISIONS[0]),
         "ROBOJAM_CORS_ORIGINS": _origins(env.get("ROBOJAM_CORS_ORIGINS")),
         "ROBOJAM_MAX_ROWS": env_int(env, "ROBOJAM_MAX_ROWS", DEFAULT_MAX_ROWS),
         "MAX_CONTENT_LENGTH": env_int(env, "ROBOJAM_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),

@@ -34,6 +34,7 @@ class GatedEngine:
 
     def __init__(self, engine: Engine, fail: bool = False):
         self.engine, self.fail = engine, fail
+        self.precision = engine.precision  # the app reports it (/api/model, /metrics)
         self.release, self.calls = threading.Event(), 0
 
     def continue_performance(self, events, **kwargs):
@@ -96,6 +97,8 @@ def test_readiness_is_per_process(monkeypatch):
 
 def test_unexpected_error_is_a_json_500_without_internals(engine):
     class Broken:
+        precision = "fp32"
+
         def continue_performance(self, events, **kwargs):
             raise RuntimeError("secret internal detail")
 
@@ -125,6 +128,7 @@ def test_limits_come_from_env(engine, monkeypatch):
     [
         ("ROBOJAM_MAX_ROWS", "many", "ROBOJAM_MAX_ROWS must be an integer, got 'many'."),
         ("ROBOJAM_MAX_BODY_BYTES", "0", "ROBOJAM_MAX_BODY_BYTES must be at least 1, got 0."),
+        ("ROBOJAM_PRECISION", "int4", "ROBOJAM_PRECISION must be one of fp32, int8, got 'int4'."),
     ],
 )
 def test_bad_env_settings_fail_with_a_clear_message(engine, monkeypatch, name, value, message):

@@ -134,6 +134,7 @@ def test_default_workers_respect_a_container_cpu_quota(tmp_path, content, cpus):
         ({"ROBOJAM_WORKERS": "two"}, "ROBOJAM_WORKERS must be an integer, got 'two'."),
         ({"ROBOJAM_WORKERS": "0"}, "ROBOJAM_WORKERS must be at least 1, got 0."),
         ({"ROBOJAM_PRELOAD": "maybe"}, "ROBOJAM_PRELOAD must be a boolean"),
+        ({"ROBOJAM_PRECISION": "fp16"}, "ROBOJAM_PRECISION must be one of fp32, int8, got 'fp16'."),
         ({"ROBOJAM_CERTFILE": "/etc/hostname"}, "set both ROBOJAM_CERTFILE and ROBOJAM_KEYFILE"),
         (
             {"ROBOJAM_CERTFILE": "/no/cert.pem", "ROBOJAM_KEYFILE": "/no/key.pem"},

@@ -99,6 +99,7 @@ def test_api_model_describes_the_loaded_artifact(client, weights):
         "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
         "created": metadata["created"],
         "run": None,  # the random artifact records none (model.export records runs/NAME)
+        "precision": "fp32",  # ROBOJAM_PRECISION's default
     }
     jsonschema.validate(info, document()["components"]["schemas"]["ModelInfo"])
 
