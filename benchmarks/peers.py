@@ -64,10 +64,8 @@ from devtools.random_weights import write_random_artifact  # noqa: E402
 from robojam_format import artifact as spec  # noqa: E402
 from robojam_format.layout import SHIPPED_WEIGHTS  # noqa: E402
 from service.engine import MAX_STEPS, BatchState, Engine  # noqa: E402
+from service.settings import PRECISIONS as PROJECT_PRECISIONS  # noqa: E402 - project_<precision>: ROBOJAM_PRECISION's choices
 
-# The project's precisions: the engine's options measured as methods `project_<precision>` ("fp32" is the plain
-# Engine; any other is passed to it as `precision=`, see project_engine).
-PROJECT_PRECISIONS = ("fp32",)
 PEERS = ("onnxruntime_fp32", "litert_fp32", "onnxruntime_int8", "litert_int8")
 BATCHES = (1, 4, 16, 32)
 EVENTS, SECONDS, TEMPERATURE, SIGMA_TEMPERATURE, SEED = 100, 5.0, 1.5, 0.01, 2024
@@ -98,7 +96,7 @@ def precision_of(method: str) -> str:
 
 def project_engine(artifact: spec.Artifact, precision: str) -> Engine:
     """The engine in `precision`, the one place that says how the engine takes a precision."""
-    return Engine(artifact) if precision == "fp32" else Engine(artifact, precision=precision)
+    return Engine(artifact, precision=precision)
 
 
 def build_peer(method: str, artifact: spec.Artifact) -> Peer:
