@@ -324,8 +324,8 @@ def plot(report: dict, out: Path) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__.splitlines()[0])
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every quality run shares: the weights, the corpus, the samplings, the slice, the seed, the out."""
     parser.add_argument("--weights", type=Path, default=SHIPPED_WEIGHTS)
     parser.add_argument(
         "--data",
@@ -333,22 +333,32 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(os.environ.get(DATA_ENV, REPO_ROOT.parent / "shared" / "data")),
         help="the corpus file or directory (default: $ROBOJAM_DATA, else ../shared/data)",
     )
-    parser.add_argument("--temperature", type=float, default=1.5)
-    parser.add_argument("--sigma-temperature", type=float, default=0.01)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--limit", type=int, default=None, help="only the first N held-out calls (a quick slice)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="JSON report (default: print it)")
+
+
+def write_report(report: dict, out: Path | None) -> None:
+    """The report as indented JSON at `out`, or on stdout."""
+    text = json.dumps(report, indent=2)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__.splitlines()[0])
+    add_run_arguments(parser)
+    parser.add_argument("--temperature", type=float, default=1.5)
+    parser.add_argument("--sigma-temperature", type=float, default=0.01)
     parser.add_argument("--plot", type=Path, default=None, help="PNG of the distances")
     args = parser.parse_args(argv)
     report = evaluate(args.weights, args.data, temperature=args.temperature, sigma_temperature=args.sigma_temperature,
                       repeats=args.repeats, limit=args.limit, seed=args.seed)  # fmt: skip
-    text = json.dumps(report, indent=2)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n", encoding="utf-8")
-    else:
-        print(text)
+    write_report(report, args.out)
     if args.plot:
         plot(report, args.plot)
     print(table(report), file=sys.stderr)
