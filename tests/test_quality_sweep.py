@@ -1,5 +1,5 @@
 """benchmarks/quality_sweep.py: the sweep runs and is seeded, the model card's sweep block is generated from the
-committed results, and those results say what the card says."""
+committed results, those results say what the card says, and the service's defaults follow their verdict."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 
 from benchmarks import quality, quality_sweep
 from robojam_format.layout import SHIPPED_WEIGHTS
+from service.predict import PredictRequest
 
 SLICE = {"limit": 3, "repeats": 2, "seed": 5}
 
@@ -50,6 +51,16 @@ def test_robojams_point_is_make_qualitys_model_column():
     model = evaluation["systems"]["model"]
     assert robojam["distance"] == model["distance"] and robojam["relatedness"] == model["relatedness"]
     assert report["noise_floor"]["distance"] == evaluation["systems"]["other human"]["distance"]
+
+
+def test_the_services_defaults_are_the_ones_the_sweep_settles_on():
+    chosen = committed()["preferred"]
+    expected = (
+        {k: chosen[k] for k in quality_sweep.ROBOJAM_DEFAULTS}
+        if chosen["change_default"]
+        else quality_sweep.ROBOJAM_DEFAULTS
+    )
+    assert {k: PredictRequest.model_fields[k].default for k in expected} == expected
 
 
 def interval(mean, low, high):
