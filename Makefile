@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 ROBOJAM_DATA ?= $(abspath ../shared/data)
 export ROBOJAM_DATA
 
-.PHONY: help venv serve-venv tools serve test bench bench-load bench-capacity bench-peers quality lint costs policy-venv staging clean
+.PHONY: help venv serve-venv tools serve test bench bench-load bench-capacity bench-peers quality quality-sweep lint costs policy-venv staging clean
 
 help:
 	@echo "make serve  - serve the shipped model on http://127.0.0.1:5000 (NumPy only, no TensorFlow)"
@@ -18,6 +18,7 @@ help:
 	@echo "make bench-peers - the engine against ONNX Runtime and LiteRT, fp32 and int8, one core (benchmarks/peers.json)"
 	@echo "make bench-capacity - the deployed service's capacity on one core through Caddy (benchmarks/capacity.json)"
 	@echo "make quality - the shipped model's replies against human touch statistics and baselines (benchmarks/quality.json)"
+	@echo "make quality-sweep - the quality evaluation over a pi x sigma temperature grid (benchmarks/quality-sweep.json, the model card)"
 	@echo "make costs  - price every Pulumi stack offline from the bundled catalogue"
 	@echo "make lint   - ruff check + ruff format --check (fails on either)"
 	@echo "make staging - build the image with buildah and run each target's container with podman (root, Debian)"
@@ -72,6 +73,12 @@ bench-capacity: venv
 # The continuation-quality evaluation on the shipped weights (model/MODEL_CARD.md); a few minutes on 2 cores.
 quality: venv
 	$(PY) -m benchmarks.quality --out benchmarks/quality.json --plot model/weights/robojam-quality.png
+
+# The sampling defaults' evidence: `make quality`'s model at each grid point, then the model card's sweep block; about
+# 8 CPU-minutes (`python -m benchmarks.quality_sweep --help` for a smaller grid or slice).
+quality-sweep: venv
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(PY) -m benchmarks.quality_sweep --out benchmarks/quality-sweep.json
+	$(PY) -m benchmarks.quality_sweep --card
 
 lint: venv
 	$(VENV)/bin/ruff check .

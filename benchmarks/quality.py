@@ -31,6 +31,7 @@ import math
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -164,9 +165,28 @@ def replies(system: str, calls, engine, rng, options, reference) -> list[np.ndar
     raise ValueError(f"unknown system {system!r}")
 
 
-def evaluate(weights: Path, data: Path, *, temperature: float, sigma_temperature: float, repeats: int,
-             limit: int | None, seed: int, precision: str = "fp32") -> dict:  # fmt: skip
-    """The whole evaluation as a JSON-ready dict (the model in `precision`: service.engine.PRECISIONS)."""
+@dataclass(frozen=True)
+class Setting:
+    """What every system is measured against: the engine, the held-out calls and the training split's human
+    reference (its pooled statistics, their spreads, the baselines' fitted values)."""
+
+    engine: Engine
+    calls: list[np.ndarray]
+    human: dict[str, list[float]]
+    spread: dict[str, float]
+    reference: dict
+    corpus_sha256: str
+    reference_performances: int
+
+    @property
+    def scale(self) -> np.ndarray:
+        """The per-performance statistics' spreads, in PER_PERFORMANCE's order (relatedness's units)."""
+        return np.array([self.spread[n] for n in PER_PERFORMANCE])
+
+
+def setting(weights: Path, data: Path, limit: int | None, precision: str = "fp32") -> Setting:
+    """The artifact's own training split (same corpus, seed and fraction): the first `limit` held-out calls and the
+    training performances as the human reference; the model in `precision` (service.engine.PRECISIONS)."""
     engine = Engine.load(weights, precision)
     run = engine.metadata["training"]
     corpus = load_corpus(data)
@@ -177,37 +197,58 @@ def evaluate(weights: Path, data: Path, *, temperature: float, sigma_temperature
     spread = {name: float(np.std(human[name])) or 1.0 for name in FEATURES}
     all_dt = np.concatenate([p[1:, 2] for p in train])
     reference = {"median_dt": float(np.median(all_dt)), "gaussian": fit_diagonal_gaussian(np.concatenate(train))}
-    scale = np.array([spread[n] for n in PER_PERFORMANCE])
+    return Setting(engine, calls, human, spread, reference, corpus.sha256, len(train))
+
+
+def measurements(system: str, where: Setting, options: dict, repeats: int, seed: int) -> dict[str, dict | list]:
+    """`system`'s replies sampled `repeats` times (the r-th with the generator seeded [seed, system's index, r], so
+    every temperature draws the same random numbers): per repeat, each statistic's distance to the human reference
+    (in its spreads), its mean over the replies, and the call -> reply relatedness."""
+    distances = {name: [] for name in FEATURES}
+    means = {name: [] for name in FEATURES}
+    related = []
+    for r in range(repeats):
+        rng = np.random.default_rng([seed, SYSTEMS.index(system), r])
+        answer = replies(system, where.calls, where.engine, rng, options, where.reference)
+        got = samples(answer)
+        for name in FEATURES:
+            distances[name].append(wasserstein(got[name], where.human[name]) / where.spread[name])
+            means[name].append(np.mean(got[name]) if got[name] else math.nan)
+        related.append(relatedness(where.calls, answer, where.scale))
+    return {"distance": distances, "mean": means, "relatedness": related}
+
+
+def summarised(measured: dict) -> dict:
+    """`measurements` as the report shows them: distances and relatedness as intervals, the mean values' means."""
+    return {
+        "distance": {name: interval(values) for name, values in measured["distance"].items()},
+        "mean": {name: finite(np.mean(values)) for name, values in measured["mean"].items()},
+        "relatedness": interval(measured["relatedness"]),
+    }
+
+
+def evaluate(weights: Path, data: Path, *, temperature: float, sigma_temperature: float, repeats: int,
+             limit: int | None, seed: int, precision: str = "fp32") -> dict:  # fmt: skip
+    """The whole evaluation as a JSON-ready dict (the model in `precision`)."""
+    where = setting(weights, data, limit, precision)
     options = {"temperature": temperature, "sigma_temperature": sigma_temperature}
-    results = {}
-    for s, system in enumerate(SYSTEMS):
-        distances = {name: [] for name in FEATURES}
-        means = {name: [] for name in FEATURES}
-        related = []
-        for r in range(repeats):
-            rng = np.random.default_rng([seed, s, r])
-            answer = replies(system, calls, engine, rng, options, reference)
-            got = samples(answer)
-            for name in FEATURES:
-                distances[name].append(wasserstein(got[name], human[name]) / spread[name])
-                means[name].append(np.mean(got[name]) if got[name] else math.nan)
-            related.append(relatedness(calls, answer, scale))
-        results[system] = {
-            "distance": {name: interval(values) for name, values in distances.items()},
-            "mean": {name: finite(np.mean(values)) for name, values in means.items()},
-            "relatedness": interval(related),
-        }
+    results = {system: summarised(measurements(system, where, options, repeats, seed)) for system in SYSTEMS}
     report = {
-        "weights": str(weights.relative_to(REPO_ROOT) if weights.is_relative_to(REPO_ROOT) else weights),
-        "corpus_sha256": corpus.sha256,
-        "calls": len(calls),
-        "reference_performances": len(train),
+        "weights": weights_label(weights),
+        "corpus_sha256": where.corpus_sha256,
+        "calls": len(where.calls),
+        "reference_performances": where.reference_performances,
         "settings": {**options, "seconds": SECONDS, "repeats": repeats, "seed": seed, "precision": precision},
-        "human_mean": {name: float(np.mean(human[name])) for name in FEATURES},
+        "human_mean": {name: float(np.mean(where.human[name])) for name in FEATURES},
         "systems": results,
     }
     report["verdict"] = verdict(report)
     return report
+
+
+def weights_label(weights: Path) -> str:
+    """The artifact's path as the report records it: relative to the repository where it lies inside it."""
+    return str(weights.relative_to(REPO_ROOT) if weights.is_relative_to(REPO_ROOT) else weights)
 
 
 def finite(value) -> float | None:
@@ -284,8 +325,8 @@ def plot(report: dict, out: Path) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__.splitlines()[0])
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every quality run shares: the weights, the corpus, the samplings, the slice, the seed, the out."""
     parser.add_argument("--weights", type=Path, default=SHIPPED_WEIGHTS)
     parser.add_argument(
         "--data",
@@ -293,23 +334,33 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(os.environ.get(DATA_ENV, REPO_ROOT.parent / "shared" / "data")),
         help="the corpus file or directory (default: $ROBOJAM_DATA, else ../shared/data)",
     )
-    parser.add_argument("--temperature", type=float, default=1.5)
-    parser.add_argument("--sigma-temperature", type=float, default=0.01)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--limit", type=int, default=None, help="only the first N held-out calls (a quick slice)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="the engine's (ROBOJAM_PRECISION)")
     parser.add_argument("--out", type=Path, default=None, help="JSON report (default: print it)")
+
+
+def write_report(report: dict, out: Path | None) -> None:
+    """The report as indented JSON at `out`, or on stdout."""
+    text = json.dumps(report, indent=2)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__.splitlines()[0])
+    add_run_arguments(parser)
+    parser.add_argument("--temperature", type=float, default=1.5)
+    parser.add_argument("--sigma-temperature", type=float, default=0.01)
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="the engine's (ROBOJAM_PRECISION)")
     parser.add_argument("--plot", type=Path, default=None, help="PNG of the distances")
     args = parser.parse_args(argv)
     report = evaluate(args.weights, args.data, temperature=args.temperature, sigma_temperature=args.sigma_temperature,
                       repeats=args.repeats, limit=args.limit, seed=args.seed, precision=args.precision)  # fmt: skip
-    text = json.dumps(report, indent=2)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n", encoding="utf-8")
-    else:
-        print(text)
+    write_report(report, args.out)
     if args.plot:
         plot(report, args.plot)
     print(table(report), file=sys.stderr)

@@ -180,11 +180,11 @@ def tables(latest: dict, load: dict, peers: dict, peers_avx2: dict) -> str:
     )
 
 
-def with_tables(text: str, generated: str) -> str:
-    """`text` with the block between BEGIN and END replaced by `generated`."""
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{generated}\n{END}{tail}"
+def with_tables(text: str, generated: str, begin: str = BEGIN, end: str = END) -> str:
+    """`text` with the block between the markers `begin` and `end` replaced by `generated`."""
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{generated}\n{end}{tail}"
 
 
 def current_tables() -> str:

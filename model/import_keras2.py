@@ -6,9 +6,11 @@ network is found from the weights' shapes: LSTM layers of three arrays (kernel, 
 keras-mdn-layer MDN of six (mus, sigmas and pi, each kernel and bias), in the file's own order; the sizes follow.
 The LSTMs' recurrent activation comes from a full model's config; a weights-only file does not record it, so it
 must be given (`--recurrent-activation`; Keras 2 and TF 1 defaulted to hard_sigmoid, TF 2's tf.keras to sigmoid).
+The input columns' order is not in the file either: IMPSY's and EMPI's dt, x_1, ... unless `--columns` says otherwise,
+and a 3-D model needs `--columns` (RoboJam's x,y,dt or IMPSY's dt,x_1,x_2): the service serves only MicroJam's x, y, dt.
 
 CLI: python -m model.import_keras2 MODEL.h5 --out model/weights/NAME.npz [--recurrent-activation hard_sigmoid]
-     [--dimension D --units U --layers L --mixtures M] (checked against the file when given)
+     [--dimension D --units U --layers L --mixtures M] (checked against the file when given) [--columns x,y,dt]
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 
 from model.cli import cli_main, fail
 from robojam_format import artifact as spec
+from robojam_format.performance import DIMENSION
 
 SIZE_FLAGS = ("dimension", "units", "layers", "mixtures")
 
@@ -142,6 +145,16 @@ def read_keras2_h5(path: Path) -> Keras2MDRNN:
     )
 
 
+def impsy_columns(path: Path, dimension: int) -> list[str]:
+    """IMPSY's (and EMPI's) input columns, dt first; a 3-D file could as well be RoboJam's x, y, dt: CLIError."""
+    if dimension == DIMENSION:
+        fail(
+            f"{path}: a 3-D model's column order is not in the file; give --columns "
+            "(x,y,dt for RoboJam's MicroJam models, dt,x_1,x_2 for IMPSY's)."
+        )
+    return ["dt", *(f"x_{i}" for i in range(1, dimension))]
+
+
 def import_keras2(
     path: Path,
     out: Path,
@@ -149,10 +162,14 @@ def import_keras2(
     recurrent_activation: str | None = None,
     sizes: dict[str, int] | None = None,
     scale: float = spec.SCALE,
+    columns: list[str] | None = None,
 ) -> Path:
     """Write the artifact of the Keras 2 MDRNN at `path` to `out`; CLIError when the file and the given
-    activation or sizes disagree, or when a weights-only file is given no activation."""
+    activation, sizes or columns disagree, when a weights-only file is given no activation, or a 3-D one no columns."""
     model = read_keras2_h5(path)
+    columns = columns or impsy_columns(path, model.sizes["dimension"])
+    if len(columns) != model.sizes["dimension"]:
+        fail(f"{path}: its input dimension is {model.sizes['dimension']}, but {len(columns)} columns were given.")
     for key, value in (sizes or {}).items():
         if value is not None and model.sizes[key] != value:
             fail(f"{path}: its {key} is {model.sizes[key]}, not {value} as given.")
@@ -171,6 +188,7 @@ def import_keras2(
         dimension=model.sizes["dimension"],
         scale=float(scale),
         lstm_recurrent_activation=activation,
+        columns=list(columns),
         keras_version=model.keras_version,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         imported_from={
@@ -188,6 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="where to write the .npz artifact")
     parser.add_argument("--recurrent-activation", choices=spec.RECURRENT_ACTIVATIONS, help="the LSTMs' gates")
     parser.add_argument("--scale", type=float, default=spec.SCALE, help="input scale the model was trained with")
+    parser.add_argument(
+        "--columns",
+        type=lambda text: [name.strip() for name in text.split(",")],
+        help="the input columns in order, comma-separated (default IMPSY's dt,x_1,...; required for 3-D models)",
+    )
     for key in SIZE_FLAGS:
         parser.add_argument(f"--{key}", type=int, help=f"expected {key} (checked against the file)")
     args = parser.parse_args(argv)
@@ -201,11 +224,12 @@ def main(argv: list[str] | None = None) -> int:
         recurrent_activation=args.recurrent_activation,
         sizes={key: getattr(args, key) for key in SIZE_FLAGS},
         scale=args.scale,
+        columns=args.columns,
     )
     loaded = spec.load(out)  # what every reader will check
     print(
         f"wrote {out}: dimension {loaded.dimension}, {loaded.layers}x{loaded.units}, {loaded.mixtures} mixtures, "
-        f"{loaded.recurrent_activation} gates"
+        f"{loaded.recurrent_activation} gates, columns {', '.join(loaded.columns)}"
     )
     return 0
 

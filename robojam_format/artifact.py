@@ -39,6 +39,11 @@ SETTINGS = {
 # clipped: another function). A file without the key predates the choice and means "sigmoid".
 RECURRENT_ACTIVATION = "lstm_recurrent_activation"
 RECURRENT_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
+# The input columns, in order: the one thing the arrays cannot show. MicroJam's (RoboJam's) events are x, y, dt;
+# IMPSY's and EMPI's are dt, x_1, ... A file without the key means MicroJam's order if it is 3-D (model.export writes
+# none) and records no order otherwise.
+COLUMNS = "columns"
+MICROJAM_COLUMNS = ("x", "y", "dt")
 
 
 class ArtifactError(ValueError):
@@ -82,10 +87,23 @@ class Artifact:
         """The LSTM gates' activation, one of RECURRENT_ACTIVATIONS."""
         return recurrent_activation(self.metadata)
 
+    @property
+    def columns(self) -> tuple[str, ...] | None:
+        """The input columns' names in order (None where the file records none)."""
+        return input_columns(self.metadata)
+
 
 def recurrent_activation(metadata: dict) -> str:
     """The metadata's LSTM gate activation ("sigmoid" when the key is absent, as in files that predate it)."""
     return metadata.get(RECURRENT_ACTIVATION, SETTINGS[RECURRENT_ACTIVATION])
+
+
+def input_columns(metadata: dict) -> tuple[str, ...] | None:
+    """The metadata's input column names in order; without the key, MicroJam's for a 3-D file, else None."""
+    names = metadata.get(COLUMNS)
+    if names is None:
+        return MICROJAM_COLUMNS if metadata.get("dimension") == DIMENSION else None
+    return tuple(names)
 
 
 def lstm_keys(layer: int) -> tuple[str, str, str]:
@@ -137,7 +155,8 @@ def expected_shapes(units: int, layers: int, mixtures: int, dimension: int = DIM
 def check_metadata(metadata: object, where: os.PathLike | str, dimension: int | None = None) -> dict:
     """`metadata` if it names this format, a supported version, positive sizes and settings the engine implements.
 
-    The format holds any input dimension; a reader that needs one (the service: MicroJam's 3) passes `dimension`."""
+    The format holds any input dimension; a reader that needs one (the service: MicroJam's 3) passes `dimension`,
+    and for 3 the columns must then be MicroJam's x, y, dt too."""
     if not isinstance(metadata, dict):
         raise ArtifactError(f"{where}: metadata must be a JSON object.")
     if metadata.get("format") != FORMAT:
@@ -154,6 +173,21 @@ def check_metadata(metadata: object, where: os.PathLike | str, dimension: int | 
     if dimension is not None and metadata["dimension"] != dimension:
         meaning = " (x, y, dt)" if dimension == DIMENSION else ""
         raise ArtifactError(f"{where}: dimension is {metadata['dimension']}, expected {dimension}{meaning}.")
+    names = metadata.get(COLUMNS)
+    if names is not None and (
+        not isinstance(names, list)
+        or len(names) != metadata["dimension"]
+        or not all(isinstance(name, str) and name for name in names)
+        or len(set(names)) != len(names)
+    ):
+        raise ArtifactError(
+            f"{where}: metadata '{COLUMNS}' must name the {metadata['dimension']} input columns once each, "
+            f"got {names!r}."
+        )
+    if dimension == DIMENSION and input_columns(metadata) != MICROJAM_COLUMNS:
+        raise ArtifactError(
+            f"{where}: its input columns are {', '.join(names)}, expected {', '.join(MICROJAM_COLUMNS)} (MicroJam's)."
+        )
     for key in ("scale", "mdn_sigma_epsilon"):
         value = metadata.get(key)
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:

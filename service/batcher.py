@@ -31,7 +31,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from service.engine import BatchState, Engine, Request
+from service.engine import DEFAULT_SIGMA_TEMPERATURE, DEFAULT_TEMPERATURE, BatchState, Engine, Request
 from service.settings import BatchPolicy
 
 
@@ -111,8 +111,8 @@ class Batcher:
         events: np.ndarray,
         *,
         seconds: float = 5.0,
-        temperature: float = 1.5,
-        sigma_temperature: float = 0.01,
+        temperature: float = DEFAULT_TEMPERATURE,
+        sigma_temperature: float = DEFAULT_SIGMA_TEMPERATURE,
         rng: np.random.Generator,
         timeout: float | None = None,
     ) -> np.ndarray:

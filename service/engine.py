@@ -47,6 +47,10 @@ from service.weights import configured_weights, load_weights
 
 MAX_STEPS = 1000  # RoboJam's cap on generated touches per continuation
 MIN_DT = 0.001  # smallest generated time step, seconds
+# The sampling defaults, chosen by the continuation-quality sweep (model/MODEL_CARD.md, benchmarks/quality_sweep.py);
+# RoboJam's were 1.5 / 0.01.
+DEFAULT_TEMPERATURE = 1.0
+DEFAULT_SIGMA_TEMPERATURE = 0.1
 # Conditioning events per input-projection product: bounds per-call memory, and is the one chunk both the engine and
 # the batcher's lone-request path use, so their products are the same calls and their replies equal bit for bit
 # (OpenBLAS rounds a row differently depending on a call's shape). 128 holds the typical ~100-event request in one go;
@@ -496,8 +500,8 @@ class Engine:
         events: np.ndarray,
         *,
         seconds: float = 5.0,
-        temperature: float = 1.5,
-        sigma_temperature: float = 0.01,
+        temperature: float = DEFAULT_TEMPERATURE,
+        sigma_temperature: float = DEFAULT_SIGMA_TEMPERATURE,
         rng: np.random.Generator,
     ) -> np.ndarray:
         """Condition on `events` (n, 3) `[x, y, dt]`, then sample touches until their dt sums to `seconds`.

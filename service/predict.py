@@ -22,6 +22,7 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntity
 from robojam_format import performance
 from service import metrics
 from service.admission import Refused, client_address, request_cost
+from service.engine import DEFAULT_SIGMA_TEMPERATURE, DEFAULT_TEMPERATURE
 from service.errors import BodyTimeout, InvalidRequest, QueueFull, TooCostly, UnsupportedContentType
 
 bp = Blueprint("predict", __name__, url_prefix="/api")
@@ -43,10 +44,10 @@ class PredictRequest(BaseModel):
 
     perf: str = Field(description="The performance as MicroJam writes it: CSV with a time,x,y,z,moving header.")
     temperature: float = Field(
-        1.5, gt=0, le=TEMPERATURE_MAX, description="Softmax temperature of the mixture weights (pi)."
+        DEFAULT_TEMPERATURE, gt=0, le=TEMPERATURE_MAX, description="Softmax temperature of the mixture weights (pi)."
     )
     sigma_temperature: float = Field(
-        0.01,
+        DEFAULT_SIGMA_TEMPERATURE,
         gt=0,
         le=SIGMA_TEMPERATURE_MAX,
         description="Scale applied to the mixture variances when sampling.",

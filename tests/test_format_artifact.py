@@ -121,3 +121,21 @@ def test_any_input_dimension_loads_through_the_contract_but_the_service_refuses_
     text = str(err.value)
     assert "dimension is 9, expected 3 (x, y, dt)" in text and str(path) in text
     assert "\n" not in text and text.endswith(".")
+
+
+def test_the_input_columns_are_a_field_and_the_service_serves_only_microjams_order(tmp_path):
+    shipped = load(write_random_artifact(tmp_path / "old.npz", units=8, layers=1, mixtures=2))
+    assert "columns" not in shipped.metadata and shipped.columns == ("x", "y", "dt")  # 3-D without the key: MicroJam's
+    dim9 = write_random_artifact(tmp_path / "dim9.npz", units=8, layers=1, mixtures=2, dimension=9)
+    assert load(dim9).columns is None  # not recorded
+    named = write_random_artifact(tmp_path / "named.npz", units=8, layers=1, mixtures=2, columns=["x", "y", "dt"])
+    assert Engine.load(named).metadata["columns"] == ["x", "y", "dt"]
+    impsy = write_random_artifact(tmp_path / "impsy.npz", units=8, layers=1, mixtures=2, columns=["dt", "x_1", "x_2"])
+    assert load(impsy).columns == ("dt", "x_1", "x_2")  # other tools run it
+    with pytest.raises(ArtifactError) as err:
+        Engine.load(impsy)  # the service's loader
+    text = str(err.value)
+    assert "its input columns are dt, x_1, x_2, expected x, y, dt (MicroJam's)." in text and "\n" not in text
+    for wrong in (["x", "y"], ["x", "x", "dt"], "x,y,dt", ["x", "", "dt"]):
+        with pytest.raises(ArtifactError, match="'columns' must name the 3 input columns once each"):
+            load(corrupt(tmp_path, {"columns": wrong}))

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 from support.impsy import DIM2, DIM9, impsy_file
 
+from devtools.random_weights import random_arrays
 from model.cli import CLIError
 from model.import_keras2 import main, read_keras2_h5
 from robojam_format import artifact as spec
+from service.engine import Engine
 
 
 def test_a_full_model_records_its_gate_activation_sizes_and_source(data_dir, tmp_path, capsys):
@@ -76,3 +78,33 @@ def test_files_that_are_not_keras2_mdrnns_are_refused(tmp_path):
     for path, message in cases.items():
         with pytest.raises(CLIError, match=message):
             main([str(path), "--out", str(tmp_path / "w.npz"), "--recurrent-activation", "sigmoid"])
+
+
+def keras2_weights_file(path, arrays: dict[str, np.ndarray]):
+    """A Keras 2 `save_weights` file of one LSTM layer and an MDN holding `arrays` (the artifact's keys)."""
+    layers = {"lstm0": spec.lstm_keys(0), "mdn": [k for part in spec.MDN_PARTS for k in spec.mdn_keys(part)]}
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [name.encode() for name in layers]
+        for name, keys in layers.items():
+            f.create_group(name).attrs["weight_names"] = [f"{name}/{key}:0".encode() for key in keys]
+            for key in keys:
+                f[f"{name}/{name}/{key}:0"] = arrays[key]
+    return path
+
+
+def test_the_input_columns_are_recorded_and_a_3d_model_must_name_them(data_dir, tmp_path):
+    assert main([str(impsy_file(data_dir, DIM2)), "--out", str(tmp_path / "dim2.npz")]) == 0
+    assert spec.load(tmp_path / "dim2.npz").metadata["columns"] == ["dt", "x_1"]  # IMPSY's order
+    h5 = keras2_weights_file(tmp_path / "three.h5", random_arrays(8, 1, 2))
+    flags = ["--recurrent-activation", "sigmoid"]
+    with pytest.raises(CLIError, match="a 3-D model's column order is not in the file; give --columns"):
+        main([str(h5), "--out", str(tmp_path / "w.npz"), *flags])
+    with pytest.raises(CLIError, match="its input dimension is 3, but 2 columns were given"):
+        main([str(h5), "--out", str(tmp_path / "w.npz"), *flags, "--columns", "x,y"])
+    assert not (tmp_path / "w.npz").exists()
+    assert main([str(h5), "--out", str(tmp_path / "robojam.npz"), *flags, "--columns", "x, y, dt"]) == 0
+    assert Engine.load(tmp_path / "robojam.npz").metadata["columns"] == ["x", "y", "dt"]  # servable
+    assert main([str(h5), "--out", str(tmp_path / "impsy.npz"), *flags, "--columns", "dt,x_1,x_2"]) == 0
+    assert spec.load(tmp_path / "impsy.npz").columns == ("dt", "x_1", "x_2")
+    with pytest.raises(spec.ArtifactError, match="its input columns are dt, x_1, x_2, expected x, y, dt"):
+        Engine.load(tmp_path / "impsy.npz")  # the service's loader refuses IMPSY's order
