@@ -13,8 +13,10 @@ from robojam_format.layout import SHIPPED_WEIGHTS
 from service import int8_kernels
 from service.app import create_app
 from service.batcher import Batcher
-from service.engine import BatchState, Engine
+from service.engine import DEFAULT_SIGMA_TEMPERATURE, DEFAULT_TEMPERATURE, BatchState, Engine
 from service.settings import BatchPolicy, from_env
+
+DEFAULTS = (DEFAULT_TEMPERATURE, DEFAULT_SIGMA_TEMPERATURE)  # continue_performance's, the lone reply compared with
 
 # int8 against float32 over 200 teacher-forced steps: raw MDN outputs (means, activated sigmas, pi logits) and
 # mixture weights at temperature 1.5, at most about 3x the drift measured on the shipped 2x256 model (0.031 and
@@ -110,7 +112,7 @@ def test_int8_batched_replies_equal_the_lone_engine_bit_for_bit(engines):
     expected = [int8.continue_performance(typical_events(20 + 15 * s, s), rng=np.random.default_rng(s)) for s in seeds]
     state = BatchState(int8, len(seeds))
     slots = [
-        state.add(int8.prepare(typical_events(20 + 15 * s, s), 5.0, 1.5, 0.01, np.random.default_rng(s))) for s in seeds
+        state.add(int8.prepare(typical_events(20 + 15 * s, s), 5.0, *DEFAULTS, np.random.default_rng(s))) for s in seeds
     ]
     results, largest = {}, 0
     while state.active:
