@@ -286,7 +286,7 @@ class Sampler:
 
 @dataclass(frozen=True)
 class _RowKernels:
-    """The compiled batched kernels and the weights in their layout (transposed once)."""
+    """The compiled batched kernels and the weights with their biases in the kernels' layout (packed once)."""
 
     kernels: ModuleType
     layers: tuple[np.ndarray, ...]
@@ -525,8 +525,9 @@ class Engine:
             if self._row_kernels is None:
                 from service import batch_kernels
 
-                layers = tuple(batch_kernels.transposed(w) for w in self._stacked)
-                self._row_kernels = _RowKernels(batch_kernels, layers, batch_kernels.transposed(self._head))
+                layers = tuple(batch_kernels.packed(w, b) for w, b in zip(self._stacked, self._biases, strict=True))
+                head = batch_kernels.packed(self._head, self._head_bias)
+                self._row_kernels = _RowKernels(batch_kernels, layers, head)
 
     def step_rows(self, state: BatchState) -> list[int]:
         """One iteration for every active row, in one product per layer: each row still conditioning is fed its
@@ -539,9 +540,9 @@ class Engine:
         kernels = compiled.kernels
         drawing = kernels.feed_rows(state.z, state.slots, n, state.fed, state.length, state.scaled, state.sampling)
         for layer, lo in enumerate(state.input_starts):  # each reads the weights once for all n rows
-            kernels.matmul_rows(state.z, lo, n, compiled.layers[layer], self._biases[layer], state.g)
+            kernels.matmul_rows(state.z, lo, n, compiled.layers[layer], state.g)
             self._cell_rows(kernels, state, layer, n)
-        kernels.matmul_rows(state.z, state.h_starts[-1], n, compiled.head, self._head_bias, state.out)
+        kernels.matmul_rows(state.z, state.h_starts[-1], n, compiled.head, state.out)
         if not drawing:
             return []
         rows = state.sampling[:drawing]
