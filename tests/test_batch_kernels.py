@@ -37,7 +37,7 @@ def product(request):
     return request.param, matmul_rows if request.param == TILES else compile_matmul(request.param)
 
 
-@pytest.mark.parametrize(("k", "n"), [(1, 1), (3, 4), (67, 35), (259, 1024), (16, 2050), (5, 40)])
+@pytest.mark.parametrize(("k", "n"), [(1, 1), (3, 4), (67, 35), (259, 1024), (16, 2050), (5, 40), (1539, 70)])
 @pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 7, 8, 13, 15, 32])
 def test_the_product_equals_numpy_for_every_row_and_column_count(product, k, n, rows):
     """Whole tiles and the rows and panel columns left over, from an offset into wider state rows; rows past `rows`
