@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from service.batch_kernels import matmul_rows, transposed
+from service.batch_kernels import matmul_rows, packed
 
 SHAPES = {"2x256 layer 0": (259, 1024), "2x256 layer 1": (512, 1024), "2x512 layer 0": (515, 2048),
           "2x512 layer 1": (1024, 2048)}  # fmt: skip
@@ -34,10 +34,10 @@ def best_of(call, repeats: int = 5, number: int = 50) -> float:
 
 def measure(weights: np.ndarray, bias: np.ndarray, rows: int, z: np.ndarray) -> tuple[float, float]:
     """Microseconds per `(rows, K) @ W + bias`: NumPy (OpenBLAS) and the kernel; their results must agree."""
-    wt = transposed(weights)
+    layout = packed(weights, bias)
     out, mine = np.empty((rows, weights.shape[1]), np.float32), np.empty((rows, weights.shape[1]), np.float32)
     blas = best_of(lambda: np.add(np.matmul(z[:rows], weights, out=out), bias, out=out))
-    kernel = best_of(lambda: matmul_rows(z, 0, rows, wt, bias, mine))
+    kernel = best_of(lambda: matmul_rows(z, 0, rows, layout, mine))
     np.testing.assert_allclose(mine, out, rtol=1e-4, atol=1e-3)
     return blas, kernel
 

@@ -312,8 +312,6 @@ def measure_model(path: Path, settings: Settings, peak_gflops: float, log=print)
     artifact = spec.load(path)
     engine = Engine(artifact)
     projects = {f"project_{p}": project_engine(artifact, p) for p in PROJECT_PRECISIONS}
-    for project in projects.values():
-        project.enable_batching()
     started = time.perf_counter()
     peers = {method: build_peer(method, artifact) for method in PEERS}
     log(f"  built {', '.join(PEERS)} in {time.perf_counter() - started:.1f} s")
@@ -367,14 +365,15 @@ def targets() -> dict[str, str]:
     """What each side ran on: the project's build target, and the peers' (CPUID dispatch, the host's best)."""
     from threadpoolctl import threadpool_info
 
-    from service.batch_kernels import tile_columns
+    from service.batch_kernels import TILES
 
     blas = next((pool.get("architecture") for pool in threadpool_info() if pool.get("internal_api") == "openblas"), "")
     extensions = [name for name, present in machine_limits.vector_extensions().items() if present]
     avx2 = os.environ.get(AVX2_FLAG) == "1"
     project = "AVX2 target" if avx2 else "host CPU"
+    tiles = f"{TILES.rows}x{TILES.vectors * TILES.width}"  # rows x output columns per register tile
     return {
-        "project": f"{project}: Numba {os.environ.get('NUMBA_CPU_NAME', 'host')} target with 4x{tile_columns()} tiles, "
+        "project": f"{project}: Numba {os.environ.get('NUMBA_CPU_NAME', 'host')} target with {tiles} tiles, "
         f"OpenBLAS {blas} kernels, NumPy {'without AVX-512' if avx2 else 'host'} loops",
         "peers": f"host CPUID dispatch (cannot be restricted): {', '.join(extensions) or 'baseline'} available",
     }

@@ -88,7 +88,6 @@ def summary(times: dict[str, list[float]], unit: float) -> dict:
 def speed(weights: Path, rounds: int) -> dict:
     engines = {name: Engine.load(weights, name) for name in PRECISIONS}
     for engine in engines.values():
-        engine.enable_batching()
         batched_step_seconds(engine, 2, 3)  # warm
     result = {}
     for rows in BATCHES:

@@ -97,8 +97,6 @@ class Batcher:
         self._arriving = 0
         self._cancelled = False  # some job was cancelled since the loop last looked
         self._pid: int | None = None
-        if self.batched:
-            engine.enable_batching()  # here, in gunicorn's preloading master: workers share the kernels' weights
 
     # ---- request side ----------------------------------------------------------------------------------
 

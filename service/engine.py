@@ -1,39 +1,43 @@
-"""RoboJam inference in NumPy: the LSTM stack, the MDN head and RoboJam's sampling (model/ARTIFACT.md), for one
-request or for a batch of them.
+"""RoboJam inference on NumPy arrays and compiled kernels: the LSTM stack, the MDN head and RoboJam's sampling
+(model/ARTIFACT.md), for one request or for a batch of them.
 
 Why it is fast without a framework:
 - Weights are rearranged once at load: each layer's `[kernel; recurrent_kernel]` is stacked so a generation step is
-  one matrix-vector product per layer (`[x, h] @ W`), gates are reordered to `i, f, o, c` so the three sigmoids are
-  one contiguous slice, and the sigmoid columns are pre-halved so `sigmoid(x) = 0.5 * tanh(x / 2) + 0.5` needs one
-  `tanh` over all four gates (halving by a power of two is exact in floating point). An artifact whose gates use
-  Keras 2's hard_sigmoid keeps them unscaled and takes `hard_sigmoid_cell` instead (ARTIFACT.md).
+  one product per layer (`[x, h] @ W`), gates are reordered to `i, f, o, c` so the three sigmoids are one contiguous
+  slice, and the sigmoid columns are pre-halved so `sigmoid(x) = 0.5 * tanh(x / 2) + 0.5` needs one `tanh` over all
+  four gates (halving by a power of two is exact in floating point). An artifact whose gates use Keras 2's
+  hard_sigmoid keeps them unscaled and the cell clips them instead (ARTIFACT.md). Then every product is packed
+  once for the compiled kernels (service/batch_kernels.py: register tiles at the FMA peak, no BLAS call at all).
 - Conditioning runs layer by layer: each layer's input projection for all conditioning events is one
-  matrix-matrix product (per CHUNK events, to bound memory on huge inputs), only the recurrent part is stepped.
+  matrix-matrix product (per CHUNK events, to bound memory on huge inputs); the recurrent steps of a layer run in one
+  compiled call (`condition_rows`), so no interpreter runs between events.
 - State lives in a `BatchState`, allocated once: per row the LSTM state laid out as `[x, h_0, ..., h_{L-1}]` (so
   each layer's `[input, h]` is a contiguous slice) and per slot a request's input, draws, touches and progress.
-  Every step writes into it with `out=`; float32 throughout.
+  Every step writes into it; float32 throughout.
 
 One request and a batch share this code. `continue_performance` runs a one-row `BatchState` with `run_alone`, which
-is also what the batching loop (service/batcher.py) runs for a request that is alone: the same BLAS calls with the
-same shapes, so the two replies are equal bit for bit by construction. Rows that share an iteration take one
-`step_rows` together: one product per layer for all rows, by the compiled kernels of service/batch_kernels.py
-(loaded by `enable_batching`), which sum in another order than BLAS (float32 rounding, not bit for bit); the batched
-cell and draw are the row path's operations (bit for bit, tests/test_batch_kernels.py).
+is also what the batching loop (service/batcher.py) runs for a request that is alone: the same kernel calls with the
+same shapes, so the two replies are equal bit for bit by construction, on every CPU and under any BLAS (none is
+called). A generation step of one row is the batched step's kernels on one row: 6 compiled calls and the compiled
+draw (the Sampler's arithmetic, bit for bit), instead of ~30 small NumPy calls (measured: a whole request 0.6x the
+time of the NumPy/OpenBLAS row path it replaces, both sizes). Rows that share an iteration take one `step_rows`
+together: one product per layer for all rows, which sums in another order than one row's product (float32
+rounding, not bit for bit); the cell and the draw are the same code for one row and for many (bit for bit).
 
-With `precision="int8"` (ROBOJAM_PRECISION) every product of both paths is service/int8_kernels.py's: the lone
-path then feeds conditioning events one step at a time, as `step_rows` does, and since int8 sums are exact integers
-a request's reply is the same bits alone or batched.
+With `precision="int8"` (ROBOJAM_PRECISION) every product of both paths is service/int8_kernels.py's (the cell and
+the draw stay these kernels): the lone path then feeds conditioning events one step at a time, as `step_rows` does,
+and since int8 sums are exact integers a request's reply is the same bits alone or batched.
 
-The `Engine` is read-only after `load` (`enable_batching` adds the kernels' copy of the weights, once) and safe to
-share between threads: every call owns its state and uses the caller's `numpy.random.Generator`. A `BatchState`
-belongs to one thread at a time.
+The `Engine` is read-only after `load` and safe to share between threads: every call owns its state and uses the
+caller's `numpy.random.Generator`. A `BatchState` belongs to one thread at a time. Loading the first engine in a
+process imports (compiles) the kernels: seconds, once; the app does it in gunicorn's preloading master.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -52,11 +56,18 @@ MIN_DT = 0.001  # smallest generated time step, seconds
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_SIGMA_TEMPERATURE = 0.1
 # Conditioning events per input-projection product: bounds per-call memory, and is the one chunk both the engine and
-# the batcher's lone-request path use, so their products are the same calls and their replies equal bit for bit
-# (OpenBLAS rounds a row differently depending on a call's shape). 128 holds the typical ~100-event request in one go;
-# a newcomer waits at most one chunk to join a lone request.
+# the batcher's lone-request path use, so their products are the same calls and their replies equal bit for bit.
+# 128 holds the typical ~100-event request in one go; a newcomer waits at most one chunk to join a lone request.
 CHUNK = 128
 F32 = np.float32
+
+
+def _kernels() -> ModuleType:
+    """The compiled kernels (service/batch_kernels.py), imported on first use: they import this module's constants,
+    and Numba compiles them at their import (seconds, once per process)."""
+    from service import batch_kernels
+
+    return batch_kernels
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -88,23 +99,6 @@ def _gates_into(keras: np.ndarray, out: np.ndarray, units: int, gate_scale: floa
         np.multiply(block, F32(factor), out=out[..., dst * units : (dst + 1) * units])
 
 
-def hard_sigmoid_cell(g: np.ndarray, c: np.ndarray, tmp: np.ndarray, units: int) -> None:
-    """The cell state update for Keras 2's hard_sigmoid gates, in place, for one row or a batch of rows (last axis).
-
-    `g` holds the unscaled pre-activations `[i, f, o, c~]` (gate_scale 1.0): the gates become
-    clip(0.2 * x + 0.5, 0, 1), the candidate tanh(c~), then c = f * c + i * c~. `tmp` is scratch of c's shape.
-    The one-row `cell` and the batched `cell_rows` both call it, so their hard_sigmoid paths are the same arithmetic.
-    """
-    gates, i, f, cand = g[..., : 3 * units], g[..., :units], g[..., units : 2 * units], g[..., 3 * units :]
-    np.tanh(cand, out=cand)
-    np.multiply(gates, F32(0.2), out=gates)
-    np.add(gates, F32(0.5), out=gates)
-    np.clip(gates, F32(0.0), F32(1.0), out=gates)
-    np.multiply(f, c, out=c)
-    np.multiply(i, cand, out=tmp)
-    np.add(c, tmp, out=c)
-
-
 @dataclass(frozen=True, eq=False)
 class Request:
     """One continuation, checked and ready to run: its input in the network's scaled space and all its randomness,
@@ -118,44 +112,23 @@ class Request:
 
 
 class _RowViews:
-    """One row of a BatchState as the row path reads it: views made once per row, so a step creates none."""
+    """One row of a BatchState as the row path reads it: one-row 2-D views (what the compiled kernels take), made
+    once per row, so a step creates none."""
 
-    def __init__(self, state: BatchState, row: int, dimension: int, units: int, hard_sigmoid: bool):
-        u, starts = units, zip(state.input_starts, state.h_starts, strict=True)
-        self.units, self.hard_sigmoid = u, hard_sigmoid
-        self.z = state.z[row]
-        self.x = self.z[:dimension]
-        self.h = [self.z[start : start + u] for start in state.h_starts]
-        self.inputs = [self.z[start : h_start + u] for start, h_start in starts]  # [input, own h]: contiguous
-        self.c = [state.c[layer, row] for layer in range(len(state.h_starts))]
-        self.g = state.g[row]
-        self.gate_views = (self.g[: 3 * u], self.g[:u], self.g[u : 2 * u], self.g[2 * u : 3 * u], self.g[3 * u :])
-        self.tmp = state.tmp[row]
-        self.out = state.out[row]
-        self.block = (state.z[row : row + 1], state.g[row : row + 1], state.out[row : row + 1])  # as 1-row batches
-
-    def cell(self, layer: int) -> None:
-        """Finish an LSTM step for `layer` from pre-activations in `g` (already `x@K + h@R + b`)."""
-        g, c, h, tmp = self.g, self.c[layer], self.h[layer], self.tmp
-        sig, i, f, o, cand = self.gate_views
-        if self.hard_sigmoid:
-            hard_sigmoid_cell(g, c, tmp, self.units)
-        else:
-            np.tanh(g, out=g)
-            np.multiply(sig, 0.5, out=sig)
-            np.add(sig, 0.5, out=sig)
-            np.multiply(f, c, out=c)
-            np.multiply(i, cand, out=tmp)
-            np.add(c, tmp, out=c)
-        np.tanh(c, out=tmp)
-        np.multiply(o, tmp, out=h)
+    def __init__(self, state: BatchState, row: int, dimension: int):
+        self.row = np.array([row], dtype=np.int64)  # the rows the compiled draw takes
+        self.z = state.z[row : row + 1]
+        self.x = state.z[row, :dimension]
+        self.c = [state.c[layer, row : row + 1] for layer in range(len(state.h_starts))]
+        self.g = state.g[row : row + 1]
+        self.out = state.out[row : row + 1]
 
 
 class BatchState:
     """The state of up to `capacity` continuations, allocated once.
 
     Per row (rows 0..active-1, in use; a row moves when the request in it leaves): the LSTM state `z[row]` =
-    `[x, h_0, ..., h_{L-1}]` and `c[:, row]`, gate scratch `g`, `tmp` and the raw head output `out[row]`. Per slot
+    `[x, h_0, ..., h_{L-1}]` and `c[:, row]`, gate scratch `g` and the raw head output `out[row]`. Per slot
     (a request keeps its slot until it leaves; `slots[row]` names it): its scaled input (`scaled`, `length` events,
     `fed` of them fed so far), its draws (`choices`, `noise`), its touches (`generated`, `steps` of them, their dt
     summing to `total`), its `seconds` and `temperature`. Conditioning scratch (`chunk` events) serves one row at a
@@ -168,7 +141,6 @@ class BatchState:
         self.z = np.zeros((capacity, d + layers * u), dtype=F32)
         self.c = np.zeros((layers, capacity, u), dtype=F32)
         self.g = np.empty((capacity, 4 * u), dtype=F32)
-        self.tmp = np.empty((capacity, u), dtype=F32)
         self.out = np.empty((capacity, engine.output_size), dtype=F32)
         # Where layer i's [input, h] and h start in a row of z.
         self.input_starts = [0] + [d + (i - 1) * u for i in range(1, layers)]
@@ -187,7 +159,7 @@ class BatchState:
         self.temperature, self.inv_temperature = np.zeros(slots), np.zeros(slots)
         self.finished = np.zeros(capacity, dtype=bool)  # rows marked by the batched draw
         self.sampling = np.zeros(capacity, dtype=np.int64)  # the rows that draw in this iteration
-        self._view_args = (d, u, engine.recurrent_activation == "hard_sigmoid")
+        self._dimension = d
         self._views: list[_RowViews | None] = [None] * capacity
 
     def add(self, request: Request) -> int:
@@ -234,7 +206,7 @@ class BatchState:
     def _row(self, row: int) -> _RowViews:
         views = self._views[row]
         if views is None:
-            views = self._views[row] = _RowViews(self, row, *self._view_args)
+            views = self._views[row] = _RowViews(self, row, self._dimension)
         return views
 
 
@@ -294,15 +266,6 @@ class Sampler:
         np.fmin(out, self.high, out=out)
 
 
-@dataclass(frozen=True)
-class _RowKernels:
-    """The compiled batched kernels and the weights in their layout (transposed once)."""
-
-    kernels: ModuleType
-    layers: tuple[np.ndarray, ...]
-    head: np.ndarray
-
-
 class Engine:
     """A loaded RoboJam model. Build with `Engine.load(path)` (the service's: MicroJam's 3-D input only), or
     `Engine(robojam_format.artifact.load(path))` for an artifact of any input dimension (conformance, benchmarks):
@@ -338,13 +301,23 @@ class Engine:
         self._head = _frozen(np.concatenate([arrays[f"{p}_kernel"] for p in parts], axis=1))
         self._head_bias = _frozen(np.concatenate([arrays[f"{p}_bias"] for p in parts]))
         self._md = md
-        self._row_kernels: _RowKernels | None = None
-        self._row_kernels_lock = threading.Lock()
+        # The compiled kernels' copies (service/batch_kernels.py: panels, the bias as row 0): a whole step's stacked
+        # layers, and for conditioning the input part with the bias and the recurrent part with none.
+        self._kernels = kernels = _kernels()
+        self._hard = self.recurrent_activation == "hard_sigmoid"
         self._int8 = None  # int8: every product of both paths goes through service/int8_kernels.py
-        if precision == "int8":
+        if precision == "int8":  # it computes from its own weights: no float32 packed copies
             from service import int8_kernels
 
             self._int8 = int8_kernels.Products(self._stacked, self._biases, self._head, self._head_bias, self.dimension)
+            return
+        no_bias = np.zeros(4 * u, dtype=F32)
+        layers = zip(self._stacked, self._input_weights, self._recurrent_weights, self._biases, strict=True)
+        self._packed_layers, self._packed_inputs, self._packed_recurrent = zip(
+            *((kernels.packed(w, b), kernels.packed(k, b), kernels.packed(r, no_bias)) for w, k, r, b in layers),
+            strict=True,
+        )
+        self._packed_head = kernels.packed(self._head, self._head_bias)
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, precision: str = "fp32") -> Engine:
@@ -361,19 +334,18 @@ class Engine:
     # ---- one row at a time (the conditioning path and the generation step) --------------------------------
 
     def prefill(self, state: BatchState, row: int, scaled: np.ndarray, head_out: np.ndarray | None = None) -> None:
-        """Run `scaled` (T, D) through the stack from `row`'s state, layer by layer, CHUNK events per product.
+        """Run `scaled` (T, D) float32 through the stack from `row`'s state, layer by layer, CHUNK events per product.
 
         The row's state ends as after the last event. With `head_out` (T, output_size), the raw MDN head (before
         the sigma activation) for every event is written there.
         """
-        views, size = state._row(row), len(state.proj)
+        views, size, kernels = state._row(row), len(state.proj), self._kernels
         if self._int8 is not None:  # int8: each event takes the generation step's products, as step_rows feeds it
             for t, event in enumerate(scaled):
                 views.x[:] = event
-                self._int8_layers(views)
+                self._layers(state, views.z, 1, views.g, views.c)
                 if head_out is not None:
-                    self._head_into(views)
-                    head_out[t] = views.out
+                    self._head_product(state, views.z, 1, head_out[t : t + 1])
             return
         for start in range(0, len(scaled), CHUNK):
             layer_in = scaled[start : start + CHUNK]
@@ -382,55 +354,52 @@ class Engine:
                 raise ValueError(f"the state's conditioning scratch holds {size} events, not {n}.")
             proj = state.proj[:n]
             for layer in range(self.layers):
-                np.matmul(layer_in, self._input_weights[layer], out=proj)  # all events' input projection at once
-                np.add(proj, self._biases[layer], out=proj)
-                recurrent, h, g, seq = self._recurrent_weights[layer], views.h[layer], views.g, state.seq[layer % 2][:n]
-                for t in range(n):
-                    np.matmul(h, recurrent, out=g)
-                    np.add(g, proj[t], out=g)
-                    views.cell(layer)
-                    seq[t] = h
+                kernels.matmul_rows(layer_in, 0, n, self._packed_inputs[layer], proj)  # all events' input at once
+                seq = state.seq[layer % 2][:n]
+                kernels.condition_rows(
+                    proj, n, self._packed_recurrent[layer], views.z, state.h_starts[layer], views.c[layer], views.g,
+                    seq, self._hard,
+                )  # fmt: skip
                 layer_in = seq
             if head_out is not None:
-                np.matmul(layer_in, self._head, out=head_out[start : start + n])
-                np.add(head_out[start : start + n], self._head_bias, out=head_out[start : start + n])
+                kernels.matmul_rows(layer_in, 0, n, self._packed_head, head_out[start : start + n])
 
     def step(self, state: BatchState, row: int) -> None:
         """One time step for `row` from its input `z[row, :D]`; the raw head output lands in `out[row]`."""
-        self._step(state._row(row))
+        self._step(state, state._row(row))
 
     def head(self, state: BatchState, row: int) -> None:
         """The raw MDN head output for `row`'s last layer state, into `out[row]`."""
-        self._head_into(state._row(row))
+        self._head_into(state, state._row(row))
 
     def cell(self, state: BatchState, row: int, layer: int) -> None:
         """Finish `row`'s LSTM step for `layer` from its pre-activations in `g[row]` (the step's elementwise part)."""
-        state._row(row).cell(layer)
+        views = state._row(row)
+        self._kernels.cell_rows(views.g, views.c[layer], views.z, state.h_starts[layer], 1, self._hard)
 
-    def _step(self, views: _RowViews) -> None:
+    def _step(self, state: BatchState, views: _RowViews) -> None:
+        self._layers(state, views.z, 1, views.g, views.c)
+        self._head_into(state, views)
+
+    def _head_into(self, state: BatchState, views: _RowViews) -> None:
+        self._head_product(state, views.z, 1, views.out)
+
+    def _layers(self, state: BatchState, z: np.ndarray, n: int, g: np.ndarray, c) -> None:
+        """One LSTM step of every layer for rows 0..n-1 of `z` (c[layer]: their cell states): each layer's product,
+        fp32 or int8, then the compiled cell, the same code for one row and for many."""
+        kernels, hard = self._kernels, self._hard
+        for layer, (lo, h_lo) in enumerate(zip(state.input_starts, state.h_starts, strict=True)):
+            if self._int8 is not None:
+                self._int8.layer(layer, z, n, g)
+            else:
+                kernels.matmul_rows(z, lo, n, self._packed_layers[layer], g)
+            kernels.cell_rows(g, c[layer], z, h_lo, n, hard)
+
+    def _head_product(self, state: BatchState, z: np.ndarray, n: int, out: np.ndarray) -> None:
         if self._int8 is not None:
-            self._int8_layers(views)
-            self._head_into(views)
-            return
-        for layer in range(self.layers):
-            np.matmul(views.inputs[layer], self._stacked[layer], out=views.g)
-            np.add(views.g, self._biases[layer], out=views.g)
-            views.cell(layer)
-        self._head_into(views)
-
-    def _int8_layers(self, views: _RowViews) -> None:
-        z, g, _ = views.block
-        for layer in range(self.layers):
-            self._int8.layer(layer, z, 1, g)
-            views.cell(layer)
-
-    def _head_into(self, views: _RowViews) -> None:
-        if self._int8 is not None:
-            z, _, out = views.block
-            self._int8.head(z, 1, out)
-            return
-        np.matmul(views.h[-1], self._head, out=views.out)
-        np.add(views.out, self._head_bias, out=views.out)
+            self._int8.head(z, n, out)
+        else:
+            self._kernels.matmul_rows(z, state.h_starts[-1], n, self._packed_head, out)
 
     def activate_sigmas(self, outputs: np.ndarray) -> None:
         """In place on raw MDN outputs (..., output_size): elu(s) + 1 + epsilon on the sigma columns
@@ -457,15 +426,15 @@ class Engine:
         `stepwise=True` runs the generation path (one fused step at a time) instead of the conditioning path,
         so tests can hold both to the Keras model.
         """
-        scaled = self._check_events(scaled_inputs, "scaled_inputs").astype(F32, copy=False)
+        scaled = np.array(self._check_events(scaled_inputs, "scaled_inputs"), dtype=F32, order="C")
         state = BatchState(self, 1, chunk=1 if stepwise else min(len(scaled), CHUNK))
         out = np.empty((len(scaled), self.output_size), dtype=F32)
         if stepwise:
             views = state._row(0)
             for event, result in zip(scaled, out, strict=True):
                 views.x[:] = event
-                self._step(views)
-                result[:] = views.out
+                self._step(state, views)
+                result[:] = views.out[0]
         else:
             self.prefill(state, 0, scaled, head_out=out)
         self.activate_sigmas(out)
@@ -517,10 +486,10 @@ class Engine:
 
     def run_alone(self, state: BatchState, row: int, interrupted: Callable[[], bool] | None = None) -> bool:
         """Run `row`'s request on its own: conditioning (`prefill`) a chunk at a time, then the head and its first
-        touch, then generation step by step with the Sampler, each touch fed back. True once the request is done;
-        False as soon as `interrupted()` says so between chunks or steps, with its state and progress in `state`
-        (so it can go on in `step_rows`, or here again)."""
-        slot, d = int(state.slots[row]), self.dimension
+        touch, then generation step by step, each touch drawn by the compiled draw (the Sampler's arithmetic) and fed
+        back. True once the request is done; False as soon as `interrupted()` says so between chunks or steps, with
+        its state and progress in `state` (so it can go on in `step_rows`, or here again)."""
+        slot = int(state.slots[row])
         views = state._row(row)
         length, fed = int(state.length[slot]), int(state.fed[slot])
         if fed < length:
@@ -533,65 +502,34 @@ class Engine:
                     break
                 if interrupted is not None and interrupted():
                     return False
-            self._head_into(views)  # and the first touch at once: the batched step expects a touch in x
+            self._head_into(state, views)  # and the first touch at once: the batched step expects a touch in x
         elif interrupted is not None and interrupted():
             return False
         else:
-            self._step(views)
-        sampler = Sampler(views.out, self.mixtures, d, float(state.temperature[slot]), self.sigma_epsilon, self.scale)
-        generated, choices, noise = state.generated[slot], state.choices[slot], state.noise[slot]
-        steps, total, seconds = int(state.steps[slot]), float(state.total[slot]), float(state.seconds[slot])
-        try:
-            while True:
-                touch = generated[steps]
-                sampler.sample(choices.item(steps), noise[steps], out=touch)
-                steps += 1
-                total += touch.item(d - 1)
-                if total >= seconds or steps >= MAX_STEPS:
-                    return True
-                np.multiply(touch, sampler.scale, out=views.x)  # feed the clipped touch back, in the scaled space
-                if interrupted is not None and interrupted():
-                    return False
-                self._step(views)
-        finally:
-            state.steps[slot], state.total[slot] = steps, total
+            self._step(state, views)
+        draw = functools.partial(
+            self._kernels.sample_rows, state.out, views.row, state.slots, self.mixtures, F32(self.scale),
+            F32(self.sigma_epsilon), state.choices, state.noise, state.generated, state.steps, state.total,
+            state.seconds, state.inv_temperature, state.z, state.finished,
+        )  # fmt: skip
+        while not draw():  # the touch is fed back into x unless the request is done
+            if interrupted is not None and interrupted():
+                return False
+            self._step(state, views)
+        state.finished[row] = False
+        return True
 
     # ---- rows together (the batching loop) -----------------------------------------------------------------
-
-    def enable_batching(self) -> None:
-        """Load the compiled batched kernels (service/batch_kernels.py) and give them the weights in their layout,
-        once. Call it before forking (gunicorn's preloading master), so workers share that copy; `step_rows` calls
-        it otherwise. Numba costs ~50 MB of RSS and ~2 s at first import: an engine that never batches never pays."""
-        with self._row_kernels_lock:
-            if self._row_kernels is None:
-                from service import batch_kernels
-
-                if self._int8 is not None:  # int8 computes from its own weights: no float32 copies
-                    self._row_kernels = _RowKernels(batch_kernels, (), self._head)
-                    return
-                layers = tuple(batch_kernels.transposed(w) for w in self._stacked)
-                self._row_kernels = _RowKernels(batch_kernels, layers, batch_kernels.transposed(self._head))
 
     def step_rows(self, state: BatchState) -> list[int]:
         """One iteration for every active row, in one product per layer: each row still conditioning is fed its
         next event, then all take one LSTM step and the head, then each row that has no event left draws its next
         touch (fed back into its `x`). Returns the rows whose request is now done, highest first (so removing
         them in that order moves none that is still to remove)."""
-        if self._row_kernels is None:
-            self.enable_batching()
-        compiled, n = self._row_kernels, state.active
-        kernels = compiled.kernels
+        kernels, n = self._kernels, state.active
         drawing = kernels.feed_rows(state.z, state.slots, n, state.fed, state.length, state.scaled, state.sampling)
-        for layer, lo in enumerate(state.input_starts):  # each reads the weights once for all n rows
-            if self._int8 is not None:
-                self._int8.layer(layer, state.z, n, state.g)
-            else:
-                kernels.matmul_rows(state.z, lo, n, compiled.layers[layer], self._biases[layer], state.g)
-            self._cell_rows(kernels, state, layer, n)
-        if self._int8 is not None:
-            self._int8.head(state.z, n, state.out)
-        else:
-            kernels.matmul_rows(state.z, state.h_starts[-1], n, compiled.head, self._head_bias, state.out)
+        self._layers(state, state.z, n, state.g, state.c)  # each product reads the weights once for all n rows
+        self._head_product(state, state.z, n, state.out)
         if not drawing:
             return []
         rows = state.sampling[:drawing]
@@ -607,17 +545,5 @@ class Engine:
         return finished
 
     def cell_rows(self, state: BatchState, layer: int, n: int) -> None:
-        """The LSTM cell of `layer` for rows 0..n-1 at once: `cell`'s operations in its order (bit for bit)."""
-        if self._row_kernels is None:
-            self.enable_batching()
-        self._cell_rows(self._row_kernels.kernels, state, layer, n)
-
-    def _cell_rows(self, kernels: ModuleType, state: BatchState, layer: int, n: int) -> None:
-        g, c, tmp = state.g, state.c[layer], state.tmp
-        if self.recurrent_activation == "hard_sigmoid":  # Keras 2's gates: the one-row cell's own NumPy code
-            hard_sigmoid_cell(g[:n], c[:n], tmp[:n], self.units)
-        else:
-            np.tanh(g[:n], out=g[:n])
-            kernels.gates_rows(g, c, n)
-        np.tanh(c[:n], out=tmp[:n])
-        kernels.output_rows(g, tmp, state.z, state.h_starts[layer], n)
+        """The LSTM cell of `layer` for rows 0..n-1 at once: the one-row `cell`'s code (bit for bit)."""
+        self._kernels.cell_rows(state.g, state.c[layer], state.z, state.h_starts[layer], n, self._hard)

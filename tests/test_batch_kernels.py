@@ -7,12 +7,16 @@ import pytest
 
 from devtools.random_weights import write_random_artifact
 from service.batch_kernels import (
+    AVX2_TILES,
+    AVX512_TILES,
+    TILES,
     compile_matmul,
     feed_rows,
     matmul_rows,
+    packed,
     sample_rows,
-    tile_columns,
-    transposed,
+    tanh_rows,
+    tile_shape,
 )
 from service.engine import MAX_STEPS, MIN_DT, Engine, Sampler
 
@@ -25,36 +29,54 @@ def frozen(array: np.ndarray) -> np.ndarray:
     return array
 
 
-@pytest.fixture(scope="module", params=[3, 4], ids=["4x3 tiles (AVX2)", "4x4 tiles (AVX-512)"])
+@pytest.fixture(
+    scope="module", params=[AVX2_TILES, AVX512_TILES], ids=["4x3 ymm tiles (AVX2)", "8x2 zmm tiles (AVX-512)"]
+)
 def product(request):
-    """Both tile shapes, whichever this CPU would pick (the one it picks is `matmul_rows`)."""
-    return matmul_rows if request.param == tile_columns() else compile_matmul(request.param)
+    """Both tile shapes, whichever this CPU would pick (the one it picks is `matmul_rows`): (tiles, product)."""
+    return request.param, matmul_rows if request.param == TILES else compile_matmul(request.param)
 
 
-@pytest.mark.parametrize(("k", "n"), [(3, 4), (67, 35), (259, 1024), (16, 2050)])
-@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 8, 13, 32])
+@pytest.mark.parametrize(("k", "n"), [(1, 1), (3, 4), (67, 35), (259, 1024), (16, 2050), (5, 40), (1539, 70)])
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 7, 8, 13, 15, 32])
 def test_the_product_equals_numpy_for_every_row_and_column_count(product, k, n, rows):
-    """Whole tiles and the rows and columns left over, from an offset into wider state rows; rows past `rows`
+    """Whole tiles and the rows and panel columns left over, from an offset into wider state rows; rows past `rows`
     untouched."""
+    tiles, product = product
     rng = np.random.default_rng(rows * 1000 + k)
     weights, bias = rng.standard_normal((k, n)).astype(F32), frozen(rng.standard_normal(n))
     lo = 5
     z = rng.standard_normal((40, lo + k + 7)).astype(F32)
     out = np.full((40, n), 7.0, dtype=F32)
-    product(z, lo, rows, transposed(weights), bias, out)
+    product(z, lo, rows, packed(weights, bias, tiles), out)
     expected = z[:rows, lo : lo + k].astype(np.float64) @ weights.astype(np.float64) + bias
     np.testing.assert_allclose(out[:rows], expected, rtol=1e-5, atol=1e-4 * np.sqrt(k))
     assert (out[rows:] == 7.0).all()
 
 
 def test_the_tile_follows_the_vector_registers(monkeypatch):
-    """4 columns where AVX-512 gives 32 registers, 3 where AVX2 gives 16 (as Numba's NUMBA_CPU_FEATURES says)."""
+    """8 rows of 2 zmm vectors where AVX-512 gives 32 registers, 4 rows of 3 ymm where AVX2 gives 16 (as Numba's
+    NUMBA_CPU_FEATURES says)."""
     import numba
 
     monkeypatch.setattr(numba.config, "CPU_FEATURES", "+avx,+avx2,+fma,-avx512f")
-    assert tile_columns() == 3
+    assert tile_shape() == AVX2_TILES
+    assert (AVX2_TILES.rows, AVX2_TILES.vectors, AVX2_TILES.width) == (4, 3, 8)
     monkeypatch.setattr(numba.config, "CPU_FEATURES", "+avx,+avx2,+fma,+avx512f,+avx512bw")
-    assert tile_columns() == 4
+    assert tile_shape() == AVX512_TILES
+    assert (AVX512_TILES.rows, AVX512_TILES.vectors, AVX512_TILES.width) == (8, 2, 16)
+
+
+def test_the_packed_layout_is_panels_with_the_bias_first():
+    """Panels of one tile's width, bias in row 0, the last panel zero-padded; read-only."""
+    weights = np.arange(3 * 40, dtype=F32).reshape(3, 40)
+    bias = -np.arange(40, dtype=F32) - 1
+    layout = packed(weights, bias, AVX512_TILES)
+    assert layout.shape == (2, 4, 32) and not layout.flags.writeable and layout.flags.c_contiguous
+    np.testing.assert_array_equal(layout[1, 0, :8], bias[32:])
+    np.testing.assert_array_equal(layout[0, 1:], weights[:, :32])
+    np.testing.assert_array_equal(layout[1, 1:, :8], weights[:, 32:])
+    assert (layout[1, :, 8:] == 0).all()
 
 
 def test_the_product_keeps_nan_and_infinity_meaning():
@@ -63,22 +85,26 @@ def test_the_product_keeps_nan_and_infinity_meaning():
     z = np.ones((4, 8), dtype=F32)
     z[1, 3], z[2, 0] = np.nan, np.inf
     out = np.empty((4, 4), dtype=F32)
-    matmul_rows(z, 0, 4, transposed(weights), bias, out)
+    matmul_rows(z, 0, 4, packed(weights, bias), out)
     assert (out[0] == 8.0).all() and np.isnan(out[1]).all() and np.isposinf(out[2]).all() and (out[3] == 8.0).all()
 
 
 def test_the_kernels_are_compiled_once_and_refuse_other_types():
     """Compiled eagerly for one signature: a float64 array is a TypeError, never a compile at request time."""
-    weights, bias = transposed(np.ones((4, 4), dtype=F32)), frozen(np.zeros(4))
+    weights = packed(np.ones((4, 4), dtype=F32), frozen(np.zeros(4)))
     with pytest.raises(TypeError):
-        matmul_rows(np.ones((4, 4)), 0, 4, weights, bias, np.empty((4, 4), dtype=F32))
+        matmul_rows(np.ones((4, 4)), 0, 4, weights, np.empty((4, 4), dtype=F32))
     for kernel in (matmul_rows, sample_rows, feed_rows):
         assert len(kernel.signatures) == 1
 
 
 def test_weights_that_are_not_a_matrix_are_refused():
     with pytest.raises(ValueError, match="must be a"):
-        transposed(np.ones(8, dtype=F32))
+        packed(np.ones(8, dtype=F32), np.zeros(8, dtype=F32))
+    with pytest.raises(ValueError, match="must be a"):
+        packed(np.ones((2, 8), dtype=F32), np.zeros(7, dtype=F32))
+    with pytest.raises(ValueError, match="must be a"):
+        packed(np.ones((0, 8), dtype=F32), np.zeros(8, dtype=F32))
 
 
 @pytest.fixture(scope="module")
@@ -178,3 +204,16 @@ def test_the_batched_cell_is_the_engine_cell_bit_for_bit(tmp_path, gates):
             state.z[row, lo : lo + u], alone.z[0, lo : lo + u]
         )
         assert alone.z[0, lo : lo + u].any()  # the cell wrote its h
+
+
+def test_the_cells_tanh_is_within_a_few_ulp_of_numpys_and_keeps_nan_and_infinity():
+    """The compiled cell's tanh (a rational function): within 4e-7 of float64 tanh over the whole float32 range that
+    matters, exactly +-1 far out, exact (x itself) near 0, NaN for NaN."""
+    x = np.concatenate([np.linspace(-12, 12, 400_001), [0.0, 1e-30, -3e-4, np.inf, -np.inf, np.nan, 1e30]]).astype(F32)
+    out = np.full((1, x.size), 7.0, dtype=F32)
+    tanh_rows(x[None].copy(), out, 1)
+    got, expected = out[0], np.tanh(x.astype(np.float64))
+    finite = np.isfinite(x)
+    assert np.abs(got[finite] - expected[finite]).max() <= 4e-7
+    assert got[-4] == 1.0 and got[-3] == -1.0 and np.isnan(got[-2]) and got[-1] == 1.0
+    assert got[-7] == 0.0 and got[-6] == F32(1e-30) and got[-5] == F32(-3e-4)

@@ -65,7 +65,9 @@ def test_each_fp32_peer_draws_the_engines_touches(built, method):
     events = typical_events(60, 3)
     request = engine.prepare(events, 3.0, 1.5, 0.01, np.random.default_rng(9))
     ours = continuation(peers[method], engine, request)
-    expected = engine.continue_performance(events, seconds=3.0, rng=np.random.default_rng(9))
+    expected = engine.continue_performance(
+        events, seconds=3.0, temperature=1.5, sigma_temperature=0.01, rng=np.random.default_rng(9)
+    )
     assert ours.shape == expected.shape and len(ours) > 1
     assert np.abs(ours - expected).max() <= bench.TOUCH_TOLERANCE
 
@@ -115,9 +117,9 @@ def test_the_project_precisions_are_methods_first():
 
 
 def test_the_avx2_mode_builds_the_project_for_an_avx2_target():
-    """`--avx2`'s environment: Numba compiles for haswell (4x3 tiles), OpenBLAS loads its Haswell kernels."""
+    """`--avx2`'s environment: Numba compiles for haswell (4x24 tiles: 4 rows x 3 ymm), OpenBLAS its Haswell kernels."""
     code = "from benchmarks.peers import targets; print(targets()['project'])"
     env = {**os.environ, **bench.AVX2_ENVIRONMENT}
     run = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO_ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    assert "AVX2 target" in run.stdout and "4x3 tiles" in run.stdout and "OpenBLAS Haswell kernels" in run.stdout
+    assert "AVX2 target" in run.stdout and "4x24 tiles" in run.stdout and "OpenBLAS Haswell kernels" in run.stdout
