@@ -80,12 +80,7 @@ def stage_rows(found: dict[str, float]) -> dict[str, float]:
         "handoff": found["handoff"],
         "reply": found["reply"],
         "metrics": found["metrics"],
-        "flask": found["request"]
-        - parse
-        - found["admission"]
-        - found["handoff"]
-        - found["reply"]
-        - found["metrics"],
+        "flask": found["request"] - parse - found["admission"] - found["handoff"] - found["reply"] - found["metrics"],
         "request": found["request"],
     }
 
