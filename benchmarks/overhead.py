@@ -276,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=2.0, help="seconds per round over HTTP")
     parser.add_argument("--out", type=Path, default=HERE / "overhead.json")
     parser.add_argument("--table", type=Path, help="print the markdown tables of a results file and exit")
+    parser.add_argument("--quick", action="store_true", help="stages and loopback only, printed, nothing written")
     args = parser.parse_args(argv)
     if args.table:
         print(markdown(json.loads(args.table.read_text())))
@@ -302,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report["stages"]), flush=True)
         report["loopback"] = measure_loopback(trees, args.rounds, args.seconds, perf, tmp)
         print(json.dumps(report["loopback"]), flush=True)
+        if args.quick:
+            return 0
         report["load"] = measure_load(trees, args.rounds, args.seconds, perf, tmp)
     report["loadavg_after"] = os.getloadavg()
     args.out.write_text(json.dumps(report, indent=2) + "\n")
