@@ -91,8 +91,9 @@ def _plain_table(text: str, max_rows: int | None, name: str) -> np.ndarray | Non
         columns = _columns(lines[0].split(","), name)
     except PerformanceError:
         return None
-    rows = [line.split(",") for line in lines[1:]]
-    if min(map(len, rows)) <= max(columns.values()):
+    need = max(columns.values()) + 1
+    rows = [line.split(",", need) for line in lines[1:]]  # the columns past the required ones stay in one piece
+    if min(map(len, rows)) < need:
         return None
     by_column = list(zip(*rows, strict=False))  # as wide as the narrowest row: enough for the required columns
     try:
