@@ -55,7 +55,7 @@ LOOPBACK_CLIENTS, LOAD_CLIENTS = (1, 16), (16, 64)
 # Table rows: (key, label). The first block is derived from the stage timings (see `stage_rows`).
 ROWS = (
     ("json", "JSON body: read and decoded (`predict.read_fields`)"),
-    ("validation", "validation of the fields"),
+    ("validation", "validation of the fields (`PredictRequest.model_validate`)"),
     ("csv", "CSV parsed and cleaned (`performance.parse_csv`, `clean`)"),
     ("admission", "admission (`request_cost`, `Admission`)"),
     ("handoff", "batcher hand-off (`Batcher.arriving`, `generate`)"),
@@ -71,18 +71,11 @@ ROWS = (
 
 def stage_rows(found: dict[str, float]) -> dict[str, float]:
     """One round of `overhead_stages` as table rows: the stages by name, the rest derived by subtraction."""
-    parse = found["parse"] - found["context"]  # JSON, validation, CSV, clean
-    return {
-        "json": found["fields"] - found["context"],
-        "validation": found["parse"] - found["fields"] - found["csv"],
-        "csv": found["csv"],
-        "admission": found["admission"],
-        "handoff": found["handoff"],
-        "reply": found["reply"],
-        "metrics": found["metrics"],
-        "flask": found["request"] - parse - found["admission"] - found["handoff"] - found["reply"] - found["metrics"],
-        "request": found["request"],
-    }
+    rows = {"json": found["fields"] - found["context"]}
+    rows.update({key: found[key] for key in ("validation", "csv", "admission", "handoff", "reply", "metrics")})
+    rows["flask"] = found["request"] - sum(rows.values())  # the request context is in this remainder
+    rows["request"] = found["request"]
+    return rows
 
 
 def spread(values: list[float]) -> dict[str, float]:

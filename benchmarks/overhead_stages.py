@@ -11,7 +11,7 @@ CPU µs of one real inference of the same request (the shipped weights), for sca
   `overhead_stub.ReplayEngine`;
 - context: Flask's request context made and pushed for that request (part of the HTTP stack);
 - fields: `predict.read_fields` (body read and JSON decoded) inside that context;
-- parse: `predict.parse_request` (fields, validation, CSV parsed and cleaned) inside that context;
+- validation: `predict.PredictRequest.model_validate` of those fields;
 - csv: `performance.parse_csv` + `performance.clean` of the request's CSV;
 - admission: `request_cost` and a fresh `Admission`'s `check_room`, `admit` and release;
 - handoff: `Batcher.arriving` and `Batcher.generate` through the app's batching loop (the replay is instant);
@@ -19,7 +19,7 @@ CPU µs of one real inference of the same request (the shipped weights), for sca
 - metrics: the app's request hooks from `service.metrics` (start, record, finish) inside a pushed context, and
   the two `set_queue` and one `observe_batch` calls a request makes.
 
-The parent derives JSON body, validation and the Flask/werkzeug remainder from these (see `overhead.stage_rows`).
+The parent derives the JSON body and the Flask/werkzeug remainder from these (see `overhead.stage_rows`).
 Prometheus runs in multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by the parent), as under gunicorn.
 """
 
@@ -78,6 +78,7 @@ def stages(app, perf: str) -> dict[str, Callable[[int], None]]:
     body = json.dumps({"perf": perf, "seed": 12345}).encode()
     runtime, max_rows = app.extensions["robojam"], app.config["ROBOJAM_MAX_ROWS"]
     events = performance.clean(performance.parse_csv(perf, max_rows=max_rows))
+    fields = json.loads(body)
 
     def ok(status, headers, exc_info=None):
         assert status.startswith("200"), status
@@ -127,7 +128,7 @@ def stages(app, perf: str) -> dict[str, Callable[[int], None]]:
         "request": repeat(whole),
         "context": repeat(in_context(lambda: None)),
         "fields": repeat(in_context(lambda: predict.read_fields(request))),
-        "parse": repeat(in_context(lambda: predict.parse_request(request, max_rows))),
+        "validation": repeat(lambda: predict.PredictRequest.model_validate(fields)),
         "csv": repeat(lambda: performance.clean(performance.parse_csv(perf, max_rows=max_rows))),
         "admission": repeat(admission),
         "handoff": repeat(handoff),
