@@ -149,50 +149,49 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure_loopback(trees: dict[str, Path], rounds: int, seconds: float, perf: str, tmp: Path) -> dict:
-    """Per checkout and client level, the stub server's worker CPU µs per request served (spread over rounds)."""
-    servers = {}
+def alternate(servers: dict, levels: tuple[int, ...], rounds: int, measure, settle: float, perf: str) -> dict:
+    """Per server name and client level, `measure(server, clients)` of each round; the servers take turns in every
+    round, and each level starts with `settle` seconds of load on each. The servers are stopped at the end."""
     try:
-        for name, root in trees.items():
-            servers[name] = start_server(SHIPPED_WEIGHTS, 32, tmp / f"stub-{name}.log", root=root, cmd=STUB_COMMAND)
         for server in servers.values():
             server.wait_ready(timeout=120)
-        found: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
-        for clients in LOOPBACK_CLIENTS:
+        found: dict[str, dict[str, list]] = {name: {} for name in servers}
+        for clients in levels:
             for server in servers.values():
-                load(server.port, clients, 0.5, perf)  # settle
+                load(server.port, clients, settle, perf)
             for _ in range(rounds):
                 for name, server in servers.items():
-                    worker = server.workers()[0]
-                    before = cpu_seconds(worker)
-                    run = load(server.port, clients, seconds, perf)
-                    served = run["ok"] + len(run["probes"])
-                    found[name].setdefault(str(clients), []).append((cpu_seconds(worker) - before) / served * 1e6)
-        return {name: {level: spread(values) for level, values in levels.items()} for name, levels in found.items()}
+                    found[name].setdefault(str(clients), []).append(measure(server, clients))
+        return found
     finally:
         for server in servers.values():
             server.stop()
+
+
+def measure_loopback(trees: dict[str, Path], rounds: int, seconds: float, perf: str, tmp: Path) -> dict:
+    """Per checkout and client level, the stub server's worker CPU µs per request served (spread over rounds)."""
+
+    def worker_cpu_us(server, clients: int) -> float:
+        worker = server.workers()[0]
+        before = cpu_seconds(worker)
+        run = load(server.port, clients, seconds, perf)
+        return (cpu_seconds(worker) - before) / (run["ok"] + len(run["probes"])) * 1e6
+
+    servers = {}
+    for name, root in trees.items():
+        servers[name] = start_server(SHIPPED_WEIGHTS, 32, tmp / f"stub-{name}.log", root=root, cmd=STUB_COMMAND)
+    found = alternate(servers, LOOPBACK_CLIENTS, rounds, worker_cpu_us, 0.5, perf)
+    return {name: {level: spread(values) for level, values in levels.items()} for name, levels in found.items()}
 
 
 def measure_load(trees: dict[str, Path], rounds: int, seconds: float, perf: str, tmp: Path) -> dict:
     """Per checkout and client level, req/s with the real engine (spread over rounds), p50/p99 and the 503 share."""
-    servers = {}
-    try:
-        for name, root in trees.items():
-            servers[name] = start_server(SHIPPED_WEIGHTS, 32, tmp / f"load-{name}.log", root=root)
-        for server in servers.values():
-            server.wait_ready(timeout=120)
-        found: dict[str, dict[str, list[dict]]] = {name: {} for name in trees}
-        for clients in LOAD_CLIENTS:
-            for server in servers.values():
-                load(server.port, clients, 1.0, perf)  # settle
-            for _ in range(rounds):
-                for name, server in servers.items():
-                    found[name].setdefault(str(clients), []).append(load(server.port, clients, seconds, perf))
-        return {name: {level: load_row(parts) for level, parts in levels.items()} for name, levels in found.items()}
-    finally:
-        for server in servers.values():
-            server.stop()
+    servers = {
+        name: start_server(SHIPPED_WEIGHTS, 32, tmp / f"load-{name}.log", root=root) for name, root in trees.items()
+    }
+    measure = lambda server, clients: load(server.port, clients, seconds, perf)  # noqa: E731
+    found = alternate(servers, LOAD_CLIENTS, rounds, measure, 1.0, perf)
+    return {name: {level: load_row(parts) for level, parts in levels.items()} for name, levels in found.items()}
 
 
 def load_row(parts: list[dict]) -> dict:

@@ -51,7 +51,9 @@ def overhead_report(base: float, this: float) -> dict:
     for name, value in (("base", base), ("this", this)):
         cell = {"median": value, "min": value - 1, "max": value + 1}
         report["stages"][name] = {key: dict(cell) for key in report["stages"][name]}
-        report["loopback"][name] = {level: dict(cell, median=value * 2) for level in ("1", "16")}
+        report["loopback"][name] = {
+            level: {"median": value * 2, "min": value * 2 - 1, "max": value * 2 + 1} for level in ("1", "16")
+        }
         for row in report["load"][name].values():
             row["req_per_s"] = {"median": 10_000 / value, "min": 1.0, "max": 1e6}
     return report
