@@ -8,13 +8,14 @@ PY := $(VENV)/bin/python
 ROBOJAM_DATA ?= $(abspath ../shared/data)
 export ROBOJAM_DATA
 
-.PHONY: help venv serve-venv tools serve test bench bench-load bench-capacity bench-peers quality quality-sweep lint costs policy-venv staging clean
+.PHONY: help venv serve-venv tools serve test bench bench-load bench-overhead bench-capacity bench-peers quality quality-sweep lint costs policy-venv staging clean
 
 help:
 	@echo "make serve  - serve the shipped model on http://127.0.0.1:5000 (NumPy only, no TensorFlow)"
 	@echo "make test   - install everything (dev venv + tools) and run the whole test suite"
 	@echo "make bench  - inference benchmark (Keras vs NumPy engine): benchmarks/latest.json (see benchmarks/README.md)"
 	@echo "make bench-load - the service under 1-64 concurrent clients, batching off vs on (benchmarks/load.json)"
+	@echo "make bench-overhead - CPU per request outside inference by stage, against OVERHEAD_BASE (benchmarks/overhead.json)"
 	@echo "make bench-peers - the engine against ONNX Runtime and LiteRT, fp32 and int8, one core (benchmarks/peers.json)"
 	@echo "make bench-capacity - the deployed service's capacity on one core through Caddy (benchmarks/capacity.json)"
 	@echo "make quality - the shipped model's replies against human touch statistics and baselines (benchmarks/quality.json)"
@@ -65,6 +66,11 @@ bench-load: venv
 # `--avx2` builds the project for an AVX2 target: make bench-peers ARGS=--avx2
 bench-peers: venv
 	$(PY) -m benchmarks.peers $(ARGS)
+
+# CPU per request outside inference (stages in process, the whole request over loopback) and req/s at 16/64 clients;
+# OVERHEAD_BASE=DIR (e.g. `git worktree add /tmp/overhead-base <commit>`) measures that checkout beside this one.
+bench-overhead: venv
+	$(PY) -m benchmarks.overhead $(if $(OVERHEAD_BASE),--base $(OVERHEAD_BASE))
 
 # The service as the droplet runs it (defaults, Caddy in front) on one core: the record infra.costs prices from.
 bench-capacity: venv

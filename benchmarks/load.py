@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -57,11 +58,21 @@ def tuned(max_batch: int) -> dict[str, str]:
     }
 
 
-def start_server(weights: Path, max_batch: int, log: Path, settings: dict[str, str] | None = None) -> GunicornProcess:
+def start_server(
+    weights: Path,
+    max_batch: int,
+    log: Path,
+    settings: dict[str, str] | None = None,
+    *,
+    root: Path = REPO_ROOT,
+    cmd: Sequence[str] | None = None,
+) -> GunicornProcess:
     """gunicorn with the service's own config, pinned to SERVER_CORE, started: one worker at `max_batch`
-    (bench-load), or the service's defaults (`settings={}`: what the image runs, as bench-capacity measures it)."""
+    (bench-load), or the service's defaults (`settings={}`: what the image runs, as bench-capacity measures it).
+    `root` is the checkout to serve (bench-overhead serves an older commit's beside this one), `cmd` another
+    gunicorn command line run there."""
     env = {"ROBOJAM_WEIGHTS": str(weights), **(tuned(max_batch) if settings is None else settings)}
-    server = GunicornProcess(log, env=env, prefix=("taskset", "-c", str(SERVER_CORE)))
+    server = GunicornProcess(log, env=env, cmd=cmd, prefix=("taskset", "-c", str(SERVER_CORE)), cwd=root)
     if "ROBOJAM_WORKERS" not in env:
         server.env.pop("ROBOJAM_WORKERS", None)  # not GunicornProcess's 2: the service picks (one per core it has)
     return server.start()

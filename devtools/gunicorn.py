@@ -32,8 +32,8 @@ def child_pids(pid: int) -> list[int]:
 
 
 class GunicornProcess:
-    """A server subprocess on 127.0.0.1:`port`, run from the repository root in its own session; stopped by SIGTERM
-    then SIGKILL. `prefix` goes before the command (e.g. `taskset -c 0`)."""
+    """A server subprocess on 127.0.0.1:`port`, run from the repository root (or `cwd`, another checkout of it) in
+    its own session; stopped by SIGTERM then SIGKILL. `prefix` goes before the command (e.g. `taskset -c 0`)."""
 
     def __init__(
         self,
@@ -42,6 +42,7 @@ class GunicornProcess:
         cmd: Sequence[str] | None = None,
         port: int = 0,
         prefix: Sequence[str] = (),
+        cwd: Path = REPO_ROOT,
     ):
         self.port = port or free_port()
         self.env = {
@@ -53,6 +54,7 @@ class GunicornProcess:
         self.env["PATH"] = f"{VENV_BIN}{os.pathsep}{self.env.get('PATH', '')}"
         self.cmd = [*prefix, *(cmd or SERVICE_COMMAND)]
         self.log_path = log_path
+        self.cwd = cwd
         self.scheme = "http"
         self.proc: subprocess.Popen | None = None
 
@@ -70,7 +72,7 @@ class GunicornProcess:
     def start(self) -> GunicornProcess:
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                self.cmd, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                self.cmd, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         return self
 

@@ -72,6 +72,40 @@ def _columns(header: list[str], name: str) -> dict[str, int]:
     return {column: names.index(column) for column in REQUIRED_COLUMNS}
 
 
+def _plain_table(text: str, max_rows: int | None, name: str) -> np.ndarray | None:
+    """The `[time, x, y]` columns (n, 3) float64 of a plain CSV (what the app writes), or None to read it row by row.
+
+    Plain: ASCII without quotes, CR, NUL or underscores, LF lines with the header first, no blank line but a last
+    one, every row at least as wide as the required columns, their values finite numbers. For such text `float`
+    reads each value exactly as `_number` would, and the csv module would split the lines the same way; anything
+    else (every error included) is left to the row-by-row reader, which says what is wrong and where.
+    """
+    if not text.isascii() or any(mark in text for mark in _NOT_PLAIN) or len(text) > csv.field_size_limit():
+        return None
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    if len(lines) < 2 or (max_rows is not None and len(lines) - 1 > max_rows):
+        return None
+    try:
+        columns = _columns(lines[0].split(","), name)
+    except PerformanceError:
+        return None
+    need = max(columns.values()) + 1
+    rows = [line.split(",", need) for line in lines[1:]]  # the columns past the required ones stay in one piece
+    if min(map(len, rows)) < need:
+        return None
+    by_column = list(zip(*rows, strict=False))  # as wide as the narrowest row: enough for the required columns
+    try:
+        table = np.array([by_column[columns[column]] for column in REQUIRED_COLUMNS], dtype=np.float64).T
+    except ValueError:  # an empty field or one that is not a number
+        return None
+    return table if np.isfinite(table).all() else None
+
+
+_NOT_PLAIN = ('"', "\r", "\0", "_")
+
+
 def parse_csv(text: str, *, max_rows: int | None = None, name: str = "the performance") -> np.ndarray:
     """The `[x, y, dt]` rows (n >= 1, 3) float64 of a MicroJam CSV, as written: not clipped (see `clean`).
 
@@ -79,8 +113,15 @@ def parse_csv(text: str, *, max_rows: int | None = None, name: str = "the perfor
     twice); a leading byte-order mark and blank lines are skipped; dt = diff(time), the first 0. Every value must be
     a finite number in ASCII digits. Anything else raises a
     PerformanceError naming `name` (e.g. a file name) and the line.
+    A plain CSV such as the app writes is read in a few NumPy calls (`_plain_table`); the rest row by row.
     """
     text = text.removeprefix("\ufeff")  # a byte-order mark, as spreadsheet exports start
+    table = _plain_table(text, max_rows, name)
+    if table is not None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            dt = np.diff(table[:, 0], prepend=table[0, 0])
+        if np.isfinite(dt).all():
+            return np.column_stack([table[:, 1:3], dt])
     reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
     columns: dict[str, int] | None = None
     rows: list[tuple[float, float, float]] = []
@@ -151,9 +192,10 @@ def format_csv(events: np.ndarray, *, separator: str = SEPARATOR) -> str:
     if events.ndim != 2 or events.shape[1] != DIMENSION or len(events) == 0:
         raise ValueError(f"expected generated events of shape (m>=1, 3), got {events.shape}.")
     dt = events[:, 2]
-    times = np.cumsum(dt)
     # Compared in float32, the engine's precision, so a generated dt of float32(0.1) counts as "not > 0.1".
-    moving = (dt.astype(np.float32) <= np.float32(MOVING_GAP)).astype(int)
+    moving = (dt.astype(np.float32) <= np.float32(MOVING_GAP)).astype(np.float64)
     moving[0] = 0
-    rows = zip(times, events[:, 0], events[:, 1], [Z] * len(events), moving, strict=True)
-    return format_rows(rows, separator=separator)
+    table = np.column_stack([np.cumsum(dt), events[:, 0], events[:, 1], np.full(len(events), Z), moving])
+    # One %-format for all rows: "%.6f" writes a float as f"{value:.6f}" does, "%d" the 0 or 1 as format_rows.
+    row = separator.join(("%.6f", "%.6f", "%.6f", "%.6f", "%d")) + "\n"
+    return ",".join(HEADER) + "\n" + (row * len(events)) % tuple(table.ravel().tolist())

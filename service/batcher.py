@@ -95,6 +95,7 @@ class Batcher:
         self._cond = threading.Condition()
         self._pending: deque[_Job] = deque()
         self._arriving = 0
+        self._awaiting_arrivals = False  # the loop waits for requests being parsed (only then is one's end news)
         self._cancelled = False  # some job was cancelled since the loop last looked
         self._pid: int | None = None
 
@@ -153,7 +154,11 @@ class Batcher:
                 self._cond.wait()
             if active == 0 and self._arriving and policy.wait_seconds > 0 and self.batched:
                 # Starting from idle while other requests are being parsed: a moment's wait lets them share.
-                self._cond.wait_for(lambda: not self._arriving, timeout=policy.wait_seconds)
+                self._awaiting_arrivals = True
+                try:
+                    self._cond.wait_for(lambda: not self._arriving, timeout=policy.wait_seconds)
+                finally:
+                    self._awaiting_arrivals = False
             taken = []
             while self._pending and active + len(taken) < policy.max_batch:
                 job = self._pending.popleft()
@@ -224,6 +229,8 @@ class _Arrival:
             self._batcher._arriving += 1
 
     def __exit__(self, *exc) -> None:
-        with self._batcher._cond:
-            self._batcher._arriving -= 1
-            self._batcher._cond.notify_all()
+        batcher = self._batcher
+        with batcher._cond:
+            batcher._arriving -= 1
+            if batcher._awaiting_arrivals and not batcher._arriving:  # else nobody waits on it: no thread woken
+                batcher._cond.notify_all()

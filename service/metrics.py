@@ -107,6 +107,23 @@ def _endpoint() -> str:
     return rule.rule if rule is not None else "unmatched"
 
 
+class _Children:
+    """Each labelled metric's child per label values, looked up once (`labels()` costs microseconds a call); the
+    label values come from fixed sets, so this stays small. A child follows its process across a fork."""
+
+    def __init__(self, metric):
+        self._metric, self._children = metric, {}
+
+    def __call__(self, *values: str):
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
+
+
+_latency, _requests = _Children(LATENCY), _Children(REQUESTS)
+
+
 def render(multiprocess_dir: str | None) -> Response:
     """The exposition text, summed over all worker processes when running multiprocess (settings: the dir)."""
     if multiprocess_dir:
@@ -139,8 +156,8 @@ def init_app(app: Flask, precision: str) -> None:
         start = g.get("metrics_start")
         if start is not None:
             endpoint = _endpoint()
-            LATENCY.labels(endpoint).observe(time.perf_counter() - start)
-            REQUESTS.labels(endpoint, method_label(request.method), str(response.status_code)).inc()
+            _latency(endpoint).observe(time.perf_counter() - start)
+            _requests(endpoint, method_label(request.method), str(response.status_code)).inc()
         return response
 
     @app.teardown_request

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 
-from benchmarks import results
+from benchmarks import overhead, results
 
 
 def test_the_readmes_tables_are_generated_from_the_committed_results():
@@ -66,3 +66,39 @@ def test_the_peers_tables_divide_each_method_by_the_projects_fp32_engine():
     )
     assert "| project engine (int8) speed-up over fp32, whole request | 5.00× |" in goals
     assert "| project engine (int8) speed-up over fp32, B=16 step | 1.00× |" in goals
+
+
+def overhead_report(base: float, this: float) -> dict:
+    """A bench-overhead record whose every CPU figure is `base` or `this` µs, req/s the other way round."""
+    report = json.loads(results.OVERHEAD_RESULTS.read_text())
+    report["trees"] = {"base": "1111111", "this": "2222222"}
+    for name, value in (("base", base), ("this", this)):
+        cell = {"median": value, "min": value - 1, "max": value + 1}
+        report["stages"][name] = {key: dict(cell) for key in report["stages"][name]}
+        report["loopback"][name] = {
+            level: {"median": value * 2, "min": value * 2 - 1, "max": value * 2 + 1} for level in ("1", "16")
+        }
+        for row in report["load"][name].values():
+            row["req_per_s"] = {"median": 10_000 / value, "min": 1.0, "max": 1e6}
+    return report
+
+
+def test_the_overhead_table_divides_this_checkout_by_the_base():
+    lines = overhead.markdown(overhead_report(base=400.0, this=100.0)).splitlines()
+    request = next(line for line in lines if line.startswith("| **in process, whole request**"))
+    assert request.endswith("| 400 (399–401) | 100 (99–101) | 0.25× |")
+    loopback = next(line for line in lines if line.startswith("| **over loopback, 1 client**"))
+    assert loopback.endswith("| 800 (799–801) | 200 (199–201) | 0.25× |")
+    gunicorn = next(line for line in lines if line.startswith("| gunicorn worker and sockets"))
+    assert gunicorn.endswith("| 400 | 100 | 0.25× |")  # loopback minus in process
+    assert next(line for line in lines if line.startswith("| req/s at 16 clients")).endswith("| 4.00× |")
+
+
+def test_stage_rows_split_the_whole_request_into_its_stages():
+    found = dict(request=1000.0, context=20.0, fields=50.0, validation=5.0, csv=300.0)
+    found.update(admission=5.0, handoff=40.0, reply=100.0, metrics=15.0)
+    rows = overhead.stage_rows(found)
+    assert rows["json"] == 30.0 and rows["validation"] == 5.0
+    assert rows["flask"] == 1000.0 - 30.0 - 5.0 - 300.0 - 5.0 - 40.0 - 100.0 - 15.0
+    parts = ("json", "validation", "csv", "admission", "handoff", "reply", "metrics", "flask")
+    assert sum(rows[key] for key in parts) == rows["request"]  # the request context is in the Flask remainder

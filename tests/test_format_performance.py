@@ -10,8 +10,20 @@ import numpy as np
 import pytest
 from support.microjam import check_reply
 
-from devtools.performances import app_csv
-from robojam_format.performance import MAX_DT, PerformanceError, TooManyRows, clean, format_csv, parse_csv
+from devtools.performances import app_csv, random_performance, typical_request
+from robojam_format import performance
+from robojam_format.performance import (
+    APP_SEPARATOR,
+    MAX_DT,
+    MOVING_GAP,
+    PerformanceError,
+    TooManyRows,
+    Z,
+    clean,
+    format_csv,
+    format_rows,
+    parse_csv,
+)
 from service.errors import status_of
 
 
@@ -75,6 +87,43 @@ def test_unusable_csv_raises_one_sentence(text, message):
     assert status_of(raised.value) == 400 and str(raised.value).endswith(".")
 
 
+PLAIN_ODDITIES = [
+    "time,x,y\n1e-3,+0.5,.25\n2E1, 5.,-0\n",  # exponents, signs, bare points
+    " Moving , Y ,extra, X,TIME\n0, 0.2, a, 0.1, 1.0\n1, 0.4, b, 0.3, 1.5\n",  # by name, text in an ignored column
+    "time,x,y\n\t0.1 ,0.2\t, 0.3 \n0.2,0.3,0.4,5,6,7\n0.3,0.4,0.5,,\n",  # tabs and spaces, wider rows, blanks
+    "time,x,y\n0,0,0\n1e308,1,1\n",  # large but finite
+    "time,x,y\n0.1,0.2,0.3",  # no final newline
+]
+
+
+@pytest.mark.parametrize("text", [typical_request(100, seed) for seed in range(3)] + PLAIN_ODDITIES)
+def test_a_plain_csv_is_read_without_the_row_reader_and_exactly_as_it_would_read_it(text, monkeypatch):
+    row_by_row = parse_csv(text.replace("\n", "\r\n"))  # a CR is not plain: read row by row
+    monkeypatch.setattr(performance.csv, "reader", None)  # a plain CSV never reaches it
+    assert np.array_equal(parse_csv(text), row_by_row)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_app_performances_read_the_same_plain_or_row_by_row(seed):
+    text = random_performance(seed)
+    assert np.array_equal(parse_csv(text), parse_csv(text.replace("\n", "\r\n")))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("time,x,y\n0,0,0\n\n1,1,1\n2,2\n", "line 5 has 2 fields"),  # a blank line still counts in line numbers
+        ("time,x,y\n1e308,0,0\n-1e308,0,0\n", "line 3: the time step"),
+        ("time,x,y\n0,0,0\n1,1e999,0\n", "line 3: the 'x' value '1e999' is not a finite number"),
+        ("time,x,y\n0,0,0\n1,1_0,0\n", "line 3: the 'x' value '1_0' is not a number"),
+        ("time,time,y\n0,0,0\n", "names the column 'time' more than once"),
+    ],
+)
+def test_plain_looking_csv_errors_name_the_line_as_before(text, message):
+    with pytest.raises(PerformanceError, match=message):
+        parse_csv(text, name="perf.csv")
+
+
 # ---- writing what the app reads ----------------------------------------------------------------------------
 
 
@@ -105,6 +154,16 @@ def test_formatted_reply_is_accepted_by_the_app_reader():
     events = np.column_stack([rng.random((len(dt), 2)), dt]).astype(np.float32)
     touches = check_reply(format_csv(events), seconds=5.0)
     assert len(touches) == len(dt)
+
+
+@pytest.mark.parametrize("separator", [",", APP_SEPARATOR])
+def test_format_csv_writes_each_row_as_format_rows_does(separator):
+    rng = np.random.default_rng(2)
+    events = np.column_stack([rng.random((300, 2)) * 3 - 1, rng.exponential(0.1, 300)]).astype(np.float32)
+    x, y, dt = events.astype(np.float64).T
+    moving = [0] + [int(step <= np.float32(MOVING_GAP)) for step in events[1:, 2]]
+    rows = zip(np.cumsum(dt), x, y, [Z] * 300, moving, strict=True)
+    assert format_csv(events, separator=separator) == format_rows(rows, separator=separator)
 
 
 def test_format_refuses_empty_or_misshapen_events():
