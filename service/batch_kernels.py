@@ -12,8 +12,9 @@ rows, not by copying. The rows and columns left over go one at a time. Its sums 
 their meaning.
 
 `sample_rows`: RoboJam's draw (ARTIFACT.md, Sampling 3) for every row that has finished conditioning, with exactly
-the engine Sampler's arithmetic (the mixture choice in float64 with libm's exp, the touch in float32, no fastmath), so
-one Python call replaces a dozen small NumPy calls per iteration and gives the Sampler's touch for the same draws.
+the engine Sampler's arithmetic (the mixture choice in float64 with libm's exp, the touch in float32 but its sigma's
+expm1 libm's in float64, no fastmath), so one Python call replaces a dozen small NumPy calls per iteration and gives
+the Sampler's touch, bit for bit, for the same draws.
 
 `feed_rows` gives each conditioning row its next event; `gates_rows` and `output_rows` are the LSTM cell's steps
 around NumPy's tanh, in the engine cell's order (bit for bit).
