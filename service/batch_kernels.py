@@ -19,8 +19,9 @@ one rounding per multiply-add (float32 rounding, not bit for bit; K_BLOCK says h
 their meaning.
 
 `sample_rows`: RoboJam's draw (ARTIFACT.md, Sampling 3) for every row that has finished conditioning, with exactly
-the engine Sampler's arithmetic (the mixture choice in float64 with libm's exp, the touch in float32, no fastmath), so
-one Python call replaces a dozen small NumPy calls per iteration and gives the Sampler's touch for the same draws.
+the engine Sampler's arithmetic (the mixture choice in float64 with libm's exp, the touch in float32 but its sigma's
+expm1 libm's in float64, no fastmath), so one Python call replaces a dozen small NumPy calls per iteration and gives
+the Sampler's touch, bit for bit, for the same draws.
 
 `feed_rows` gives each conditioning row its next event; `cell_rows` is the LSTM cell, for one row or many (the engine
 has no other); `condition_rows` runs one layer over a row's conditioning events, products and cells, in one call.
@@ -289,24 +290,27 @@ def sample_rows(
         row = rows[i]
         slot = slots[row]
         step = steps[slot]
-        top = float(out[row, 2 * md])  # the mixture: as Sampler.choose, in float64 with libm's exp
+        # The mixture: as Sampler.choose, in float64 with libm's exp (np.float64, not float(): Numba's float() of a
+        # float32 stays float32, and a float32 `logit - top` rounds where the Sampler's float64 one is exact).
+        top = np.float64(out[row, 2 * md])
         for m in range(1, mixtures):
-            top = max(top, float(out[row, 2 * md + m]))
+            top = max(top, np.float64(out[row, 2 * md + m]))
         weight_sum = 0.0
         for m in range(mixtures):
-            logit = float(out[row, 2 * md + m])
+            logit = np.float64(out[row, 2 * md + m])
             weight_sum += 1.0 if logit == top else math.exp((logit - top) * inv_temperature[slot])
         threshold = choices[slot, step] * weight_sum
-        logit = float(out[row, 2 * md])
+        logit = np.float64(out[row, 2 * md])
         chosen, acc = 0, 1.0 if logit == top else math.exp((logit - top) * inv_temperature[slot])
         while acc < threshold and chosen < mixtures - 1:
             chosen += 1
-            logit = float(out[row, 2 * md + chosen])
+            logit = np.float64(out[row, 2 * md + chosen])
             acc += 1.0 if logit == top else math.exp((logit - top) * inv_temperature[slot])
         begin = chosen * d
         for j in range(d):  # the touch: as Sampler.sample, in float32
             raw = out[row, md + begin + j]
-            sigma = max(raw, np.float32(0.0)) + math.expm1(min(raw, np.float32(0.0)))
+            negative = np.float32(math.expm1(np.float64(min(raw, np.float32(0.0)))))  # as Sampler: libm's, float64
+            sigma = max(raw, np.float32(0.0)) + negative
             sigma += np.float32(1.0)
             sigma += epsilon
             value = sigma * noise[slot, step, j]

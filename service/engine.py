@@ -224,9 +224,11 @@ class Sampler:
         self.high = np.array([1.0, 1.0, np.inf], dtype=F32)
 
     def sigma_into(self, raw: np.ndarray, out: np.ndarray) -> None:
-        """out = elu(raw) + 1 + epsilon: keras-mdn-layer's sigma activation."""
+        """out = elu(raw) + 1 + epsilon: keras-mdn-layer's sigma activation. Its expm1 is libm's in float64, rounded
+        to float32, as service/batch_kernels.py's draw computes it (NumPy's float32 expm1 is SIMD code on AVX-512
+        CPUs and differs from libm in the last bit for about one negative input in four)."""
         np.minimum(raw, 0.0, out=self.neg)
-        np.expm1(self.neg, out=self.neg)
+        self.neg[:] = [math.expm1(v) for v in self.neg.tolist()]
         np.maximum(raw, 0.0, out=out)
         out += self.neg
         out += F32(1.0)
@@ -237,7 +239,10 @@ class Sampler:
         logits = (self.logits if logits is None else logits).tolist()  # M is small: plain floats beat NumPy calls
         top = max(logits)  # the top logit weighs exp(0) = 1 even when 1/temperature overflows to inf
         weights = [math.exp((v - top) * self.inv_temperature) if v != top else 1.0 for v in logits]
-        threshold, m, acc = u * sum(weights), 0, weights[0]
+        total = 0.0
+        for weight in weights:  # left to right, as sample_rows adds them: sum() compensates from Python 3.12 on
+            total += weight
+        threshold, m, acc = u * total, 0, weights[0]
         while acc < threshold and m < self.last:
             m += 1
             acc += weights[m]

@@ -217,3 +217,41 @@ def test_the_cells_tanh_is_within_a_few_ulp_of_numpys_and_keeps_nan_and_infinity
     assert np.abs(got[finite] - expected[finite]).max() <= 4e-7
     assert got[-4] == 1.0 and got[-3] == -1.0 and np.isnan(got[-2]) and got[-1] == 1.0
     assert got[-7] == 0.0 and got[-6] == F32(1e-30) and got[-5] == F32(-3e-4)
+
+
+def borderline_choices(logits: np.ndarray) -> np.ndarray:
+    """Per row, the uniform at which Sampler.choose (temperature 1) moves from the first mixture to the second:
+    there the choice turns on the last bits of the weights and of their sum."""
+    weights = np.exp(logits.astype(np.float64) - logits.max(axis=1, keepdims=True))
+    return weights[:, 0] / weights.sum(axis=1)
+
+
+@pytest.mark.exact
+def test_every_compiled_touch_is_the_samplers_to_the_last_bit(engine):
+    """Thousands of draws at the service's sigma temperature, means inside [0, 1] so nothing is clipped and a sigma's
+    last bit reaches the touch, half of them with a uniform on a mixture's border, and a row whose weights Python
+    3.12's compensated sum() adds to another total: each touch equals Sampler.sample's. (NumPy's SIMD expm1 and
+    libm's expm1f disagree in the last bit for about one negative input in four; a float32 `logit - top` rounds where
+    the Sampler's float64 one does not.)"""
+    rng = np.random.default_rng(11)
+    d, rows_total, md = engine.dimension, 4096, engine.mixtures * engine.dimension
+    out = rng.standard_normal((rows_total, engine.output_size)).astype(F32)
+    out[:, :md] = rng.uniform(0.2, 0.8, (rows_total, md)) * engine.scale
+    out[:, md : 2 * md] = rng.uniform(-4.0, 1.0, (rows_total, md))
+    choices = rng.random((rows_total, MAX_STEPS))
+    choices[::2, 0] = borderline_choices(out[::2, 2 * md :])
+    out[0, 2 * md :] = [0.0, -37.0, -37.0, -37.0, -37.0]  # weights 1 and 4 x ~8.5e-17: plain sum 1, compensated more
+    choices[0, 0] = 1.0 - 2.0**-53  # the largest uniform Generator.random gives
+    noise = (rng.standard_normal((rows_total, MAX_STEPS, d)) * np.sqrt(0.1)).astype(F32)
+    generated = np.zeros((rows_total, MAX_STEPS, d), dtype=F32)
+    rows = np.arange(rows_total, dtype=np.int64)
+    steps, total, seconds = np.zeros(rows_total, dtype=np.int64), np.zeros(rows_total), np.full(rows_total, np.inf)
+    sample_rows(
+        out, rows, rows, engine.mixtures, F32(engine.scale), F32(engine.sigma_epsilon), choices, noise, generated,
+        steps, total, seconds, np.ones(rows_total), np.zeros((rows_total, d), dtype=F32), np.zeros(rows_total, bool),
+    )  # fmt: skip
+    expected = np.empty((rows_total, d), dtype=F32)
+    for row in rows:
+        sampler = Sampler(out[row].copy(), engine.mixtures, d, 1.0, engine.sigma_epsilon, engine.scale)
+        sampler.sample(choices[row, 0], noise[row, 0], out=expected[row])
+    assert np.array_equal(generated[:, 0], expected), np.flatnonzero((generated[:, 0] != expected).any(axis=1))
