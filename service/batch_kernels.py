@@ -212,7 +212,8 @@ def _driver_source(tiles: Tiles) -> str:
 # step reads 12.6 MB of weights from L3, which the core's own prefetchers fetch too late for 8-row tiles: measured
 # on a Zen 4 core (one process, alternating), the 2x512 layer products at B=8 and B=16 ~13 % faster with it (1024
 # bytes: ~9 %, 8192 and 16384: the same as 4096), 23 % at B=12, 10 % at B=32; AVX2 (4x3 ymm, haswell) 12 % at B=16.
-# Only the full-height tile prefetches: in a 1- or 2-row tile (the lone request) the extra loads cost ~19 %.
+# The whole 2x512 step (Engine.step_rows) at B=16: 0.80-0.84x (AVX2 0.93x); 2x256's within the noise. Only the
+# full-height tile prefetches: in a 1- or 2-row tile (the lone request) the extra loads cost ~19 %.
 PREFETCH_AHEAD = 4096
 
 
