@@ -13,10 +13,11 @@ of dot products over K, horizontal sums at the end) and other tiles on a Zen 5 c
 and 8x3 zmm tiles at the same speed (the FMA peak), 16x1 5 % and 2x8 20 % slower, the old kernel 1.3x slower at
 16 rows; 8x2 needs no N multiple of 48 (4 * units is a multiple of 32) and no spills when LLVM hoists the
 broadcasts. For AVX2 (Numba compiling for znver3, same core): 4x3 ymm tiles 10 % faster than 4x2 and 2x4, 6x2 and
-8x1 15-20 % slower (spills). Rows left over take tiles of 4, 2 and 1 rows (each tile height costs compile time at
-import); a last panel narrower than the tile lands in scratch first. Sums run in another order than BLAS's and with
-one rounding per multiply-add (float32 rounding, not bit for bit; K_BLOCK says how close); NaN and infinity keep
-their meaning.
+8x1 15-20 % slower (spills). A full-height tile also prefetches the weights a few KB ahead of the row it reads
+(PREFETCH_AHEAD: weights that do not fit in L2 arrive in time). Rows left over take tiles of 4, 2 and 1 rows (each
+tile height costs compile time at import); a last panel narrower than the tile lands in scratch first. Sums run in
+another order than BLAS's and with one rounding per multiply-add (float32 rounding, not bit for bit; K_BLOCK says
+how close); NaN and infinity keep their meaning.
 
 `sample_rows`: RoboJam's draw (ARTIFACT.md, Sampling 3) for every row that has finished conditioning, with exactly
 the engine Sampler's arithmetic (the mixture choice in float64 with libm's exp, the touch in float32 but its sigma's
@@ -79,14 +80,15 @@ def tile_shape() -> Tiles:
     return AVX512_TILES if "+avx512f" in features.split(",") else AVX2_TILES
 
 
-def _microkernel(rows: int, vectors: int, width: int):
+def _microkernel(rows: int, vectors: int, width: int, ahead: int):
     """An intrinsic for one register tile: `out[r, :vectors*width] = sum_k x[r, k] * w[k] + init[r]` for r < rows.
 
     Arguments are addresses and strides in float32 elements: `x` (a row stride apart, K values each), the panel's
     weight rows `w` (`w_stride` apart), K >= 1, the starting sums `init` (rows `init_stride` apart: 0 for a bias row
     shared by all rows, or `out` itself to go on summing) and `out` (rows `out_stride` apart). The sums are
     LLVM vectors kept in registers over the whole loop over K; each step loads `vectors` weight vectors once and
-    broadcasts one activation per row into fused multiply-adds (`llvm.fma`: one rounding each)."""
+    broadcasts one activation per row into fused multiply-adds (`llvm.fma`: one rounding each). With `ahead` > 0,
+    each step also prefetches the weight bytes `ahead` bytes past its own row (a hint: the sums are the same)."""
 
     @intrinsic
     def tile(typingctx, x, x_stride, w, w_stride, k_in, init, init_stride, out, out_stride):
@@ -95,6 +97,10 @@ def _microkernel(rows: int, vectors: int, width: int):
             vec = ir.VectorType(f32, width)
             fma = cgutils.get_or_insert_function(
                 builder.module, ir.FunctionType(vec, [vec] * 3), f"llvm.fma.v{width}f32"
+            )
+            byte = ir.IntType(8).as_pointer()
+            prefetch = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), [byte, i32, i32, i32]), "llvm.prefetch.p0"
             )
             x, x_stride, w, w_stride, k_in, init, init_stride, out, out_stride = (
                 context.cast(builder, value, kind, types.int64)
@@ -119,6 +125,9 @@ def _microkernel(rows: int, vectors: int, width: int):
             sums = [[builder.phi(vec) for _ in range(vectors)] for _ in range(rows)]
             weights = at(wp, builder.mul(k, w_stride))
             columns = [load_vector(at(weights, c * width)) for c in range(vectors)]
+            for line in range(0, 4 * vectors * width, 64) if ahead else ():  # each 64-byte line of a row, ahead
+                target = builder.bitcast(at(weights, (ahead + line) // 4), byte)  # read, keep in all caches, data
+                builder.call(prefetch, [target, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
             lane0, broadcast = ir.Constant(i32, 0), ir.Constant(ir.VectorType(i32, width), None)
             summed = []
             for r in range(rows):
@@ -199,12 +208,22 @@ def _driver_source(tiles: Tiles) -> str:
     return "\n".join(lines) + "\n"
 
 
-def compile_matmul(tiles: Tiles):
+# How far ahead of its weight row a full-height tile prefetches, in bytes (32 rows of a 32-column panel). A 2x512
+# step reads 12.6 MB of weights from L3, which the core's own prefetchers fetch too late for 8-row tiles: measured
+# on a Zen 4 core (one process, alternating), the 2x512 layer products at B=8 and B=16 ~13 % faster with it (1024
+# bytes: ~9 %, 8192 and 16384: the same as 4096), 23 % at B=12, 10 % at B=32; AVX2 (4x3 ymm, haswell) 12 % at B=16.
+# The whole 2x512 step (Engine.step_rows) at B=16: 0.80-0.84x (AVX2 0.93x); 2x256's within the noise. Only the
+# full-height tile prefetches: in a 1- or 2-row tile (the lone request) the extra loads cost ~19 %.
+PREFETCH_AHEAD = 4096
+
+
+def compile_matmul(tiles: Tiles, ahead: int = PREFETCH_AHEAD):
     """`matmul_rows` compiled for `tiles`: out[:rows] = z[:rows, lo:lo+K] @ W + bias, for W and bias packed by
-    `packed(W, bias, tiles)` and `out` exactly N columns wide."""
+    `packed(W, bias, tiles)` and `out` exactly N columns wide; its full-height tiles prefetch `ahead` bytes ahead
+    (0: none; the same sums either way)."""
     namespace = {"np": np, "K_BLOCK": K_BLOCK}
     for r in _row_pieces(tiles):
-        namespace[f"tile{r}"] = _microkernel(r, tiles.vectors, tiles.width)
+        namespace[f"tile{r}"] = _microkernel(r, tiles.vectors, tiles.width, ahead if r == tiles.rows else 0)
     exec(compile(_driver_source(tiles), f"<matmul_rows {tiles}>", "exec"), namespace)
     return numba.njit(
         numba.void(_MATRIX, numba.int64, numba.int64, _PACKED, _MATRIX),

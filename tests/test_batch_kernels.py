@@ -54,6 +54,18 @@ def test_the_product_equals_numpy_for_every_row_and_column_count(product, k, n, 
     assert (out[rows:] == 7.0).all()
 
 
+def test_prefetching_leaves_every_sum_as_it_is(product):
+    """The prefetch is a hint: with and without it, the same sums bit for bit (whole tiles and rows left over)."""
+    tiles, product = product
+    rng = np.random.default_rng(3)
+    weights, bias = rng.standard_normal((600, 70)).astype(F32), frozen(rng.standard_normal(70))
+    z, layout = rng.standard_normal((2 * tiles.rows + 3, 600)).astype(F32), packed(weights, bias, tiles)
+    prefetching, plain = (np.empty((len(z), 70), dtype=F32) for _ in range(2))
+    product(z, 0, len(z), layout, prefetching)
+    compile_matmul(tiles, ahead=0)(z, 0, len(z), layout, plain)
+    np.testing.assert_array_equal(prefetching, plain)
+
+
 def test_the_tile_follows_the_vector_registers(monkeypatch):
     """8 rows of 2 zmm vectors where AVX-512 gives 32 registers, 4 rows of 3 ymm where AVX2 gives 16 (as Numba's
     NUMBA_CPU_FEATURES says)."""
