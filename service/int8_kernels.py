@@ -253,37 +253,52 @@ def quantize_rows(z, lo, k, rows, q, scales):  # pragma: no cover - compiled; te
 
 
 @numba.njit(
-    numba.void(_MATRIX, numba.int64, numba.int64, numba.int64, _SUMS, _SCALES, _WEIGHTS, _CORRECTIONS, _VECTOR,
-               _VECTOR, _MATRIX),
+    numba.void(_MATRIX, numba.int64, numba.int64, numba.int64, _SUMS, _SCALES, _WEIGHTS, _WEIGHTS, _CORRECTIONS,
+               _VECTOR, _VECTOR, _MATRIX),
     fastmath={"reassoc", "contract"},
     boundscheck=False,
     nogil=True,
     cache=False,
 )  # fmt: skip
-def epilogue(z, lo, fp_cols, rows, sums, scales, wfp, corrections, wscales, bias, out):  # pragma: no cover
-    """out[b, n] = (sums - corrections) * scales[b] * wscales[n] + z[b, lo:lo+fp_cols] . wfp[n] + bias[n], the same
-    code for every row (so one row alone and in a batch get the same bits)."""
+def epilogue(z, lo, fp_cols, rows, sums, scales, wfp, by_input, corrections, wscales, bias, out):  # pragma: no cover
+    """out[b, n] = z[b, lo:lo+fp_cols] . wfp[n] + (sums - corrections) * scales[b] * wscales[n] + bias[n], the same
+    code for every row (so one row alone and in a batch get the same bits). With integer sums the float32 part is
+    a few columns (layer 0's input), added one input at a time across all outputs (`by_input`, (fp_cols, N)),
+    so the loops over N vectorise; without (the head), per output a dot product over its many float32 inputs."""
     n_out = out.shape[1]
+    if sums.shape[1] == 0:
+        for b in range(rows):
+            x = z[b, lo : lo + fp_cols]
+            for n in range(n_out):
+                w = wfp[n]
+                t = np.float32(0.0)
+                for j in range(fp_cols):
+                    t += x[j] * w[j]
+                out[b, n] = t + bias[n]
+        return
     for b in range(rows):
-        x = z[b, lo : lo + fp_cols]
+        x, row, o = z[b, lo : lo + fp_cols], sums[b], out[b]
         row_scale = scales[b]
         for n in range(n_out):
-            w = wfp[n]
-            t = np.float32(0.0)
-            for j in range(fp_cols):
-                t += x[j] * w[j]
-            if sums.shape[1]:
-                t += np.float32(sums[b, n] - corrections[n]) * (row_scale * wscales[n])
-            out[b, n] = t + bias[n]
+            o[n] = np.float32(0.0)
+        for j in range(fp_cols):
+            a, w = x[j], by_input[j]
+            for n in range(n_out):
+                o[n] += a * w[n]
+        for n in range(n_out):
+            t = o[n] + np.float32(row[n] - corrections[n]) * (row_scale * wscales[n])
+            o[n] = t + bias[n]
 
 
 @dataclass(frozen=True)
 class Layer:
     """One product's weights as the int8 kernels read them: `fp` (N, fp_cols) float32 for the columns kept in
-    float32, `quantized` (N, K padded to LANES) int8 with per-output-channel `scales` and `corrections` (OFFSET x each
-    row's sum), the same int8 weights as the tiles read them (`packed`, `packed_panels`), and the bias."""
+    float32 (and as `fp_by_input`, (fp_cols, N)), `quantized` (N, K padded to LANES) int8 with per-output-channel
+    `scales` and `corrections` (OFFSET x each row's sum), the same int8 weights as the tiles read them (`packed`,
+    `packed_panels`), and the bias."""
 
     fp: np.ndarray
+    fp_by_input: np.ndarray
     columns: int  # K: the quantized input columns (before padding)
     quantized: np.ndarray
     packed: np.ndarray
@@ -326,8 +341,8 @@ def quantize_layer(weights: np.ndarray, bias: np.ndarray, fp_cols: int) -> Layer
     padded[:, :k] = np.clip(np.rint(rest * safe[:, None]), -LEVELS, LEVELS).astype(np.int8)
     corrections = OFFSET * padded.astype(np.int32).sum(axis=1)
     return Layer(
-        _frozen(fp, np.float32), k, _frozen(padded, np.int8), packed_panels(padded), _frozen(scales, np.float32),
-        _frozen(corrections, np.int32), _frozen(bias, np.float32),
+        _frozen(fp, np.float32), _frozen(fp.T, np.float32), k, _frozen(padded, np.int8), packed_panels(padded),
+        _frozen(scales, np.float32), _frozen(corrections, np.int32), _frozen(bias, np.float32),
     )  # fmt: skip
 
 
@@ -341,8 +356,8 @@ class Kernels:
 
     def qmatmul_rows(self, z: np.ndarray, lo: int, rows: int, layer: Layer, out: np.ndarray) -> None:
         """out[:rows] = z[:rows, lo:lo+K] @ W + bias, the columns past `layer.fp_cols` in int8 (module docstring)."""
-        self._product(z, lo, layer.fp_cols, layer.columns, rows, layer.fp, layer.packed, layer.scales,
-                      layer.corrections, layer.bias, out)  # fmt: skip
+        self._product(z, lo, layer.fp_cols, layer.columns, rows, layer.fp, layer.fp_by_input, layer.packed,
+                      layer.scales, layer.corrections, layer.bias, out)  # fmt: skip
 
 
 @functools.cache
@@ -356,13 +371,13 @@ def compile_product(integer_sums):
     lone path makes three products per step."""
 
     @numba.njit(
-        numba.void(_MATRIX, numba.int64, numba.int64, numba.int64, numba.int64, _WEIGHTS, _PACKED, _VECTOR,
+        numba.void(_MATRIX, numba.int64, numba.int64, numba.int64, numba.int64, _WEIGHTS, _WEIGHTS, _PACKED, _VECTOR,
                    _CORRECTIONS, _VECTOR, _MATRIX),
         boundscheck=False,
         nogil=True,
         cache=False,
     )  # fmt: skip
-    def product(z, lo, fp_cols, k, rows, wfp, packed, wscales, corrections, bias, out):  # pragma: no cover - compiled
+    def product(z, lo, fp_cols, k, rows, wfp, by_input, packed, wscales, corrections, bias, out):  # pragma: no cover
         panels, groups = packed.shape[0], packed.shape[1]
         n_out, k_pad = panels * PANEL, groups * GROUP
         q = np.empty((rows, k_pad), dtype=np.uint8)
@@ -371,7 +386,7 @@ def compile_product(integer_sums):
         if k_pad:
             quantize_rows(z, lo + fp_cols, k, rows, q, scales)
             integer_sums(q, rows, packed, sums)
-        epilogue(z, lo, fp_cols, rows, sums, scales, wfp, corrections, wscales, bias, out)
+        epilogue(z, lo, fp_cols, rows, sums, scales, wfp, by_input, corrections, wscales, bias, out)
 
     return product
 
