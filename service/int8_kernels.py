@@ -17,9 +17,12 @@ sums (`_splits`), added at the end. Measured on a Zen 4 core (2x512, one process
 against the previous kernel (4 rows x 4 weight rows of dot products over K, horizontal sums): the int8 step 1.3-1.5x
 faster at B=1..32. `vpdpbusd` takes unsigned activations, so they are stored plus 128 and 128 x each weight row's sum
 is subtracted after (exact). A CPU without AVX-512 VNNI gets the same operation written in plain LLVM vector IR
-(`VNNI` is False): the same integers, slower, with a warning at start. It serves rather than refuses, so a
-deployment that lands on an older CPU still starts and answers the same bits, but int8 only pays where the CPU has
-AVX-512 VNNI.
+(`VNNI` is False), lane by lane in 16-bit multiplies, in tiles of PORTABLE_ROWS rows (its sums need twice the
+registers): the same integers, slower, with a warning at start. For one 1024 x 2048 product against the float32
+kernel on the Zen 4 core: compiled for AVX-512 without VNNI ~1.15x faster for one row and ~2x slower for 4 or 16; for
+an AVX2 target (NUMBA_CPU_NAME=haswell) ~1.15x faster for one row, ~2x slower for 4 or 16. It serves rather than
+refuses, so a deployment that lands on an older CPU still starts and answers the same bits, but int8 only pays where
+the CPU has AVX-512 VNNI.
 
 The float32 epilogue (`(sum - 128 * rowsum) * (row scale * channel scale) + float32 part + bias`) runs in one loop
 that treats every row the same, with only `reassoc`/`contract` of fastmath in the float32 part's dot product.
@@ -46,6 +49,7 @@ LEVELS = 127  # symmetric int8: -127..127
 _TINY = np.float32(2.0**-100)  # a row this small quantizes as zero (127 / max|a| must stay finite)
 _MAGIC = np.float32(1.5 * 2**23)  # x + _MAGIC - _MAGIC rounds a float32 |x| < 2**22 to an integer, half to even
 TILE_ROWS, TILE_VECTORS = 8, 2  # batch rows x zmm vectors of 16 output columns per register tile
+PORTABLE_ROWS = 2  # the portable tile's rows: its sums take two ymm each, and AVX2 has 16
 WIDTH = 16  # int32 lanes per vector: output columns per vector
 GROUP = 4  # K per lane per vpdpbusd: 4 bytes of one row times 4 bytes of one column
 PANEL = TILE_VECTORS * WIDTH  # output columns per packed weight panel
@@ -67,16 +71,24 @@ PORTABLE_WARNING = (
 
 
 def _portable_dpbusd(builder, acc, unsigned, signed):
-    """acc plus the 64 u8 x s8 products, lane i taking bytes 4i..4i+3 as vpdpbusd does, in plain vector IR: each
-    product fits in int16 (255 x 127 < 2**15), so they are multiplied as 16-bit lanes, widened and added a quarter
-    of each lane's four at a time (exact integers: the same lanes as vpdpbusd's)."""
-    i16x64, i32x64 = ir.VectorType(ir.IntType(16), LANES), ir.VectorType(ir.IntType(32), LANES)
-    a16 = builder.zext(builder.bitcast(unsigned, _I8X64), i16x64)
-    w16 = builder.sext(builder.bitcast(signed, _I8X64), i16x64)
-    products = builder.sext(builder.mul(a16, w16), i32x64)
-    for quarter in range(GROUP):
-        picks = ir.Constant(_I32X16, [GROUP * lane + quarter for lane in range(WIDTH)])
-        acc = builder.add(acc, builder.shuffle_vector(products, products, picks))
+    """acc plus the 64 u8 x s8 products, lane i taking bytes 4i..4i+3 as vpdpbusd does, in plain vector IR that
+    never crosses a lane: per 16-bit half of a lane, its even and its odd byte widened in place (shifts and a mask),
+    multiplied in int16 (exact: 255 x 127 < 2**15), and the four products sign-extended into the lane's int32 sum."""
+    i16x32 = ir.VectorType(ir.IntType(16), 2 * WIDTH)
+
+    def splat16(value):
+        return ir.Constant(i16x32, [value] * (2 * WIDTH))
+
+    def splat32(value):
+        return ir.Constant(_I32X16, [value] * WIDTH)
+
+    a, w = builder.bitcast(unsigned, i16x32), builder.bitcast(signed, i16x32)
+    even = builder.mul(builder.and_(a, splat16(0xFF)), builder.ashr(builder.shl(w, splat16(8)), splat16(8)))
+    odd = builder.mul(builder.lshr(a, splat16(8)), builder.ashr(w, splat16(8)))
+    for products in (even, odd):
+        pair = builder.bitcast(products, _I32X16)
+        low = builder.ashr(builder.shl(pair, splat32(16)), splat32(16))
+        acc = builder.add(acc, builder.add(low, builder.ashr(pair, splat32(16))))
     return acc
 
 
@@ -89,21 +101,21 @@ def _dpbusd(builder, vnni: bool, acc, unsigned, signed):
     return builder.call(instruction, [acc, unsigned, signed])
 
 
-def _splits(rows: int) -> int:
-    """Independent sets of running sums over alternate K groups for a tile of `rows` rows, so every tile height
+def _splits(rows: int, vnni: bool) -> int:
+    """Independent sets of running sums over alternate K groups for a VNNI tile of `rows` rows, so every tile height
     keeps TILE_ROWS x TILE_VECTORS sums in flight (a lone row would otherwise wait on two chains of vpdpbusd's
-    latency); they are added at the end (integers: exact)."""
-    return TILE_ROWS // rows
+    latency); they are added at the end (integers: exact). The portable tiles have no registers to spare: one set."""
+    return TILE_ROWS // rows if vnni else 1
 
 
 def _microkernel(rows: int, vnni: bool):
     """An intrinsic for one register tile: `sums[r, :PANEL] = x[r, :K] . panel` (int32) for r < rows.
 
     Arguments are addresses and strides: `x` (unsigned bytes, rows `x_stride` bytes apart), the packed panel `w`
-    (`groups` = K / GROUP steps of PANEL x GROUP signed bytes), `groups` (a multiple of `_splits(rows)`), and `out`
-    (int32, rows `out_stride` elements apart). Per step it loads the panel's TILE_VECTORS weight vectors once and
+    (`groups` = K / GROUP steps of PANEL x GROUP signed bytes), `groups` (a multiple of `_splits(rows, vnni)`), and
+    `out` (int32, rows `out_stride` elements apart). Per step it loads the panel's TILE_VECTORS weight vectors once and
     broadcasts 4 bytes of each row into one vpdpbusd per vector: no horizontal sums."""
-    splits = _splits(rows)
+    splits = _splits(rows, vnni)
 
     @intrinsic
     def tile(typingctx, x, x_stride, w, groups, out, out_stride):
@@ -169,23 +181,23 @@ def _microkernel(rows: int, vnni: bool):
     return tile
 
 
-def _row_pieces() -> list[int]:
-    """The tile heights compiled: the full tile, then halves down to one row (8, 4, 2, 1)."""
-    pieces = [TILE_ROWS]
+def _row_pieces(vnni: bool) -> list[int]:
+    """The tile heights compiled: the full tile (TILE_ROWS, or PORTABLE_ROWS), then halves down to one row."""
+    pieces = [TILE_ROWS if vnni else PORTABLE_ROWS]
     while pieces[-1] > 1:
         pieces.append(pieces[-1] // 2)
     return pieces
 
 
-def _driver_source() -> str:
+def _driver_source(vnni: bool) -> str:
     """The source of `integer_sums`: per weight panel (it stays in cache), whole row tiles, then the rows left in
     smaller tiles, each through the tile intrinsic of its height (`tile{rows}`, by an if-chain: intrinsics cannot be
     indexed)."""
-    pieces = _row_pieces()
+    pieces = _row_pieces(vnni)
     dispatch = []
     for r in pieces:
         dispatch += [
-            f"            {'if' if r == TILE_ROWS else 'elif'} r == {r}:",
+            f"            {'if' if r == pieces[0] else 'elif'} r == {r}:",
             f"                tile{r}(x, q_stride, w, groups, dst, sums_stride)",
         ]
     lines = [  # addresses by arithmetic, no slices: each slice would compile helpers at import
@@ -218,8 +230,8 @@ _SCALES = numba.types.Array(numba.float32, 1, "C")
 def compile_integer_sums(vnni: bool):
     """`integer_sums(q, rows, packed, sums)`: sums[b, n] = q[b] . W[n] in int32 for rows 0..rows-1 (q unsigned
     bytes padded to a multiple of LANES, W signed as `packed_panels` lays it out; `sums` PANEL x panels wide)."""
-    namespace = {"PANEL": PANEL, **{f"tile{r}": _microkernel(r, vnni) for r in _row_pieces()}}
-    exec(compile(_driver_source(), "<integer_sums>", "exec"), namespace)
+    namespace = {"PANEL": PANEL, **{f"tile{r}": _microkernel(r, vnni) for r in _row_pieces(vnni)}}
+    exec(compile(_driver_source(vnni), "<integer_sums>", "exec"), namespace)
     return numba.njit(numba.void(_BYTES, numba.int64, _PACKED, _SUMS), boundscheck=False, nogil=True, cache=False)(
         namespace["integer_sums"]
     )
