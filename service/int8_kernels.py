@@ -14,7 +14,7 @@ weights are packed at load in panels of PANEL output columns, four consecutive K
 four weights, and a tile keeps TILE_ROWS rows x TILE_VECTORS zmm of running sums in registers over all of K, with no
 horizontal sums. Smaller tiles (4, 2, 1 rows) keep as many sums in flight by splitting K between several sets of
 sums (`_splits`), added at the end. Measured on a Zen 4 core (2x512, one process, alternating, thread CPU time),
-against the previous kernel (4 rows x 4 weight rows of dot products over K, horizontal sums): the int8 step 1.3-1.5x
+against the previous kernel (4 rows x 4 weight rows of dot products over K, horizontal sums): the int8 step 1.2-1.8x
 faster at B=1..32. `vpdpbusd` takes unsigned activations, so they are stored plus 128 and 128 x each weight row's sum
 is subtracted after (exact). A CPU without AVX-512 VNNI gets the same operation written in plain LLVM vector IR
 (`VNNI` is False), lane by lane in 16-bit multiplies, in tiles of PORTABLE_ROWS rows (its sums need twice the
