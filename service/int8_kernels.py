@@ -1,9 +1,9 @@
 """The int8 products behind ROBOJAM_PRECISION=int8, compiled once by Numba: dynamic int8 with int32 sums.
 
 `qmatmul_rows(z, lo, fp_cols, rows, weights, out)`: for rows 0..rows-1, `out = z[:, lo:lo+K] @ W + bias` where the
-first `fp_cols` columns of the input stay float32 (layer 0's D input columns; the whole MDN head) and the rest are
-quantized per row per call to int8 (symmetric, scale max|a| / 127), multiplied with weights quantized once at load
-per output channel (symmetric, int8), and summed in int32, which is exact: a row's sums do not depend on how many
+first `fp_cols` columns of the input stay float32 (layer 0's D input columns) and the rest are quantized per row
+per call to int8 (symmetric, scale max|a| / 127), multiplied with weights quantized once at load per output
+channel (symmetric, int8), and summed in int32, which is exact: a row's sums do not depend on how many
 rows share the call or in which order they are added, so the lone path (one row) and the batched path (B rows) give
 the same bits, and so does every CPU (the fallback below is the same integer arithmetic).
 
@@ -42,6 +42,8 @@ from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from service import batch_kernels
 
 LANES = 64  # bytes per vector: one vpdpbusd step along K
 OFFSET = 128  # activations are stored unsigned, as q + OFFSET
@@ -276,7 +278,7 @@ def epilogue(z, lo, fp_cols, rows, sums, scales, wfp, by_input, corrections, wsc
     """out[b, n] = z[b, lo:lo+fp_cols] . wfp[n] + (sums - corrections) * scales[b] * wscales[n] + bias[n], the same
     code for every row (so one row alone and in a batch get the same bits). With integer sums the float32 part is
     a few columns (layer 0's input), added one input at a time across all outputs (`by_input`, (fp_cols, N)),
-    so the loops over N vectorise; without (the head), per output a dot product over its many float32 inputs."""
+    so the loops over N vectorise; without (every column float32), per output a dot product over its inputs."""
     n_out = out.shape[1]
     if sums.shape[1] == 0:
         for b in range(rows):
@@ -407,7 +409,8 @@ class Products:
     """An engine's products in int8 (ROBOJAM_PRECISION=int8), from its float32 weights in the engine's layout:
     per layer the stacked `[kernel; recurrent_kernel]` (K, 4u) with its bias, then the MDN head. Layer 0's D input
     columns and the head stay float32 (they are a sliver of the work and carry the input's and the output's full
-    range); every other column is int8. Read-only after construction; safe to share between threads."""
+    range; the head is service/batch_kernels.py's float32 product, the fp32 engine's); every other column is int8.
+    Read-only after construction; safe to share between threads."""
 
     def __init__(self, stacked, biases, head, head_bias, dimension: int, compiled: Kernels | None = None):
         units = head.shape[0]
@@ -419,7 +422,7 @@ class Products:
             for i, (weights, bias) in enumerate(zip(stacked, biases, strict=True))
         )
         self.starts = tuple(0 if i == 0 else dimension + (i - 1) * units for i in range(len(stacked)))
-        self.head_layer = quantize_layer(head, head_bias, units)  # fp_cols = all: float32
+        self.head_packed = batch_kernels.packed(head, head_bias)  # float32, the fp32 engine's product
         self.head_start = dimension + (len(stacked) - 1) * units
 
     def layer(self, index: int, z: np.ndarray, rows: int, g: np.ndarray) -> None:
@@ -427,5 +430,6 @@ class Products:
         self.kernels.qmatmul_rows(z, self.starts[index], rows, self.layers[index], g)
 
     def head(self, z: np.ndarray, rows: int, out: np.ndarray) -> None:
-        """The raw MDN head for rows 0..rows-1 into `out` (float32)."""
-        self.kernels.qmatmul_rows(z, self.head_start, rows, self.head_layer, out)
+        """The raw MDN head for rows 0..rows-1 into `out`: float32, service/batch_kernels.py's register tiles (a row's
+        sums do not depend on the rows beside it there either)."""
+        batch_kernels.matmul_rows(z, self.head_start, rows, self.head_packed, out)
