@@ -151,8 +151,11 @@ def test_a_subnormal_temperature_picks_the_top_mixture_like_a_tiny_one(engine):
 def test_a_request_not_done_in_time_is_dropped_and_the_loop_serves_on(engine):
     batcher = Batcher(engine, BatchPolicy(max_batch=4))
     events = clean(parse_csv(random_performance(seed=4)))
+    # Long enough (tens of thousands of LSTM steps) that no scheduling delay of the waiting thread lets it finish
+    # inside the timeout, however fast the engine: the wait must run out first.
+    many = np.tile(events, (20_000 // len(events) + 1, 1))
     with pytest.raises(TimeoutError):
-        batcher.generate(events, seconds=10.0, rng=np.random.default_rng(0), timeout=1e-4)
+        batcher.generate(many, seconds=10.0, rng=np.random.default_rng(0), timeout=1e-4)
     assert len(batcher.generate(events, seconds=1.0, rng=np.random.default_rng(0), timeout=60)) > 0
 
 
