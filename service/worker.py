@@ -29,6 +29,7 @@ through service/gunicorn_compat.py only.
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 from service import gunicorn_compat, settings
@@ -61,6 +62,11 @@ class _DeadlineSocket:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise ReadTimeout()
+        if not flags:
+            try:  # bytes already here (the usual case): one call, no timeout to set and clear
+                return self._sock.recv(size, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                pass
         self._sock.settimeout(remaining)
         try:
             return self._sock.recv(size, *flags)
