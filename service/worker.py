@@ -13,7 +13,7 @@ Over TLS (gunicorn wraps the socket itself) the read deadline does not apply; se
 
 Keep-alive: gthread hands each request on a kept-alive connection from its poller thread to a pool thread and the
 connection back again (two thread hand-offs, a pipe write and an epoll register/unregister per request: about a
-third of the worker's CPU per typical request, `make bench-overhead`). While every open connection can have a
+quarter of the worker's CPU per typical request, `make bench-overhead`). While every open connection can have a
 thread of its own, this worker's thread instead waits up to KEEPALIVE_WAIT for the connection's next request and
 serves it itself; past that, or with more connections than threads, the connection goes back to the poller as
 gthread has it.
