@@ -61,7 +61,7 @@ ROWS = (
     ("handoff", "batcher hand-off (`Batcher.arriving`, `generate`)"),
     ("reply", "reply CSV (`performance.format_csv`)"),
     ("metrics", "metrics (request hooks, queue gauges, batch size)"),
-    ("flask", "Flask/werkzeug: request context, routing, hooks, JSON reply"),
+    ("flask", "HTTP framework: Flask/werkzeug, or the predict lane (`service/predict_lane.py`) where it has one"),
     ("request", "**in process, whole request**"),
     ("gunicorn", "gunicorn worker and sockets (loopback, 1 client, minus in process)"),
     ("loopback_1", "**over loopback, 1 client** (the worker's CPU per request)"),

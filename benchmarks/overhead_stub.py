@@ -29,6 +29,7 @@ class ReplayEngine:
     def __init__(self, rows: int = REPLY_ROWS):
         self.reply = typical_events(rows, seed=1)
         self.metadata = {"units": 0, "layers": 0, "mixtures": 0, "dimension": 3}
+        self.precision = "fp32"  # what the app reports (/api/model, /metrics)
 
     def continue_performance(self, events: np.ndarray, **_options) -> np.ndarray:
         return self.reply.copy()

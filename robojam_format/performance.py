@@ -195,7 +195,8 @@ def format_csv(events: np.ndarray, *, separator: str = SEPARATOR) -> str:
     # Compared in float32, the engine's precision, so a generated dt of float32(0.1) counts as "not > 0.1".
     moving = (dt.astype(np.float32) <= np.float32(MOVING_GAP)).astype(np.float64)
     moving[0] = 0
-    table = np.column_stack([np.cumsum(dt), events[:, 0], events[:, 1], np.full(len(events), Z), moving])
-    # One %-format for all rows: "%.6f" writes a float as f"{value:.6f}" does, "%d" the 0 or 1 as format_rows.
-    row = separator.join(("%.6f", "%.6f", "%.6f", "%.6f", "%d")) + "\n"
+    table = np.column_stack([np.cumsum(dt), events[:, 0], events[:, 1], moving])
+    # One %-format for all rows: "%.6f" writes a float as f"{value:.6f}" does, "%d" the 0 or 1 as format_rows;
+    # z is the same on every row, so written once.
+    row = separator.join(("%.6f", "%.6f", "%.6f", f"{Z:.6f}", "%d")) + "\n"
     return ",".join(HEADER) + "\n" + (row * len(events)) % tuple(table.ravel().tolist())

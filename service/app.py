@@ -17,6 +17,7 @@ from service import errors, metrics, model_info, ops, predict, settings, web
 from service.admission import Admission, RateLimiter
 from service.batcher import Batcher
 from service.engine import Engine
+from service.predict_lane import PredictLane
 from service.readiness import Readiness
 
 # A short two-gesture performance; the warm-up runs the same conditioning + 5 s generation path as a request.
@@ -97,4 +98,5 @@ def create_app(config: dict | None = None, *, engine: Engine | None = None) -> F
     app.register_blueprint(ops.bp)
     model_info.init_app(app, weights)
     app.register_blueprint(web.bp)
+    app.wsgi_app = PredictLane(app)  # the typical predict request skips Flask's dispatch, answered alike
     return app

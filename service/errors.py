@@ -8,9 +8,10 @@ client.
 
 from __future__ import annotations
 
+import json
 from urllib.parse import quote
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from robojam_format.performance import PerformanceError, TooManyRows
@@ -50,9 +51,28 @@ def status_of(exc: Exception) -> int:
     return next(STATUS[kind] for kind in type(exc).__mro__ if kind in STATUS)
 
 
-def error_response(status: int, message: str, headers: dict | None = None):
-    response = jsonify(error=message)
-    response.status_code = status
+UNEXPECTED = "internal server error; the request was not processed."
+
+
+def error_body(message: str) -> str:
+    """An error reply's JSON text, as `jsonify(error=message)` writes it (compact, ASCII, newline-ended)."""
+    return json.dumps({"error": message}, separators=(",", ":")) + "\n"
+
+
+def client_error(exc: Exception) -> tuple[int, str, dict | None]:
+    """Status, message and extra headers of one of the STATUS kinds (a refusal says when to retry)."""
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Refused) else None
+    return status_of(exc), str(exc), headers
+
+
+def unexpected(app: Flask, method: str, path: str) -> str:
+    """Log the error being handled, with its traceback; the message the client gets (internals never leave)."""
+    app.logger.exception("unhandled error on %s %s", method, path)
+    return UNEXPECTED
+
+
+def error_response(status: int, message: str, headers: dict | None = None) -> Response:
+    response = Response(error_body(message), status, mimetype="application/json")
     response.headers.update(headers or {})
     return response
 
@@ -79,8 +99,7 @@ def _http_message(exc: HTTPException, max_body: int | None) -> str:
 
 def register(app: Flask) -> None:
     def _client_error(exc: Exception):
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Refused) else None
-        return error_response(status_of(exc), str(exc), headers)
+        return error_response(*client_error(exc))
 
     for kind in STATUS:
         app.register_error_handler(kind, _client_error)
@@ -92,5 +111,4 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
-        app.logger.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal server error; the request was not processed.")
+        return error_response(500, unexpected(app, request.method, request.path))

@@ -11,7 +11,11 @@ public way to do these three things, so they reach into its internals, here and 
   returns to park a silent connection in the poller (`DEFER`; gunicorn 25.2+);
 - the socket a connection's request parser reads from, `TConn.sock`, taken by `TConn.init` on the first request
   (`connection_socket`, `set_connection_socket`: the worker puts a read deadline around it);
-- `NoMoreData`, the exception gthread's `handle` treats as a client gone quiet (closed without a traceback).
+- `NoMoreData`, the exception gthread's `handle` treats as a client gone quiet (closed without a traceback);
+- a kept-alive connection's next request: bytes its parser read ahead (`TConn.parser.unreader.buf`, which
+  gthread's `finish_request` checks too), or its socket turning readable, unless it speaks HTTP/2
+  (`TConn.is_http2`) (`next_request_arrived`); and the worker's count of open connections, `ThreadWorker.nr_conns`
+  (`open_connections`).
 
 `incompatibility()` says in one line naming this module what the installed gunicorn lacks of these (None: nothing);
 tests/test_service_gunicorn_compat.py is the canary that fails with that line when an upgrade breaks one.
@@ -20,6 +24,7 @@ tests/test_service_gunicorn_compat.py is the canary that fails with that line wh
 from __future__ import annotations
 
 import inspect
+import select
 from collections.abc import Callable
 
 import gunicorn
@@ -60,6 +65,23 @@ def set_connection_socket(conn, sock) -> None:
     conn.sock = sock
 
 
+def next_request_arrived(conn, timeout: float) -> bool:
+    """Whether the next request on `conn`, a kept-alive HTTP/1 connection just answered, has begun to arrive
+    within `timeout` seconds (bytes already read ahead count at once); False for HTTP/2."""
+    if conn.is_http2:
+        return False
+    if conn.parser.unreader.buf.getvalue():
+        return True
+    poller = select.poll()
+    poller.register(conn.sock.fileno(), select.POLLIN)
+    return bool(poller.poll(timeout * 1000))
+
+
+def open_connections(worker) -> int:
+    """The connections gthread worker `worker` holds open (being served, kept alive or waiting for data)."""
+    return worker.nr_conns
+
+
 def _source(function) -> str:
     try:
         return inspect.getsource(function)
@@ -92,6 +114,10 @@ def problems() -> list[str]:
         found.append("gthread.TConn lacks initialized, data_ready or wait_for_data(timeout)")
     if "self.sock = sock" not in connection or "self.sock" not in _source(gthread.TConn.init):
         found.append("gthread.TConn no longer keeps its socket in .sock for its request parser")
+    if "unreader.buf.getvalue()" not in _source(ThreadWorker.finish_request) or "self.is_http2 =" not in connection:
+        found.append("gthread no longer keeps a connection's read-ahead in parser.unreader.buf, or its is_http2 flag")
+    if "self.nr_conns = 0" not in _source(ThreadWorker.__init__):
+        found.append("ThreadWorker no longer counts its open connections in nr_conns")
     if "NoMoreData" not in _source(ThreadWorker.handle):
         found.append("ThreadWorker.handle no longer treats NoMoreData as a client gone quiet")
     return found

@@ -139,6 +139,25 @@ def render(multiprocess_dir: str | None) -> Response:
     return Response(text, content_type=CONTENT_TYPE_LATEST)
 
 
+def request_started() -> float | None:
+    """A request begins: counted in flight, its start time returned (None while metrics are off)."""
+    if not _state["enabled"]:
+        return None
+    IN_FLIGHT.inc()
+    return time.perf_counter()
+
+
+def record(endpoint: str, method: str, status: int, start: float) -> None:
+    """A request started at `start` (`request_started`) is answered with `status`: its latency and count."""
+    _latency(endpoint).observe(time.perf_counter() - start)
+    _requests(endpoint, method_label(method), str(status)).inc()
+
+
+def request_finished() -> None:
+    """A request that `request_started` counted is no longer in flight."""
+    IN_FLIGHT.dec()
+
+
 def init_app(app: Flask, precision: str) -> None:
     if _state["enabled"]:
         for name in PRECISIONS:
@@ -146,21 +165,18 @@ def init_app(app: Flask, precision: str) -> None:
 
     @app.before_request
     def _start():
-        if not _state["enabled"]:
-            return
-        g.metrics_start = time.perf_counter()
-        IN_FLIGHT.inc()
+        start = request_started()
+        if start is not None:
+            g.metrics_start = start
 
     @app.after_request
     def _record(response):
         start = g.get("metrics_start")
         if start is not None:
-            endpoint = _endpoint()
-            _latency(endpoint).observe(time.perf_counter() - start)
-            _requests(endpoint, method_label(request.method), str(response.status_code)).inc()
+            record(_endpoint(), request.method, response.status_code, start)
         return response
 
     @app.teardown_request
     def _finish(_exc):
         if g.pop("metrics_start", None) is not None:
-            IN_FLIGHT.dec()
+            request_finished()

@@ -13,9 +13,10 @@ misspelt option such as "temprature" is an error instead of being silently ignor
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import numpy as np
-from flask import Blueprint, Request, current_app, jsonify, request
+from flask import Blueprint, Request, Response, current_app, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
 
@@ -95,7 +96,8 @@ def _loads(data: str | bytes):
         raise ValueError("nested too deeply") from None
 
 
-def _from_json(data: bytes) -> dict:
+def fields_from_json(data: bytes) -> dict:
+    """The fields of a JSON body (an object), or InvalidRequest."""
     try:
         body = _loads(data)
     except ValueError:
@@ -120,21 +122,29 @@ def _from_form(req: Request) -> dict:
     return fields
 
 
-def _read_body(req: Request) -> bytes:
-    """The whole body, read once and cached (the form parser reuses it).
+def read_body(read: Callable[[], bytes]) -> bytes:
+    """`read()`'s bytes, its failures as the request errors they are.
 
-    A chunked body has no Content-Length and werkzeug quietly stops reading it at MAX_CONTENT_LENGTH, so one
-    that reaches the limit is refused here rather than handed on truncated. A body the WSGI server cannot
-    decode (e.g. a malformed chunk size) surfaces as the server's own exception type, hence the broad except.
+    A body the WSGI server cannot decode (e.g. a malformed chunk size) surfaces as the server's own exception type,
+    hence the broad except.
     """
     try:
-        data = req.get_data(cache=True)
+        return read()
     except (TimeoutError, ClientDisconnected):  # stalled past the read deadline (service.worker) or cut short
         raise BodyTimeout("the request body did not arrive in time.") from None
     except HTTPException:
         raise
     except Exception:
         raise InvalidRequest("the request body is malformed and could not be read.") from None
+
+
+def _read_body(req: Request) -> bytes:
+    """The whole body, read once and cached (the form parser reuses it).
+
+    A chunked body has no Content-Length and werkzeug quietly stops reading it at MAX_CONTENT_LENGTH, so one
+    that reaches the limit is refused here rather than handed on truncated.
+    """
+    data = read_body(lambda: req.get_data(cache=True))
     limit = req.max_content_length
     if req.content_length is None and limit is not None and len(data) >= limit:
         raise RequestEntityTooLarge()
@@ -145,7 +155,7 @@ def read_fields(req: Request) -> dict:
     """The request's fields as a plain dict, from JSON or a form post whose fields each hold a JSON value."""
     mimetype = req.mimetype
     if mimetype == "application/json" or mimetype.endswith("+json"):
-        return _from_json(_read_body(req))
+        return fields_from_json(_read_body(req))
     if mimetype in FORM_TYPES:
         _read_body(req)
         return _from_form(req)
@@ -153,14 +163,19 @@ def read_fields(req: Request) -> dict:
     raise UnsupportedContentType(f"Content-Type {shown} is not supported; send application/json.")
 
 
-def parse_request(req: Request, max_rows: int) -> tuple[PredictRequest, np.ndarray]:
+def parse_fields(fields: dict, max_rows: int) -> tuple[PredictRequest, np.ndarray]:
     """The validated fields and the cleaned input events."""
     try:
-        params = PredictRequest.model_validate(read_fields(req))
+        params = PredictRequest.model_validate(fields)
     except ValidationError as exc:
         raise InvalidRequest(describe(exc)) from None
     events = performance.clean(performance.parse_csv(params.perf, max_rows=max_rows))
     return params, events
+
+
+def parse_request(req: Request, max_rows: int) -> tuple[PredictRequest, np.ndarray]:
+    """The validated fields and the cleaned input events of a Flask request."""
+    return parse_fields(read_fields(req), max_rows)
 
 
 # ---- the view -----------------------------------------------------------------------------------------------
@@ -173,17 +188,14 @@ def _check_cost(rows: int, seconds: float, limit: int) -> None:
         )
 
 
-@bp.post("/predict")
-def predict():
-    """Rate limit (optional), parse, cap the cost, admit or shed, then generate in this worker's batching loop."""
-    runtime, config = current_app.extensions["robojam"], current_app.config
+def serve(runtime, config, fields: Callable[[], dict]) -> str:
+    """The reply CSV of a request whose fields `fields()` reads: check for room, parse, cap the cost, admit or shed,
+    then generate in this worker's batching loop. Shared by the Flask view and the WSGI fast lane
+    (service/predict_lane.py); the rate limit is the caller's."""
     try:
-        if runtime.limiter is not None:
-            forwarded = request.headers.get("X-Forwarded-For")
-            runtime.limiter.check(client_address(request.remote_addr, forwarded, config["ROBOJAM_TRUSTED_PROXIES"]))
         runtime.admission.check_room()  # a full queue refuses before the body is even read
         with runtime.batcher.arriving():
-            params, events = parse_request(request, config["ROBOJAM_MAX_ROWS"])
+            params, events = parse_fields(fields(), config["ROBOJAM_MAX_ROWS"])
         _check_cost(len(events), params.seconds, config["ROBOJAM_MAX_ROW_SECONDS"])
         ticket = runtime.admission.admit(request_cost(len(events), params.seconds))
     except Refused as refused:
@@ -202,4 +214,23 @@ def predict():
         except TimeoutError:
             metrics.count_shed("Timeout")
             raise QueueFull("the server is at capacity; retry in a moment.") from None
-    return jsonify(response=performance.format_csv(generated))
+    return performance.format_csv(generated)
+
+
+def reply_body(csv: str) -> str:
+    """The success reply's JSON text, as `jsonify(response=csv)` writes it (compact, ASCII, newline-ended)."""
+    return json.dumps({"response": csv}, separators=(",", ":")) + "\n"
+
+
+@bp.post("/predict")
+def predict():
+    """Rate limit (optional), then `serve` the request."""
+    runtime, config = current_app.extensions["robojam"], current_app.config
+    if runtime.limiter is not None:
+        forwarded = request.headers.get("X-Forwarded-For")
+        try:
+            runtime.limiter.check(client_address(request.remote_addr, forwarded, config["ROBOJAM_TRUSTED_PROXIES"]))
+        except Refused as refused:
+            metrics.count_shed(type(refused).__name__)
+            raise
+    return Response(reply_body(serve(runtime, config, lambda: read_fields(request))), mimetype="application/json")

@@ -11,6 +11,13 @@ With many threads (ROBOJAM_THREADS, default 64: waiting requests only wait on th
 of such sockets cannot stop other clients being served. In production a buffering proxy sits in front as well.
 Over TLS (gunicorn wraps the socket itself) the read deadline does not apply; serve TLS behind the proxy instead.
 
+Keep-alive: gthread hands each request on a kept-alive connection from its poller thread to a pool thread and the
+connection back again (two thread hand-offs, a pipe write and an epoll register/unregister per request: about a
+quarter of the worker's CPU per typical request, `make bench-overhead`). While every open connection can have a
+thread of its own, this worker's thread instead waits up to KEEPALIVE_WAIT for the connection's next request and
+serves it itself; past that, or with more connections than threads, the connection goes back to the poller as
+gthread has it.
+
 Errors: gunicorn answers malformed HTTP itself with a small HTML page; clients of this API get
 `{"error": "<one sentence>"}` for every failure, so the worker swaps gunicorn's error writer for a JSON one in
 its own process; status codes and logging stay gunicorn's.
@@ -22,11 +29,13 @@ through service/gunicorn_compat.py only.
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 from service import gunicorn_compat, settings
 
 IDLE_WAIT = 0.5  # seconds a new, silent connection may hold a thread before it waits in the poller instead
+KEEPALIVE_WAIT = 0.05  # seconds a thread with no other connection to serve waits for its connection's next request
 
 
 class ReadTimeout(gunicorn_compat.NoMoreData, TimeoutError):
@@ -53,6 +62,11 @@ class _DeadlineSocket:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise ReadTimeout()
+        if not flags:
+            try:  # bytes already here (the usual case): one call, no timeout to set and clear
+                return self._sock.recv(size, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                pass
         self._sock.settimeout(remaining)
         try:
             return self._sock.recv(size, *flags)
@@ -85,10 +99,25 @@ class JsonErrorThreadWorker(gunicorn_compat.ThreadWorker):
     def handle(self, conn):
         if not gunicorn_compat.first_byte_arrived(conn, IDLE_WAIT):
             return gunicorn_compat.DEFER  # silent so far: wait in the poller, holding no thread
-        if not self.cfg.is_ssl:
-            sock = gunicorn_compat.connection_socket(conn)
-            if not isinstance(sock, _DeadlineSocket):
-                sock = _DeadlineSocket(sock)
-                gunicorn_compat.set_connection_socket(conn, sock)
-            sock.deadline = time.monotonic() + self.read_timeout
+        if self.cfg.is_ssl:
+            return super().handle(conn)
+        keep_alive = self._handle_request(conn)
+        while keep_alive is True and self._may_keep(conn):
+            keep_alive = self._handle_request(conn)
+        return keep_alive
+
+    def _handle_request(self, conn):
+        """One request on a plain-TCP connection, under the read deadline."""
+        sock = gunicorn_compat.connection_socket(conn)
+        if not isinstance(sock, _DeadlineSocket):
+            sock = _DeadlineSocket(sock)
+            gunicorn_compat.set_connection_socket(conn, sock)
+        sock.deadline = time.monotonic() + self.read_timeout
         return super().handle(conn)
+
+    def _may_keep(self, conn) -> bool:
+        """Whether this thread serves `conn`'s next request itself: only while every open connection can have a
+        thread of its own (so no other waits for this one), and once that request begins within KEEPALIVE_WAIT."""
+        if not self.alive or gunicorn_compat.open_connections(self) > self.cfg.threads:
+            return False
+        return gunicorn_compat.next_request_arrived(conn, KEEPALIVE_WAIT)

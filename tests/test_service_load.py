@@ -248,6 +248,33 @@ def test_the_slow_client_check_can_fail_with_too_few_threads(tmp_path, weights):
                 sock.close()
 
 
+def test_busy_kept_alive_clients_leave_other_connections_a_thread(tmp_path, weights):
+    """A thread serves its kept-alive connection's next request itself only while every connection can have a
+    thread (service/worker.py): two busy kept-alive clients on 2 threads still leave a third connection served."""
+    env = {"ROBOJAM_WEIGHTS": str(weights), "ROBOJAM_WORKERS": "1", "ROBOJAM_THREADS": "2"}
+    with GunicornProcess(tmp_path / "keep.log", env=env) as server:
+        server.wait_ready()
+        stop, answered = threading.Event(), []
+
+        def busy():
+            session = requests.Session()
+            while not stop.is_set():
+                answered.append(session.get(server.url + "/healthz", timeout=10).status_code)
+
+        clients = [threading.Thread(target=busy) for _ in range(2)]
+        for client in clients:
+            client.start()
+        try:
+            time.sleep(0.3)
+            for _ in range(5):
+                assert requests.get(server.url + "/healthz", timeout=5).status_code == 200
+        finally:
+            stop.set()
+            for client in clients:
+                client.join(15)
+        assert set(answered) == {200} and len(answered) > 10
+
+
 def test_sigterm_completes_the_requests_in_flight(tmp_path):
     weights = write_random_artifact(tmp_path / "w256.npz", units=256, mixtures=5)  # slow enough to catch in flight
     env = {"ROBOJAM_WEIGHTS": str(weights), "ROBOJAM_WORKERS": "1"}
