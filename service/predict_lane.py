@@ -47,24 +47,24 @@ class PredictLane:
         self.runtime, self.config = app.extensions["robojam"], app.config
         self.headers = {False: hook_headers(app, False), True: hook_headers(app, True)}  # by error or not
 
-    def takes(self, environ: dict) -> bool:
+    def takes(self, wsgi_env: dict) -> bool:
         """Whether the Flask app would answer this request just as the lane does."""
-        if environ.get("PATH_INFO") != ENDPOINT or environ.get("REQUEST_METHOD") != "POST":
+        if wsgi_env.get("PATH_INFO") != ENDPOINT or wsgi_env.get("REQUEST_METHOD") != "POST":
             return False
-        if environ.get("CONTENT_TYPE") != JSON or self.runtime.limiter is not None:
+        if wsgi_env.get("CONTENT_TYPE") != JSON or self.runtime.limiter is not None:
             return False
-        if any(name in environ for name in _OTHERWISE):
+        if any(name in wsgi_env for name in _OTHERWISE):
             return False
-        length, limit = environ.get("CONTENT_LENGTH", ""), self.config["MAX_CONTENT_LENGTH"]
+        length, limit = wsgi_env.get("CONTENT_LENGTH", ""), self.config["MAX_CONTENT_LENGTH"]
         return length.isascii() and length.isdigit() and (limit is None or int(length) <= limit)
 
-    def __call__(self, environ: dict, start_response):
-        if not self.takes(environ):
-            return self.flask_wsgi(environ, start_response)
+    def __call__(self, wsgi_env: dict, start_response):
+        if not self.takes(wsgi_env):
+            return self.flask_wsgi(wsgi_env, start_response)
         self.runtime.readiness.start()  # as the app's before-request hook
         start = metrics.request_started()
         try:
-            status, body, extra = self._answer(environ)
+            status, body, extra = self._answer(wsgi_env)
             if start is not None:
                 metrics.record(ENDPOINT, "POST", status, start)
         finally:
@@ -78,9 +78,9 @@ class PredictLane:
         )
         return [data]
 
-    def _answer(self, environ: dict) -> tuple[int, str, dict | None]:
+    def _answer(self, wsgi_env: dict) -> tuple[int, str, dict | None]:
         def fields() -> dict:  # the body read as the Flask request reads it (werkzeug's guarded stream)
-            stream = get_input_stream(environ, max_content_length=self.config["MAX_CONTENT_LENGTH"])
+            stream = get_input_stream(wsgi_env, max_content_length=self.config["MAX_CONTENT_LENGTH"])
             return predict.fields_from_json(predict.read_body(stream.read))
 
         try:
