@@ -276,20 +276,10 @@ def quantize_rows(z, lo, k, rows, q, scales):  # pragma: no cover - compiled; te
 )  # fmt: skip
 def epilogue(z, lo, fp_cols, rows, sums, scales, wfp, by_input, corrections, wscales, bias, out):  # pragma: no cover
     """out[b, n] = z[b, lo:lo+fp_cols] . wfp[n] + (sums - corrections) * scales[b] * wscales[n] + bias[n], the same
-    code for every row (so one row alone and in a batch get the same bits). With integer sums the float32 part is
-    a few columns (layer 0's input), added one input at a time across all outputs (`by_input`, (fp_cols, N)),
-    so the loops over N vectorise; without (every column float32), per output a dot product over its inputs."""
+    code for every row (so one row alone and in a batch get the same bits). The float32 part is a few columns
+    (layer 0's input), added one input at a time across all outputs (`by_input`, (fp_cols, N)), so the loops over
+    N vectorise. Every layer has integer columns (the head, all float32, is batch_kernels' product)."""
     n_out = out.shape[1]
-    if sums.shape[1] == 0:
-        for b in range(rows):
-            x = z[b, lo : lo + fp_cols]
-            for n in range(n_out):
-                w = wfp[n]
-                t = np.float32(0.0)
-                for j in range(fp_cols):
-                    t += x[j] * w[j]
-                out[b, n] = t + bias[n]
-        return
     for b in range(rows):
         x, row, o = z[b, lo : lo + fp_cols], sums[b], out[b]
         row_scale = scales[b]

@@ -63,10 +63,14 @@ def test_each_fp32_peer_gives_the_engines_mdn_outputs(built, method):
 def test_each_fp32_peer_draws_the_engines_touches(built, method):
     engine, peers = built
     events = typical_events(60, 3)
-    request = engine.prepare(events, 3.0, 1.5, 0.01, np.random.default_rng(9))
+    request = engine.prepare(events, 3.0, bench.TEMPERATURE, bench.SIGMA_TEMPERATURE, np.random.default_rng(9))
     ours = continuation(peers[method], engine, request)
     expected = engine.continue_performance(
-        events, seconds=3.0, temperature=1.5, sigma_temperature=0.01, rng=np.random.default_rng(9)
+        events,
+        seconds=3.0,
+        temperature=bench.TEMPERATURE,
+        sigma_temperature=bench.SIGMA_TEMPERATURE,
+        rng=np.random.default_rng(9),
     )
     assert ours.shape == expected.shape and len(ours) > 1
     assert np.abs(ours - expected).max() <= bench.TOUCH_TOLERANCE
