@@ -36,20 +36,29 @@ from service.settings import BatchPolicy
 
 
 class _Job:
-    """One request in the loop: what to run (a prepared `Request`, or alone a call), and its outcome."""
+    """One request in the loop: what to run (a prepared `Request`, or alone a call), and its outcome.
+
+    `done` is a lock held from the start and released once, by `finish`: the request thread's `wait` acquires it.
+    A bare lock, not a threading.Event, whose Condition costs a hand-off several Python-level lock operations.
+    """
 
     __slots__ = ("request", "call", "done", "result", "error", "cancelled")
 
     def __init__(self, request: Request | None = None, call: Callable[[], np.ndarray] | None = None):
         self.request, self.call = request, call
-        self.done = threading.Event()
+        self.done = threading.Lock()
+        self.done.acquire()
         self.result: np.ndarray | None = None
         self.error: BaseException | None = None
         self.cancelled = False
 
     def finish(self, result: np.ndarray | None = None, error: BaseException | None = None) -> None:
         self.result, self.error = result, error
-        self.done.set()
+        self.done.release()
+
+    def wait(self, timeout: float | None) -> bool:
+        """Whether the job finished within `timeout` seconds (None: however long it takes)."""
+        return self.done.acquire(timeout=-1 if timeout is None else max(timeout, 0))
 
 
 class _Active:
@@ -125,7 +134,7 @@ class Batcher:
         with self._cond:
             self._pending.append(job)
             self._cond.notify()
-        if not job.done.wait(timeout):
+        if not job.wait(timeout):
             job.cancelled = True  # the loop drops it at its next iteration
             self._cancelled = True
             raise TimeoutError("the request was not finished in time.")
