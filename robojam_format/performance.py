@@ -15,9 +15,11 @@ import csv
 import io
 import logging
 import math
+import re
 from collections.abc import Iterable
 
 import numpy as np
+import orjson
 
 log = logging.getLogger(__name__)
 
@@ -75,35 +77,38 @@ def _columns(header: list[str], name: str) -> dict[str, int]:
 def _plain_table(text: str, max_rows: int | None, name: str) -> np.ndarray | None:
     """The `[time, x, y]` columns (n, 3) float64 of a plain CSV (what the app writes), or None to read it row by row.
 
-    Plain: ASCII without quotes, CR, NUL or underscores, LF lines with the header first, no blank line but a last
-    one, every row at least as wide as the required columns, their values finite numbers. For such text `float`
-    reads each value exactly as `_number` would, and the csv module would split the lines the same way; anything
-    else (every error included) is left to the row-by-row reader, which says what is wrong and where.
+    Plain: ASCII, LF lines with the header first (no quote, CR, NUL or underscore in it), no blank line but a last
+    one, and rows of only digits, spaces, commas, '.', '-', '+', 'e' and 'E': then each row is a list of numbers
+    in JSON's syntax, and orjson reads them all in one call. Every row must be as wide as the others and at least
+    as wide as the required columns, every field a finite JSON number other than the integer -0 (JSON reads it as
+    0, `float` as -0.0). orjson rounds a number exactly as `float` (so `_number`) does, checked against it in
+    tests/test_format_performance.py; anything else (every error included) is left to the row-by-row reader,
+    which says what is wrong and where.
     """
-    if not text.isascii() or any(mark in text for mark in _NOT_PLAIN) or len(text) > csv.field_size_limit():
+    if not text.isascii() or len(text) > csv.field_size_limit():
         return None
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    if len(lines) < 2 or (max_rows is not None and len(lines) - 1 > max_rows):
+    header, _, body = text.partition("\n")
+    body = body.removesuffix("\n")
+    if not body or any(mark in header for mark in _NOT_PLAIN):
+        return None
+    if body.encode("ascii").translate(None, _NUMBER_CHARACTERS) or _MINUS_ZERO.search(body):
+        return None
+    if max_rows is not None and body.count("\n") + 1 > max_rows:
         return None
     try:
-        columns = _columns(lines[0].split(","), name)
-    except PerformanceError:
+        columns = _columns(header.split(","), name)
+        table = np.array(orjson.loads("[[" + body.replace("\n", "],[") + "]]"), dtype=np.float64)
+    except (PerformanceError, ValueError, TypeError, OverflowError):  # orjson's JSONDecodeError is a ValueError
         return None
-    need = max(columns.values()) + 1
-    rows = [line.split(",", need) for line in lines[1:]]  # the columns past the required ones stay in one piece
-    if min(map(len, rows)) < need:
+    if table.ndim != 2 or table.shape[1] <= max(columns.values()):
         return None
-    by_column = list(zip(*rows, strict=False))  # as wide as the narrowest row: enough for the required columns
-    try:
-        table = np.array([by_column[columns[column]] for column in REQUIRED_COLUMNS], dtype=np.float64).T
-    except ValueError:  # an empty field or one that is not a number
-        return None
+    table = table[:, [columns[column] for column in REQUIRED_COLUMNS]]
     return table if np.isfinite(table).all() else None
 
 
 _NOT_PLAIN = ('"', "\r", "\0", "_")
+_NUMBER_CHARACTERS = b"0123456789 ,.-+eE\n"
+_MINUS_ZERO = re.compile(r"-0(?![.\deE])")  # the integer -0, which JSON reads as 0
 
 
 def parse_csv(text: str, *, max_rows: int | None = None, name: str = "the performance") -> np.ndarray:
@@ -158,6 +163,9 @@ def parse_csv(text: str, *, max_rows: int | None = None, name: str = "the perfor
     return np.column_stack([table[:, 1:3], dt])
 
 
+_CLEAN_HIGH = np.array([1.0, 1.0, MAX_DT])  # x, y, dt
+
+
 def clean(events: np.ndarray) -> np.ndarray:
     """Usable float32 rows: non-finite rows dropped (counted in the log), x, y clipped to [0, 1], dt to [0, MAX_DT].
 
@@ -170,9 +178,8 @@ def clean(events: np.ndarray) -> np.ndarray:
     dropped = int((~finite).sum())
     if dropped:
         log.warning("dropped %d non-finite rows", dropped)
-    out = events[finite]
-    out = np.column_stack([np.clip(out[:, :2], 0.0, 1.0), np.clip(out[:, 2], 0.0, MAX_DT)])
-    return out.astype(np.float32)
+    out = events[finite] if dropped else events
+    return np.clip(out, 0.0, _CLEAN_HIGH).astype(np.float32)
 
 
 def format_rows(rows: Iterable[tuple[float, float, float, float, int]], *, separator: str = SEPARATOR) -> str:

@@ -156,7 +156,7 @@ def test_image_installs_only_the_serving_dependencies(parsed, tmp_path):
     subprocess.run(["/bin/sh", "-c", step], cwd=tmp_path, check=True, timeout=60, env={"PATH": path})
     requirements = (tmp_path / "requirements.txt").read_text().split()
     names = {req.split(">")[0].split("<")[0].split("=")[0].split("[")[0].lower() for req in requirements}
-    assert {"numpy", "numba", "flask", "flask-cors", "gunicorn", "prometheus-client", "pydantic"} <= names
+    assert {"numpy", "orjson", "numba", "flask", "flask-cors", "gunicorn", "prometheus-client", "pydantic"} <= names
     assert not {n for n in names if n.startswith(("tensorflow", "keras", "h5py", "pulumi", "pytest"))}
 
 

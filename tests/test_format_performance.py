@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from support.microjam import check_reply
 
-from devtools.performances import app_csv, random_performance, typical_request
+from devtools.performances import app_csv, typical_request
 from robojam_format import performance
 from robojam_format.performance import (
     APP_SEPARATOR,
@@ -88,40 +88,76 @@ def test_unusable_csv_raises_one_sentence(text, message):
 
 
 PLAIN_ODDITIES = [
-    "time,x,y\n1e-3,+0.5,.25\n2E1, 5.,-0\n",  # exponents, signs, bare points
-    " Moving , Y ,extra, X,TIME\n0, 0.2, a, 0.1, 1.0\n1, 0.4, b, 0.3, 1.5\n",  # by name, text in an ignored column
-    "time,x,y\n\t0.1 ,0.2\t, 0.3 \n0.2,0.3,0.4,5,6,7\n0.3,0.4,0.5,,\n",  # tabs and spaces, wider rows, blanks
+    "time,x,y\n1e-3,0.5,0.25\n2E1, 5.0,-0.0\n-1.5e+2,-0e0,0e-400\n",  # exponents, signs, zeros of both signs
+    " Moving , Y ,extra, X,TIME\n0, 0.2, 7, 0.1, 1.0\n1, 0.4, 8, 0.3, 1.5\n",  # by name, ignored columns
+    "time,x,y\n 0.1 ,0.2 , 0.3 ,4\n0.2,0.3,0.4,5\n",  # spaces, rows wider than the header
     "time,x,y\n0,0,0\n1e308,1,1\n",  # large but finite
+    "time,x,y\n9007199254740993,18446744073709551615,123456789012345678901234567890\n",  # integers past 2**53
     "time,x,y\n0.1,0.2,0.3",  # no final newline
 ]
+ROW_BY_ROW_ODDITIES = [
+    "time,x,y\n+0.5,.25,5.\n",  # a sign or a bare point JSON has no number for
+    "time,x,y\n-0,0,0\n1,-0,-0\n",  # the integer -0: -0.0 to float, 0 to JSON
+    " Moving , Y ,extra, X,TIME\n0, 0.2, a, 0.1, 1.0\n1, 0.4, b, 0.3, 1.5\n",  # text in an ignored column
+    "time,x,y\n\t0.1 ,0.2\t, 0.3 \n0.2,0.3,0.4,5,6,7\n0.3,0.4,0.5,,\n",  # tabs, uneven rows, blank fields
+    "time,x,y\n00.5,0,0\n",  # a leading zero
+]
+
+
+def bits(table: np.ndarray) -> np.ndarray:
+    """The float64 values' bit patterns: equal only if every value is, signed zeros included."""
+    return np.ascontiguousarray(table, dtype=np.float64).view(np.uint64)
+
+
+class RowReaderReached(Exception):
+    pass
+
+
+def no_row_reader(monkeypatch) -> None:
+    def reader(*args, **kwargs):
+        raise RowReaderReached()
+
+    monkeypatch.setattr(performance.csv, "reader", reader)
 
 
 @pytest.mark.parametrize("text", [typical_request(100, seed) for seed in range(3)] + PLAIN_ODDITIES)
 def test_a_plain_csv_is_read_without_the_row_reader_and_exactly_as_it_would_read_it(text, monkeypatch):
     row_by_row = parse_csv(text.replace("\n", "\r\n"))  # a CR is not plain: read row by row
-    monkeypatch.setattr(performance.csv, "reader", None)  # a plain CSV never reaches it
-    assert np.array_equal(parse_csv(text), row_by_row)
+    no_row_reader(monkeypatch)
+    assert np.array_equal(bits(parse_csv(text)), bits(row_by_row))
 
 
-@pytest.mark.parametrize("seed", range(10))
-def test_app_performances_read_the_same_plain_or_row_by_row(seed):
-    text = random_performance(seed)
-    assert np.array_equal(parse_csv(text), parse_csv(text.replace("\n", "\r\n")))
+@pytest.mark.parametrize("text", ROW_BY_ROW_ODDITIES)
+def test_what_json_would_read_otherwise_goes_to_the_row_reader(text, monkeypatch):
+    parse_csv(text)  # readable
+    no_row_reader(monkeypatch)
+    with pytest.raises(RowReaderReached):
+        parse_csv(text)
 
 
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("time,x,y\n0,0,0\n\n1,1,1\n2,2\n", "line 5 has 2 fields"),  # a blank line still counts in line numbers
-        ("time,x,y\n1e308,0,0\n-1e308,0,0\n", "line 3: the time step"),
-        ("time,x,y\n0,0,0\n1,1e999,0\n", "line 3: the 'x' value '1e999' is not a finite number"),
-        ("time,x,y\n0,0,0\n1,1_0,0\n", "line 3: the 'x' value '1_0' is not a number"),
-        ("time,time,y\n0,0,0\n", "names the column 'time' more than once"),
-    ],
-)
-def test_plain_looking_csv_errors_name_the_line_as_before(text, message):
-    with pytest.raises(PerformanceError, match=message):
-        parse_csv(text, name="perf.csv")
+def number_texts(rng: np.random.Generator, n: int) -> list[str]:
+    """Decimal texts of doubles across the range, in the forms a CSV writer uses, and long or halfway mantissas."""
+    doubles = rng.integers(0, 2**64, n, dtype=np.uint64).view(np.float64)
+    doubles = doubles[np.isfinite(doubles)]
+    texts = [form(value) for value in doubles.tolist() for form in (repr, "{:.6f}".format, "{:.17g}".format)]
+    texts += [f"{value:.25e}" for value in rng.random(n).tolist()]
+    texts += [f"{k / 128:.40f}"[:30] + "5" for k in range(1, 256, 2)]  # just past a 1/128 halfway point
+    texts += [str(int(value)) for value in rng.integers(2**53, 2**63, n)]
+    texts += ["".join(map(str, rng.integers(1, 10, size))) for size in rng.integers(20, 40, n)]  # past 2**64
+    return [text for text in texts if text != "-0"]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_every_number_is_read_as_float_reads_it(seed, monkeypatch):
+    """orjson's decimal-to-double (the plain path) against float's (the row reader's), bit for bit."""
+    texts = number_texts(np.random.default_rng(seed), 100)  # a CSV within the csv module's field size limit
+    pairs = [texts[i : i + 2] for i in range(0, len(texts) - 1, 2)]
+    text = "time,x,y\n" + "".join(f"{row},{x},{y}\n" for row, (x, y) in enumerate(pairs))
+    row_by_row = parse_csv(text.replace("\n", "\r\n"))
+    no_row_reader(monkeypatch)
+    plain = parse_csv(text)
+    assert np.array_equal(bits(plain), bits(row_by_row))
+    assert np.array_equal(bits(plain[:, :2]), bits(np.array([[float(x), float(y)] for x, y in pairs])))
 
 
 # ---- writing what the app reads ----------------------------------------------------------------------------
