@@ -14,8 +14,8 @@ holds its replies to the Flask app's, byte for byte.
 from __future__ import annotations
 
 from flask import Flask, Response
+from werkzeug.exceptions import ClientDisconnected
 from werkzeug.http import HTTP_STATUS_CODES
-from werkzeug.wsgi import get_input_stream
 
 from service import errors, metrics, predict
 
@@ -32,6 +32,18 @@ def hook_headers(app: Flask, error: bool) -> list[tuple[str, str]]:
         response = app.handle_user_exception(errors.InvalidRequest("")) if error else Response()
         added = app.process_response(response).headers
     return [(name, value) for name, value in added.items() if name not in ("Content-Type", "Content-Length")]
+
+
+def body_bytes(wsgi_env: dict) -> bytes:
+    """The body of a request the lane `takes`, as the Flask request reads it (werkzeug's `get_input_stream`: the
+    server's stream if it ends the body itself, `wsgi.input_terminated` as gunicorn does, else Content-Length
+    bytes and ClientDisconnected if fewer come), in one read instead of werkzeug's chunked ones; `takes` has
+    checked Content-Length against MAX_CONTENT_LENGTH."""
+    length = int(wsgi_env["CONTENT_LENGTH"])
+    data = wsgi_env["wsgi.input"].read(length)
+    if len(data) != length and "wsgi.input_terminated" not in wsgi_env:
+        raise ClientDisconnected()
+    return data
 
 
 def status_line(code: int) -> str:
@@ -70,7 +82,7 @@ class PredictLane:
         finally:
             if start is not None:
                 metrics.request_finished()
-        data = body.encode()
+        data = body if isinstance(body, bytes) else body.encode()  # the reply is bytes, an error text
         extra = list((extra or {}).items())  # after the body's headers and before the hooks', as in the app
         start_response(
             status_line(status),
@@ -78,10 +90,9 @@ class PredictLane:
         )
         return [data]
 
-    def _answer(self, wsgi_env: dict) -> tuple[int, str, dict | None]:
-        def fields() -> dict:  # the body read as the Flask request reads it (werkzeug's guarded stream)
-            stream = get_input_stream(wsgi_env, max_content_length=self.config["MAX_CONTENT_LENGTH"])
-            return predict.fields_from_json(predict.read_body(stream.read))
+    def _answer(self, wsgi_env: dict) -> tuple[int, bytes | str, dict | None]:
+        def fields() -> dict:
+            return predict.fields_from_json(predict.read_body(lambda: body_bytes(wsgi_env)))
 
         try:
             return 200, predict.reply_body(predict.serve(self.runtime, self.config, fields)), None

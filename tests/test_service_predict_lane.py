@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -75,6 +76,25 @@ def test_the_lane_answers_byte_for_byte_as_the_flask_app(engine, body, origins):
     assert lane == flask
     assert ("X-Content-Type-Options", "nosniff") in lane[1]
     assert (origins is None) == (("Access-Control-Allow-Origin", "*") in lane[1])
+
+
+@pytest.mark.parametrize(("terminated", "status"), [(False, "408 REQUEST TIMEOUT"), (True, "400 BAD REQUEST")])
+def test_a_body_that_ends_before_its_content_length_is_answered_as_the_flask_app_does(engine, terminated, status):
+    """werkzeug reads a server's stream to its end where the server ends it (gunicorn: `wsgi.input_terminated`),
+    else Content-Length bytes, a shorter body being a client gone (408)."""
+    app = warmed(create_app(engine=engine))
+    whole = json.dumps({"perf": PERF}).encode()
+
+    def cut_short() -> dict:
+        env = environ(whole)
+        env["wsgi.input"] = io.BytesIO(whole[: len(whole) // 2])  # the client went away mid-body
+        if terminated:
+            env["wsgi.input_terminated"] = True
+        return env
+
+    assert app.wsgi_app.takes(cut_short())
+    lane, flask = answer(app.wsgi_app, cut_short()), answer(app.wsgi_app.flask_wsgi, cut_short())
+    assert lane == flask and lane[0] == status
 
 
 def test_a_refusal_keeps_its_status_and_retry_after(engine, monkeypatch):
