@@ -18,7 +18,7 @@ or load hits both alike:
 Medians over the rounds, with the lowest and highest round. Raw results: benchmarks/overhead.json; the table is in
 benchmarks/README.md (`python -m benchmarks.results`).
 
-    python -m benchmarks.overhead [--base /tmp/overhead-base] [--rounds 6] [--seconds 2] [--out FILE]
+    python -m benchmarks.overhead [--base /tmp/overhead-base] [--rounds 10] [--seconds 2] [--out FILE]
     python -m benchmarks.overhead --table benchmarks/overhead.json
 """
 
@@ -264,7 +264,7 @@ def markdown(report: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", type=Path, help="another checkout to measure beside this one (an older commit)")
-    parser.add_argument("--rounds", type=int, default=6, help="alternating rounds per measurement")
+    parser.add_argument("--rounds", type=int, default=10, help="alternating rounds per measurement")
     parser.add_argument("--seconds", type=float, default=2.0, help="seconds per round over HTTP")
     parser.add_argument("--out", type=Path, default=HERE / "overhead.json")
     parser.add_argument("--table", type=Path, help="print the markdown tables of a results file and exit")
