@@ -41,14 +41,18 @@ def export_artifact(model, path, extra_metadata: dict | None = None) -> Path:
 
     arch = architecture(model)
     lstm = model.get_layer("lstm_0")
+    dimension = model.get_layer("mdn").layer.output_dim
+    # The corpus pipeline (model/data.py) feeds MicroJam's x, y, dt rows: recorded, so no reader has to assume it.
+    columns = {spec.COLUMNS: list(spec.MICROJAM_COLUMNS)} if dimension == spec.DIMENSION else {}
     metadata = spec.new_metadata(
         arch["units"],
         arch["layers"],
         arch["mixtures"],
         # What the model really computes, so a reader refuses a model its engine would mis-run.
-        dimension=model.get_layer("mdn").layer.output_dim,
+        dimension=dimension,
         lstm_activation=keras.activations.serialize(lstm.activation),
         lstm_recurrent_activation=recurrent_activation_name(lstm),
+        **columns,
         keras_version=keras.__version__,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         **(extra_metadata or {}),

@@ -40,8 +40,8 @@ SETTINGS = {
 RECURRENT_ACTIVATION = "lstm_recurrent_activation"
 RECURRENT_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
 # The input columns, in order: the one thing the arrays cannot show. MicroJam's (RoboJam's) events are x, y, dt;
-# IMPSY's and EMPI's are dt, x_1, ... A file without the key means MicroJam's order if it is 3-D (model.export writes
-# none) and records no order otherwise.
+# IMPSY's and EMPI's are dt, x_1, ... model.export records MicroJam's for the 3-D models it trains; a file without
+# the key (an earlier export) means MicroJam's order if it is 3-D and records no order otherwise.
 COLUMNS = "columns"
 MICROJAM_COLUMNS = ("x", "y", "dt")
 

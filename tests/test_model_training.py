@@ -63,6 +63,7 @@ def test_export_then_fresh_model_reproduces_outputs_on_300_steps(tmp_path, units
     metadata, arrays = read_artifact(path)
     assert (metadata["units"], metadata["layers"], metadata["mixtures"]) == (units, layers, mixtures)
     assert metadata["scale"] == 10.0 and metadata["format_version"] == 1 and metadata["val_nll"] == 1.5
+    assert metadata["columns"] == ["x", "y", "dt"]  # what the corpus pipeline feeds a 3-D model
     assert all(a.dtype == np.float32 for a in arrays.values())
     fresh = model_from_artifact(path)
     x = (np.random.default_rng(3).random((1, 300, 3)) * SCALE).astype(np.float32)
