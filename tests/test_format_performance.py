@@ -6,6 +6,8 @@ same `parse_csv` and `clean`, so these tests hold training and serving to one de
 
 from __future__ import annotations
 
+import decimal
+
 import numpy as np
 import pytest
 from support.microjam import check_reply
@@ -145,6 +147,32 @@ def number_texts(rng: np.random.Generator, n: int) -> list[str]:
     texts += [str(int(value)) for value in rng.integers(2**53, 2**63, n)]
     texts += ["".join(map(str, rng.integers(1, 10, size))) for size in rng.integers(20, 40, n)]  # past 2**64
     return [text for text in texts if text != "-0"]
+
+
+def halfway_texts() -> list[str]:
+    """Exact decimal expansions of points halfway between neighbouring doubles (subnormal, above 1, the two largest),
+    and the texts one unit in their last digit below and above, where a reader that rounds wrong shows it."""
+    with decimal.localcontext(prec=1200):
+        points = [
+            decimal.Decimal(2) ** -1075,
+            decimal.Decimal(2) ** -1074 * 3 / 2,
+            1 + decimal.Decimal(2) ** -53,
+            decimal.Decimal(2) ** 1023 * (2 - 3 * decimal.Decimal(2) ** -53),
+        ]
+        texts = []
+        for point in points:
+            exact = f"{point:f}"
+            unit = decimal.Decimal(1).scaleb(decimal.Decimal(exact).as_tuple().exponent)
+            texts += [exact, f"{decimal.Decimal(exact) - unit:f}", f"{decimal.Decimal(exact) + unit:f}"]
+    return texts
+
+
+def test_numbers_halfway_between_doubles_are_read_as_float_reads_them(monkeypatch):
+    texts = halfway_texts()
+    text = "time,x,y\n" + "".join(f"{row},{value},0\n" for row, value in enumerate(texts))
+    assert len(text) < 100_000  # plain: within the csv module's field size limit
+    no_row_reader(monkeypatch)
+    assert np.array_equal(bits(parse_csv(text)[:, 0]), bits(np.array([float(value) for value in texts])))
 
 
 @pytest.mark.parametrize("seed", range(8))
