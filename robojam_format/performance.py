@@ -123,10 +123,9 @@ def parse_csv(text: str, *, max_rows: int | None = None, name: str = "the perfor
     text = text.removeprefix("\ufeff")  # a byte-order mark, as spreadsheet exports start
     table = _plain_table(text, max_rows, name)
     if table is not None:
-        with np.errstate(over="ignore", invalid="ignore"):
-            dt = np.diff(table[:, 0], prepend=table[0, 0])
-        if np.isfinite(dt).all():
-            return np.column_stack([table[:, 1:3], dt])
+        rows = _steps(table)
+        if np.isfinite(rows[:, 2]).all():
+            return rows
     reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
     columns: dict[str, int] | None = None
     rows: list[tuple[float, float, float]] = []
@@ -152,15 +151,24 @@ def parse_csv(text: str, *, max_rows: int | None = None, name: str = "the perfor
         raise PerformanceError(f"{name} is empty; it must be a CSV with a header line and at least one touch.")
     if not rows:
         raise NoTouches(f"{name} has a header but no touch rows.")
-    table = np.asarray(rows, dtype=np.float64)
-    with np.errstate(over="ignore", invalid="ignore"):
-        dt = np.diff(table[:, 0], prepend=table[0, 0])
-    overflow = np.flatnonzero(~np.isfinite(dt))
+    steps = _steps(np.asarray(rows, dtype=np.float64))
+    overflow = np.flatnonzero(~np.isfinite(steps[:, 2]))
     if overflow.size:
         raise PerformanceError(
             f"{name}, line {lines[overflow[0]]}: the time step from the previous row is not a finite number."
         )
-    return np.column_stack([table[:, 1:3], dt])
+    return steps
+
+
+def _steps(table: np.ndarray) -> np.ndarray:
+    """`[x, y, dt]` rows of `[time, x, y]` ones (n >= 1): dt = time - the previous row's time, the first 0; dt is
+    not finite where that difference overflows."""
+    rows = np.empty_like(table)
+    rows[:, :2] = table[:, 1:]
+    rows[0, 2] = 0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        np.subtract(table[1:, 0], table[:-1, 0], out=rows[1:, 2])
+    return rows
 
 
 _CLEAN_HIGH = np.array([1.0, 1.0, MAX_DT])  # x, y, dt

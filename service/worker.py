@@ -76,7 +76,10 @@ class _DeadlineSocket:
             self._sock.settimeout(None)  # blocking again, as gthread expects
 
     def __getattr__(self, name):
-        return getattr(self._sock, name)
+        found = getattr(self._sock, name)
+        if callable(found):  # a method of the socket: kept, so the connection's next requests skip this hook
+            setattr(self, name, found)
+        return found
 
 
 def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
