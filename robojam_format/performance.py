@@ -171,9 +171,6 @@ def _steps(table: np.ndarray) -> np.ndarray:
     return rows
 
 
-_CLEAN_HIGH = np.array([1.0, 1.0, MAX_DT])  # x, y, dt
-
-
 def clean(events: np.ndarray) -> np.ndarray:
     """Usable float32 rows: non-finite rows dropped (counted in the log), x, y clipped to [0, 1], dt to [0, MAX_DT].
 
@@ -187,7 +184,10 @@ def clean(events: np.ndarray) -> np.ndarray:
     if dropped:
         log.warning("dropped %d non-finite rows", dropped)
     out = events[finite] if dropped else events
-    return np.clip(out, 0.0, _CLEAN_HIGH).astype(np.float32)
+    rows = np.empty(out.shape, np.float32)
+    rows[:, :2] = np.clip(out[:, :2], 0.0, 1.0)  # scalar bounds: a -0.0 inside them stays -0.0 (array bounds: +0.0)
+    rows[:, 2] = np.clip(out[:, 2], 0.0, MAX_DT)
+    return rows
 
 
 def format_rows(rows: Iterable[tuple[float, float, float, float, int]], *, separator: str = SEPARATOR) -> str:

@@ -35,13 +35,19 @@ def hook_headers(app: Flask, error: bool) -> list[tuple[str, str]]:
 
 
 def body_bytes(wsgi_env: dict) -> bytes:
-    """The body of a request the lane `takes`, as the Flask request reads it (werkzeug's `get_input_stream`: the
-    server's stream if it ends the body itself, `wsgi.input_terminated` as gunicorn does, else Content-Length
-    bytes and ClientDisconnected if fewer come), in one read instead of werkzeug's chunked ones; `takes` has
-    checked Content-Length against MAX_CONTENT_LENGTH."""
-    length = int(wsgi_env["CONTENT_LENGTH"])
-    data = wsgi_env["wsgi.input"].read(length)
-    if len(data) != length and "wsgi.input_terminated" not in wsgi_env:
+    """The body of a request the lane `takes`, as the Flask request reads it (werkzeug's `get_input_stream`, whose
+    LimitedStream reads until Content-Length or the stream's end and turns a read's OSError or ValueError into
+    ClientDisconnected; a short body is one too unless the server ends the stream itself, `wsgi.input_terminated`,
+    as gunicorn does at Content-Length), without werkzeug's wrapper; `takes` has checked Content-Length against
+    MAX_CONTENT_LENGTH."""
+    length, stream = int(wsgi_env["CONTENT_LENGTH"]), wsgi_env["wsgi.input"]
+    try:
+        data = stream.read(length)
+        while len(data) < length and (more := stream.read(length - len(data))):
+            data += more
+    except (OSError, ValueError):
+        raise ClientDisconnected() from None
+    if len(data) < length and "wsgi.input_terminated" not in wsgi_env:
         raise ClientDisconnected()
     return data
 

@@ -52,6 +52,15 @@ def test_parse_clips_xy_and_dt():
     )  # time going backwards gives dt 0; a 21 s pause is clipped to 5 s
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_clean_clips_each_column_and_keeps_every_value_inside_its_bounds_bit_for_bit(dtype):
+    events = np.array([[-0.0, 0.5, -0.0], [2.0, -1.0, 9.0], [0.1, 1.0, 0.3], [np.nan, 0.2, 0.1]], dtype=dtype)
+    cleaned = clean(events)
+    expected = np.array([[-0.0, 0.5, -0.0], [1.0, 0.0, MAX_DT], [0.1, 1.0, 0.3]], dtype=np.float32)  # NaN row dropped
+    assert cleaned.dtype == np.float32 and cleaned.flags.c_contiguous
+    assert np.array_equal(cleaned.view(np.uint32), expected.view(np.uint32))  # signed zeros included
+
+
 def test_columns_found_by_name_extra_ignored_crlf_and_blank_lines_accepted():
     text = " Moving , Y ,extra, X,TIME\r\n\r\n0, 0.2, a, 0.1, 1.0\r\n1, 0.4, b, 0.3, 1.5\r\n\r\n"
     events = read(text, max_rows=10)

@@ -78,22 +78,57 @@ def test_the_lane_answers_byte_for_byte_as_the_flask_app(engine, body, origins):
     assert (origins is None) == (("Access-Control-Allow-Origin", "*") in lane[1])
 
 
-@pytest.mark.parametrize(("terminated", "status"), [(False, "408 REQUEST TIMEOUT"), (True, "400 BAD REQUEST")])
-def test_a_body_that_ends_before_its_content_length_is_answered_as_the_flask_app_does(engine, terminated, status):
-    """werkzeug reads a server's stream to its end where the server ends it (gunicorn: `wsgi.input_terminated`),
-    else Content-Length bytes, a shorter body being a client gone (408)."""
-    app = warmed(create_app(engine=engine))
-    whole = json.dumps({"perf": PERF}).encode()
+class Dribble(io.RawIOBase):
+    """A server's unbuffered stream: each read returns at most 100 bytes."""
 
-    def cut_short() -> dict:
-        env = environ(whole)
-        env["wsgi.input"] = io.BytesIO(whole[: len(whole) // 2])  # the client went away mid-body
+    def __init__(self, data: bytes):
+        self.data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        chunk = self.data.read(min(len(buffer), 100))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+class Reset(io.RawIOBase):
+    """A stream whose client went away with a reset: every read fails."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+
+WHOLE = json.dumps({"perf": PERF, "seed": 2, "seconds": 1.0}).encode()
+STREAMS = {  # name: (the server's stream, whether it ends the body itself, the status both answer)
+    "cut short": (lambda: io.BytesIO(WHOLE[: len(WHOLE) // 2]), False, "408 REQUEST TIMEOUT"),
+    "cut short, server-ended": (lambda: io.BytesIO(WHOLE[: len(WHOLE) // 2]), True, "400 BAD REQUEST"),
+    "reset": (Reset, False, "408 REQUEST TIMEOUT"),
+    "reset, server-ended": (Reset, True, "408 REQUEST TIMEOUT"),
+    "100 bytes a read": (lambda: Dribble(WHOLE), False, "200 OK"),
+    "100 bytes a read, server-ended": (lambda: Dribble(WHOLE), True, "200 OK"),
+}
+
+
+@pytest.mark.parametrize(("stream", "terminated", "status"), STREAMS.values(), ids=STREAMS.keys())
+def test_the_body_is_read_as_the_flask_app_reads_it(engine, stream, terminated, status):
+    """werkzeug reads until Content-Length or the stream's end; a shorter body is a client gone (408) unless the
+    server ends the stream itself (gunicorn: `wsgi.input_terminated`), and so is a read that fails."""
+    app = warmed(create_app(engine=engine))
+
+    def request() -> dict:
+        env = environ(WHOLE)
+        env["wsgi.input"] = stream()
         if terminated:
             env["wsgi.input_terminated"] = True
         return env
 
-    assert app.wsgi_app.takes(cut_short())
-    lane, flask = answer(app.wsgi_app, cut_short()), answer(app.wsgi_app.flask_wsgi, cut_short())
+    assert app.wsgi_app.takes(request())
+    lane, flask = answer(app.wsgi_app, request()), answer(app.wsgi_app.flask_wsgi, request())
     assert lane == flask and lane[0] == status
 
 
