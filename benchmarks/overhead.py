@@ -9,9 +9,9 @@ or load hits both alike:
    body, validation, CSV parse, admission, batcher hand-off, CSV reply, metrics and the Flask/werkzeug remainder,
    with the inference replaced by a fixed reply (`overhead_stub.ReplayEngine`); the CPU of one real inference is
    reported beside them for scale;
-2. over loopback: gunicorn with the service's own config (one worker, no access log, as `make bench-load`) serving
-   that stub app, pinned to SERVER_CORE; the worker's CPU time (/proc) per request served to 1 and to 16
-   closed-loop clients (`benchmarks.load.load`, its /healthz probe every 100 ms included);
+2. over loopback: gunicorn with the service's own config (one worker, the access log written to /dev/null, as
+   `make bench-load`) serving that stub app, pinned to SERVER_CORE; the worker's CPU time (/proc) per request served
+   to 1 and to 16 closed-loop clients (`benchmarks.load.load`, its /healthz probe every 100 ms included);
 3. req/s over HTTP with the real engine (shipped weights, batching on, one worker on one core) at 16 and 64 clients,
    as `make bench-load` measures them.
 
