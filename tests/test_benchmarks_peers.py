@@ -101,7 +101,10 @@ def test_a_minimal_run_writes_the_record_the_tables_read(runtimes, tiny, tmp_pat
     for result in [*model["request_ms"].values(), *(r for step in model["step_us"].values() for r in step.values())]:
         assert 0 < result["min"] <= result["median"] <= result["max"] and result["rounds"] == 1
     assert all(r["peak_fraction"] > 0 for step in model["step_us"].values() for r in step.values())
-    assert model["floor_us_b1"]["int8"] < model["floor_us_b1"]["fp32"]
+    # The floors divide by bandwidths measured per buffer size: on a model this small (cache-resident, a few kB)
+    # their order is timing noise; the bytes they stream are not.
+    assert model["weight_bytes"]["int8"] < model["weight_bytes"]["fp32"]
+    assert all(floor > 0 for floor in model["floor_us_b1"].values())
     for method, found in model["checks"].items():
         assert found["within_tolerance"] if method.endswith("_fp32") else "within_tolerance" not in found
     assert bench.failures(record) == []
