@@ -80,10 +80,10 @@ def _plain_table(text: str, max_rows: int | None, name: str) -> np.ndarray | Non
     Plain: ASCII, LF lines with the header first (no quote, CR, NUL or underscore in it), no blank line but a last
     one, and rows of only digits, spaces, commas, '.', '-', '+', 'e' and 'E': then each row is a list of numbers
     in JSON's syntax, and orjson reads them all in one call. Every row must be as wide as the others and at least
-    as wide as the required columns, every field a finite JSON number other than the integer -0 (JSON reads it as
-    0, `float` as -0.0). orjson rounds a number exactly as `float` (so `_number`) does, checked against it in
-    tests/test_format_performance.py; anything else (every error included) is left to the row-by-row reader,
-    which says what is wrong and where.
+    as wide as the required columns, every field a JSON number other than the integer -0 (JSON reads it as 0,
+    `float` as -0.0); orjson refuses one that overflows to infinity. orjson rounds a number exactly as `float`
+    (so `_number`) does, checked against it in tests/test_format_performance.py; anything else (every error
+    included) is left to the row-by-row reader, which says what is wrong and where.
     """
     if not text.isascii() or len(text) > csv.field_size_limit():
         return None
@@ -102,8 +102,7 @@ def _plain_table(text: str, max_rows: int | None, name: str) -> np.ndarray | Non
         return None
     if table.ndim != 2 or table.shape[1] <= max(columns.values()):
         return None
-    table = table[:, [columns[column] for column in REQUIRED_COLUMNS]]
-    return table if np.isfinite(table).all() else None
+    return table[:, [columns[column] for column in REQUIRED_COLUMNS]]
 
 
 _NOT_PLAIN = ('"', "\r", "\0", "_")
@@ -118,7 +117,7 @@ def parse_csv(text: str, *, max_rows: int | None = None, name: str = "the perfor
     twice); a leading byte-order mark and blank lines are skipped; dt = diff(time), the first 0. Every value must be
     a finite number in ASCII digits. Anything else raises a
     PerformanceError naming `name` (e.g. a file name) and the line.
-    A plain CSV such as the app writes is read in a few NumPy calls (`_plain_table`); the rest row by row.
+    A plain CSV such as the app writes is read by orjson in one call (`_plain_table`); the rest row by row.
     """
     text = text.removeprefix("\ufeff")  # a byte-order mark, as spreadsheet exports start
     table = _plain_table(text, max_rows, name)

@@ -82,13 +82,12 @@ class PredictLane:
         self.runtime.readiness.start()  # as the app's before-request hook
         start = metrics.request_started()
         try:
-            status, body, extra = self._answer(wsgi_env)
+            status, data, extra = self._answer(wsgi_env)
             if start is not None:
                 metrics.record(ENDPOINT, "POST", status, start)
         finally:
             if start is not None:
                 metrics.request_finished()
-        data = body if isinstance(body, bytes) else body.encode()  # the reply is bytes, an error text
         extra = list((extra or {}).items())  # after the body's headers and before the hooks', as in the app
         start_response(
             status_line(status),
@@ -96,7 +95,7 @@ class PredictLane:
         )
         return [data]
 
-    def _answer(self, wsgi_env: dict) -> tuple[int, bytes | str, dict | None]:
+    def _answer(self, wsgi_env: dict) -> tuple[int, bytes, dict | None]:
         def fields() -> dict:
             return predict.fields_from_json(predict.read_body(lambda: body_bytes(wsgi_env)))
 
@@ -106,4 +105,4 @@ class PredictLane:
             status, message, extra = errors.client_error(exc)
         except Exception:
             status, message, extra = 500, errors.unexpected(self.app, "POST", ENDPOINT), None
-        return status, errors.error_body(message), extra
+        return status, errors.error_body(message).encode(), extra
